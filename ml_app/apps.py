@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class MlAppConfig(AppConfig):
+    """Uploads, analyses, results, API and admin; the detection core lives in ``ml_app.detection``."""
+
+    name = "ml_app"
+    verbose_name = "Deepfake detection"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,109 @@
+"""Errors the detection core raises.
+
+Every error carries a stable ``code`` (for APIs and recorded failures) and a message written for the person who
+supplied the input: what is wrong with *their* file and, where there is one, what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class DetectionError(Exception):
+    """Base class: a problem with the input or configuration, never a bug."""
+
+    code = "detection_error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+# --- video ----------------------------------------------------------------------------------------------------------
+
+
+class VideoError(DetectionError):
+    code = "video_error"
+
+
+class VideoNotFound(VideoError):
+    code = "video_not_found"
+
+
+class EmptyVideoFile(VideoError):
+    code = "empty_file"
+
+
+class NotAVideo(VideoError):
+    """The file is not a container FFmpeg can read (a text file renamed .mp4, an image, random bytes)."""
+
+    code = "not_a_video"
+
+
+class NoVideoStream(VideoError):
+    """The container is readable but holds no video stream (for example an audio-only file)."""
+
+    code = "no_video_stream"
+
+
+class UndecodableVideo(VideoError):
+    """The container opens but not a single frame decodes (truncated before the first frame, unsupported codec)."""
+
+    code = "undecodable_video"
+
+
+# --- checkpoints ----------------------------------------------------------------------------------------------------
+
+
+class CheckpointError(DetectionError):
+    code = "checkpoint_error"
+
+
+class CheckpointNotFound(CheckpointError):
+    code = "checkpoint_not_found"
+
+
+class NotACheckpoint(CheckpointError):
+    code = "not_a_checkpoint"
+
+
+class HtmlNotCheckpoint(NotACheckpoint):
+    """A web page saved under a .pt name: the usual result of a dead or password-protected download link."""
+
+    code = "html_not_checkpoint"
+
+
+class TruncatedCheckpoint(CheckpointError):
+    code = "truncated_checkpoint"
+
+
+class UnsafeCheckpoint(CheckpointError):
+    """The pickle inside refers to Python objects that plain tensors and containers do not need: it could run code."""
+
+    code = "unsafe_checkpoint"
+
+
+class LegacyStateDict(CheckpointError):
+    """A bare state dict of the original ResNeXt+LSTM app: loadable only after ``import_checkpoint``."""
+
+    code = "legacy_state_dict"
+
+
+class UnsupportedCheckpointVersion(CheckpointError):
+    code = "unsupported_checkpoint_version"
+
+
+class ArchitectureMismatch(CheckpointError):
+    code = "architecture_mismatch"
+
+
+class NoCheckpointForLength(CheckpointError):
+    code = "no_checkpoint_for_length"
+
+
+# --- configuration --------------------------------------------------------------------------------------------------
+
+
+class ConfigurationError(DetectionError):
+    code = "configuration_error"

@@ -1,0 +1,156 @@
+"""The structured result of an analysis: verdict, probabilities, evidence per window and per person, timings.
+
+``to_dict`` gives plain JSON types (the command line's ``--json``, the database, the API); the face crops themselves
+stay as arrays on the object and are written to disk by ``save_crops`` only when someone wants to look at them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+Verdict = Literal["REAL", "FAKE", "INCONCLUSIVE"]
+WindowStatus = Literal["scored", "no_face", "face_lost", "video_ended"]
+
+
+@dataclass
+class TrackScore:
+    """One face followed through one window, and the network's score for it."""
+
+    track_id: int  # within the window
+    person_id: int  # across the video
+    fake_probability: float
+    boxes: list[list[int]]  # per frame, [x0, y0, x1, y1] in displayed-frame pixels
+    filled_frames: int  # frames whose box was filled in from neighbours rather than detected
+    crops: np.ndarray | None = field(default=None, repr=False)  # (N, S, S, 3) uint8 RGB, as fed (before colour swap)
+
+    def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "track_id": self.track_id,
+            "person_id": self.person_id,
+            "fake_probability": round(self.fake_probability, 6),
+            "filled_frames": self.filled_frames,
+        }
+        if include_boxes:
+            data["boxes"] = self.boxes
+        return data
+
+
+@dataclass
+class WindowResult:
+    index: int
+    start_frame: int
+    end_frame: int  # inclusive
+    start_time: float
+    end_time: float  # time of the last frame
+    frames: int  # frames decoded
+    status: WindowStatus
+    faces_found: int  # distinct faces seen in the window, complete or not
+    tracks: list[TrackScore] = field(default_factory=list)
+    frames_without_face: list[int] = field(default_factory=list)  # video frame indices with no face at all
+
+    @property
+    def fake_probability(self) -> float | None:
+        """The most suspicious face decides the window: one swapped face makes a video fake."""
+        return max((t.fake_probability for t in self.tracks), default=None)
+
+    def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
+        probability = self.fake_probability
+        return {
+            "index": self.index,
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "start_time": round(self.start_time, 3),
+            "end_time": round(self.end_time, 3),
+            "frames": self.frames,
+            "status": self.status,
+            "faces_found": self.faces_found,
+            "fake_probability": None if probability is None else round(probability, 6),
+            "tracks": [t.to_dict(include_boxes) for t in self.tracks],
+            "frames_without_face": self.frames_without_face,
+        }
+
+
+@dataclass
+class PersonResult:
+    """One person, linked across windows by face descriptor."""
+
+    person_id: int
+    windows: list[int]
+    fake_probability: float
+    verdict: Verdict
+    thumbnail: np.ndarray | None = field(default=None, repr=False)  # RGB uint8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id,
+            "windows": self.windows,
+            "fake_probability": round(self.fake_probability, 6),
+            "verdict": self.verdict,
+        }
+
+
+@dataclass
+class AnalysisResult:
+    verdict: Verdict
+    sequence_length: int
+    video: dict[str, Any]
+    checkpoint: dict[str, Any]
+    fake_probability: float | None = None
+    confidence: float | None = None  # probability of the verdict's class
+    threshold: float = 0.5
+    reason: dict[str, str] | None = None  # for INCONCLUSIVE: {"code", "message"}
+    windows: list[WindowResult] = field(default_factory=list)
+    people: list[PersonResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    crop_files: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "fake_probability": None if self.fake_probability is None else round(self.fake_probability, 6),
+            "confidence": None if self.confidence is None else round(self.confidence, 6),
+            "threshold": self.threshold,
+            "sequence_length": self.sequence_length,
+            "windows_scored": sum(1 for w in self.windows if w.status == "scored"),
+            "windows": [w.to_dict(include_boxes) for w in self.windows],
+            "people": [p.to_dict() for p in self.people],
+            "video": self.video,
+            "checkpoint": self.checkpoint,
+            "timings": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
+            "warnings": self.warnings,
+            "crop_files": self.crop_files,
+        }
+
+    def save_crops(self, directory: str | Path) -> dict[str, Any]:
+        """Write what the network saw: a strip of crops per window and face, and a thumbnail per person.
+
+        Returns (and records in ``crop_files``) the paths, relative to ``directory``.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files: dict[str, Any] = {"windows": {}, "people": {}}
+        for window in self.windows:
+            for track in window.tracks:
+                if track.crops is None or not len(track.crops):
+                    continue
+                name = f"window{window.index:02d}_face{track.track_id}.jpg"
+                strip = np.concatenate(list(track.crops), axis=1)
+                cv2.imwrite(
+                    str(directory / name), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+                )
+                files["windows"].setdefault(str(window.index), {})[str(track.track_id)] = name
+        for person in self.people:
+            if person.thumbnail is None:
+                continue
+            name = f"person{person.person_id}.jpg"
+            cv2.imwrite(str(directory / name), cv2.cvtColor(person.thumbnail, cv2.COLOR_RGB2BGR))
+            files["people"][str(person.person_id)] = name
+        self.crop_files = files
+        return files

@@ -1,0 +1,152 @@
+"""``manage.py analyze_video PATH``: analyse one video from the command line, as the worker would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, VideoError
+from ml_app.detection.video import probe_video
+
+if TYPE_CHECKING:
+    from ml_app.detection.results import AnalysisResult
+
+EXIT_VIDEO = 3
+EXIT_CHECKPOINT = 4
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+class Command(BaseCommand):
+    help = (
+        "Analyse a video for deepfaked faces. Prints a summary, or the full result with --json. "
+        f"Exit status: 0 analysed (REAL, FAKE or INCONCLUSIVE), 1 other failure, {EXIT_VIDEO} unusable video, "
+        f"{EXIT_CHECKPOINT} checkpoint problem."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", help="video file to analyse")
+        parser.add_argument(
+            "--sequence-length",
+            type=int,
+            help=f"frames per window; picks the checkpoint (default {settings.DEFAULT_SEQUENCE_LENGTH}, "
+            "or the length of --checkpoint)",
+        )
+        parser.add_argument("--checkpoint", help="checkpoint file to use instead of the configured one")
+        parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+        parser.add_argument(
+            "--max-windows", type=int, default=settings.DETECTION_MAX_WINDOWS, help="windows spread over the video"
+        )
+        parser.add_argument("--batch-size", type=int, default=settings.DETECTION_BATCH_SIZE)
+        parser.add_argument("--device", default=settings.DETECTION_DEVICE, help="auto, cpu or cuda")
+        parser.add_argument("--save-crops", metavar="DIR", help="write the face crops the network saw to DIR")
+
+    def handle(self, *args, **options) -> None:
+        if options["max_windows"] < 1 or options["batch_size"] < 1:
+            raise CommandError("--max-windows and --batch-size must be at least 1")
+        try:  # a bad video is reported before the network is even imported
+            info = probe_video(options["path"])
+        except VideoError as exc:
+            raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
+        from ml_app.checkpoint_lookup import checkpoint_for_length
+        from ml_app.detection.prediction import analyze_video, load_detector_model
+
+        try:
+            if options["checkpoint"]:
+                checkpoint_path = Path(options["checkpoint"])
+            else:
+                checkpoint_path = checkpoint_for_length(options["sequence_length"] or settings.DEFAULT_SEQUENCE_LENGTH)
+            loaded = load_detector_model(checkpoint_path, options["device"])
+            wanted = options["sequence_length"]
+            if wanted and wanted != loaded.sequence_length:
+                raise CommandError(
+                    f"--sequence-length {wanted} does not match the checkpoint, which analyses "
+                    f"{loaded.sequence_length}-frame windows."
+                )
+            result = analyze_video(
+                options["path"],
+                loaded,
+                info=info,
+                max_windows=options["max_windows"],
+                batch_size=options["batch_size"],
+                keep_crops=bool(options["save_crops"]),
+            )
+        except VideoError as exc:
+            raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
+        except (CheckpointError, ConfigurationError) as exc:
+            raise CommandError(_one_line(exc.message), returncode=EXIT_CHECKPOINT) from exc
+        except DetectionError as exc:
+            raise CommandError(_one_line(exc.message)) from exc
+        result.timings["checkpoint_load"] = loaded.load_seconds
+        if options["save_crops"]:
+            result.save_crops(options["save_crops"])
+        if options["json"]:
+            self.stdout.write(json.dumps(result.to_dict(), indent=2))
+        else:
+            self.stdout.write(format_summary(Path(options["path"]).name, result, options["save_crops"]))
+
+
+def format_summary(name: str, result: AnalysisResult, crops_dir: str | None = None) -> str:
+    """A few readable lines: verdict first, then the evidence and where the time went."""
+    lines = []
+    if result.verdict == "INCONCLUSIVE":
+        lines.append(f"{name}: INCONCLUSIVE ({result.reason['code']}): {result.reason['message']}")
+    else:
+        lines.append(
+            f"{name}: {result.verdict} (confidence {result.confidence:.1%}; fake probability "
+            f"{result.fake_probability:.3f}, threshold {result.threshold})"
+        )
+    ck = result.checkpoint
+    accuracy = ck["metrics"].get("accuracy")
+    lines.append(
+        f"  checkpoint: {ck['name']} ({ck['architecture']['backbone']}, {ck['sequence_length']} frames, "
+        + ("untrained" if ck["untrained"] else f"reported accuracy {accuracy:.1%}" if accuracy else "no metrics")
+        + f", sha256 {ck['sha256'][:12]}…)"
+    )
+    video = result.video
+    rotation = f", rotated {video['rotation']}°" if video["rotation"] else ""
+    lines.append(
+        f"  video: {video['width']}x{video['height']}{rotation}, {video['fps']:.2f} fps, "
+        f"{video['frame_count']} frames, {video['duration']:.1f} s"
+    )
+    if result.windows:
+        lines.append(f"  windows of {result.sequence_length} frames:")
+    for window in result.windows:
+        where = f"    #{window.index:<2} {window.start_time:6.2f}-{window.end_time:6.2f} s  "
+        if window.status == "scored":
+            faces = ", ".join(f"face {t.track_id}: {t.fake_probability:.3f}" for t in window.tracks)
+            lines.append(where + f"fake probability {window.fake_probability:.3f}  ({faces})")
+        else:
+            explanation = {
+                "no_face": "no face",
+                "face_lost": f"{window.faces_found} face(s) seen, none in all frames",
+                "video_ended": f"video ended after {window.frames} frames",
+            }[window.status]
+            lines.append(where + explanation)
+    for person in result.people:
+        windows = ", ".join(str(i) for i in person.windows)
+        lines.append(
+            f"  person {person.person_id}: {person.verdict}, fake probability {person.fake_probability:.3f} "
+            f"(windows {windows})"
+        )
+    timings = result.timings
+    stages = ", ".join(
+        f"{stage} {timings[stage]:.2f} s"
+        for stage in ("probe", "decode", "detect", "crop", "network")
+        if stage in timings
+    )
+    lines.append(
+        f"  time: {stages}; total {timings['total']:.2f} s "
+        f"(+ checkpoint load {timings.get('checkpoint_load', 0):.2f} s)"
+    )
+    if crops_dir:
+        lines.append(f"  face crops written to {crops_dir}")
+    for warning in result.warnings:
+        lines.append(f"  warning: {warning}")
+    return "\n".join(lines)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ModelCreationConfig(AppConfig):
+    """Dataset preprocessing, training, evaluation and export commands."""
+
+    name = "model_creation"
+    verbose_name = "Model creation"
+    default_auto_field = "django.db.models.BigAutoField"

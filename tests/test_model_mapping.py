@@ -1,0 +1,77 @@
+"""MODEL_MAPPING and the models folder decide which checkpoint analyses which sequence length."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ml_app.detection.errors import NoCheckpointForLength
+from ml_app.detection.model_mapping import discover_checkpoints, effective_mapping, resolve_checkpoint
+from ml_app.detection.prediction import load_detector_model
+
+from .conftest import small_checkpoint
+
+
+def _edit_metrics(path, **metrics):
+    import torch
+
+    payload = torch.load(path, weights_only=True)
+    payload["metrics"] = metrics
+    payload["training"] = {"epochs": 1}
+    torch.save(payload, path)
+
+
+def test_explicit_mapping_wins(tmp_path, tiny_checkpoint):
+    found = resolve_checkpoint(8, {"8": str(tiny_checkpoint)}, tmp_path, tmp_path)
+    assert found == tiny_checkpoint
+
+
+def test_relative_mapping_paths_are_relative_to_the_project(tmp_path):
+    small_checkpoint(tmp_path / "models" / "a.pt", sequence_length=10)
+    assert resolve_checkpoint(10, {10: "models/a.pt"}, tmp_path / "elsewhere", tmp_path) == tmp_path / "models" / "a.pt"
+
+
+def test_mapping_to_a_missing_file_says_so(tmp_path):
+    with pytest.raises(NoCheckpointForLength, match="does not exist") as caught:
+        resolve_checkpoint(20, {20: "models/gone.pt"}, tmp_path, tmp_path)
+    assert "create_checkpoint --sequence-length 20" in caught.value.message
+
+
+def test_lengths_are_found_in_the_models_folder(tmp_path):
+    small_checkpoint(tmp_path / "ten.pt", sequence_length=10)
+    small_checkpoint(tmp_path / "twenty.pt", sequence_length=20)
+    (tmp_path / "broken.pt").write_text("<html>not found</html>")
+    mapping = effective_mapping({}, tmp_path, tmp_path)
+    assert mapping == {10: tmp_path / "ten.pt", 20: tmp_path / "twenty.pt"}
+    usable, skipped = discover_checkpoints(tmp_path)
+    assert len(usable) == 2
+    assert "HTML page" in skipped[tmp_path / "broken.pt"]
+
+
+def test_trained_and_more_accurate_checkpoints_are_preferred(tmp_path):
+    untrained = small_checkpoint(tmp_path / "a_untrained.pt", sequence_length=10)
+    good = small_checkpoint(tmp_path / "b_good.pt", sequence_length=10)
+    better = small_checkpoint(tmp_path / "c_better.pt", sequence_length=10)
+    _edit_metrics(good, accuracy=0.8)
+    _edit_metrics(better, accuracy=0.9)
+    os.utime(untrained, (time.time() + 100, time.time() + 100))  # newest, but untrained
+    assert resolve_checkpoint(10, {}, tmp_path, tmp_path) == better
+
+
+def test_unknown_length_lists_what_exists(tmp_path):
+    small_checkpoint(tmp_path / "ten.pt", sequence_length=10)
+    with pytest.raises(NoCheckpointForLength, match=r"available: 10\)"):
+        resolve_checkpoint(60, {}, tmp_path, tmp_path)
+
+
+def test_loaded_models_are_cached_per_process(tmp_path):
+    path = small_checkpoint(tmp_path / "cached.pt")
+    first = load_detector_model(path, "cpu")
+    assert load_detector_model(path, "cpu") is first
+    small_checkpoint(path)  # rewritten: a new file is loaded again
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    second = load_detector_model(path, "cpu")
+    assert second is not first
+    assert second.checkpoint.sha256 != first.checkpoint.sha256

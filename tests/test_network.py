@@ -1,0 +1,124 @@
+"""The classifier's shape conventions: windows in a batch never mix, heads, backbones and ImageNet initialisation."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+import torch
+import torchvision
+
+from ml_app.detection.errors import ConfigurationError
+from ml_app.detection.network import DeepfakeDetector, ModelConfig
+
+from .conftest import shared_path
+
+
+@pytest.fixture(scope="module")
+def resnext_model():
+    torch.manual_seed(0)
+    return DeepfakeDetector(ModelConfig(hidden_size=64), pretrained="random").eval()
+
+
+def test_batch_of_two_windows_gives_each_the_same_output_as_alone(resnext_model):
+    """The original app's LSTM read the batch axis as time: windows in one batch changed each other's scores."""
+    torch.manual_seed(1)
+    first, second = torch.randn(1, 6, 3, 64, 64), torch.randn(1, 6, 3, 64, 64)
+    with torch.inference_mode():
+        together = resnext_model(torch.cat([first, second]))
+        alone = torch.cat([resnext_model(first), resnext_model(second)])
+    assert together.shape == (2, 2)
+    assert torch.allclose(together, alone, atol=1e-4)
+    assert not torch.allclose(together[0], together[1], atol=1e-3), "different windows, different scores"
+
+
+def test_lstm_reads_time_in_order(resnext_model):
+    torch.manual_seed(2)
+    clip = torch.randn(1, 6, 3, 64, 64)
+    with torch.inference_mode():
+        forwards = resnext_model(clip)
+        backwards = resnext_model(clip.flip(1))
+    assert resnext_model.lstm.batch_first
+    assert not torch.allclose(forwards, backwards, atol=1e-5), "frame order matters to an LSTM"
+
+
+def test_legacy_head_scores_the_last_frame_alone():
+    torch.manual_seed(3)
+    model = DeepfakeDetector(ModelConfig(hidden_size=32, lstm_bias=False, head="legacy_last_frame"), "random").eval()
+    clip = torch.randn(2, 5, 3, 64, 64)
+    changed = clip.clone()
+    changed[:, :-1] = torch.randn(2, 4, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(model(clip), model(changed), atol=1e-6)
+        assert torch.allclose(model(clip), model(clip[:, -1:]), atol=1e-6)
+
+
+def test_mobilenet_backbone_and_configuration():
+    config = ModelConfig(backbone="mobilenet_v2", hidden_size=24, num_layers=2, bidirectional=True, dropout=0.2)
+    model = DeepfakeDetector(config, "random").eval()
+    assert model.lstm.num_layers == 2 and model.lstm.bidirectional and model.lstm.hidden_size == 24
+    assert model.classifier.in_features == 48
+    with torch.inference_mode():
+        assert model(torch.randn(3, 4, 3, 64, 64)).shape == (3, 2)
+
+
+def test_channels_last_gives_the_same_numbers(resnext_model):
+    import copy
+
+    fast = copy.deepcopy(resnext_model).use_channels_last()
+    clip = torch.randn(2, 3, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(fast(clip), resnext_model(clip), atol=1e-4)
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        ModelConfig(backbone="vgg16")
+    with pytest.raises(ConfigurationError, match="Unknown architecture setting"):
+        ModelConfig.from_dict({"backbone": "mobilenet_v2", "colour": "red"})
+    with pytest.raises(ValueError, match=r"\(batch, time"):
+        DeepfakeDetector(ModelConfig(backbone="mobilenet_v2", hidden_size=8), "random")(torch.zeros(2, 3, 64, 64))
+
+
+def test_random_initialisation_says_so_when_no_imagenet_weights_are_cached(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        model = DeepfakeDetector(ModelConfig(backbone="mobilenet_v2", hidden_size=8), pretrained="imagenet")
+    assert model.pretrained_from == "random"
+    assert "no ImageNet weights in torchvision's cache" in caplog.text
+
+
+def test_imagenet_weights_come_from_torchvisions_cache(tmp_path, monkeypatch):
+    reference = torchvision.models.mobilenet_v2(weights=None)
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
+    torch.save(reference.state_dict(), cache / os.path.basename(weights.url))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    model = DeepfakeDetector(ModelConfig(backbone="mobilenet_v2", hidden_size=8), pretrained="imagenet")
+    assert model.pretrained_from.endswith(os.path.basename(weights.url))
+    assert torch.equal(model.backbone[0][0].weight, reference.features[0][0].weight)
+
+
+def test_resnext_weights_from_a_given_file(tmp_path):
+    reference = torchvision.models.resnext50_32x4d(weights=None)
+    path = tmp_path / "resnext.pth"
+    torch.save(reference.state_dict(), path)
+    model = DeepfakeDetector(ModelConfig(hidden_size=8), pretrained=path)
+    assert torch.equal(model.backbone[0].weight, reference.conv1.weight)
+    assert torch.equal(model.backbone[7][2].conv3.weight, reference.layer4[2].conv3.weight)
+
+
+def test_a_weights_file_for_another_network_is_refused(tmp_path):
+    path = tmp_path / "wrong.pth"
+    torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), path)
+    with pytest.raises(ConfigurationError, match="does not hold resnext50_32x4d weights"):
+        DeepfakeDetector(ModelConfig(hidden_size=8), pretrained=path)
+
+
+def test_shipped_imagenet_mobilenet_weights_load():
+    path = shared_path("weights", "mobilenet_v2-b0353104.pth")
+    model = DeepfakeDetector(ModelConfig(backbone="mobilenet_v2", hidden_size=8), pretrained=path)
+    assert model.pretrained_from == str(path)
+    assert model.backbone[0][0].weight.abs().sum() > 0

@@ -1,0 +1,87 @@
+"""Project-level promises: settings from the environment, a Django-free detection core, a clean lint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+
+def settings_in_fresh_process(env: dict[str, str]) -> dict:
+    code = (
+        "import json, django; from django.conf import settings; django.setup();"
+        "db = settings.DATABASES['default'];"
+        "print(json.dumps({'debug': settings.DEBUG, 'engine': db['ENGINE'], 'name': str(db['NAME']),"
+        "'hosts': settings.ALLOWED_HOSTS, 'media': str(settings.MEDIA_ROOT), 'mapping': settings.MODEL_MAPPING,"
+        "'key': settings.SECRET_KEY}))"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "MEDIA_", "MODEL_"))}
+    clean.update(DJANGO_SETTINGS_MODULE="project_settings.settings", **env)
+    output = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=clean, capture_output=True, text=True, check=True
+    )
+    return json.loads(output.stdout)
+
+
+def test_defaults_need_no_server_and_keep_debug_off(tmp_path):
+    values = settings_in_fresh_process({"STATE_DIR": str(tmp_path)})
+    assert values["debug"] is False
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["name"] == str(tmp_path / "db.sqlite3")
+    assert values["media"] == str(tmp_path / "media")
+    assert "localhost" in values["hosts"]
+    assert len(values["key"]) > 40
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0, "the generated key is private to its owner"
+    again = settings_in_fresh_process({"STATE_DIR": str(tmp_path)})
+    assert again["key"] == values["key"], "the generated key survives restarts"
+
+
+def test_environment_overrides(tmp_path):
+    values = settings_in_fresh_process(
+        {
+            "STATE_DIR": str(tmp_path),
+            "DJANGO_DEBUG": "true",
+            "DJANGO_SECRET_KEY": "k" * 50,
+            "DJANGO_ALLOWED_HOSTS": "detector.example.org, localhost",
+            "DATABASE_URL": "postgres://user@db.example.org:5432/detector",
+            "MEDIA_ROOT": str(tmp_path / "uploads"),
+            "MODEL_MAPPING": '{"20": "models/x.pt"}',
+        }
+    )
+    assert values["debug"] is True and values["key"] == "k" * 50
+    assert values["hosts"] == ["detector.example.org", "localhost"]
+    assert values["engine"] == "django.db.backends.postgresql" and values["name"] == "detector"
+    assert values["media"] == str(tmp_path / "uploads")
+    assert values["mapping"] == {"20": "models/x.pt"}
+
+
+def test_bad_setting_is_a_clear_error(tmp_path):
+    with pytest.raises(subprocess.CalledProcessError) as caught:
+        settings_in_fresh_process({"STATE_DIR": str(tmp_path), "DJANGO_DEBUG": "maybe"})
+    assert "DJANGO_DEBUG must be true or false" in caught.value.stderr
+
+
+def test_detection_core_imports_no_django():
+    code = (
+        "import sys, importlib, pkgutil, ml_app.detection as core\n"
+        "for module in pkgutil.iter_modules(core.__path__):\n"
+        "    importlib.import_module(f'ml_app.detection.{module.name}')\n"
+        "leaked = sorted(name for name in sys.modules if name == 'django' or name.startswith('django.'))\n"
+        "print(','.join(leaked))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == ""
+
+
+def test_ruff_is_clean():
+    ruff = shutil.which("ruff", path=os.path.dirname(sys.executable)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.fail("ruff is not installed: it is part of requirements-dev.txt")
+    result = subprocess.run([ruff, "check", "."], check=False, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
