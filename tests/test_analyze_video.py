@@ -191,3 +191,20 @@ def test_cli_broken_checkpoint_exits_4(one_face_video, tmp_path):
 def test_cli_missing_video(tiny_checkpoint):
     process = manage("analyze_video", Path("no/such/video.mp4"), "--checkpoint", tiny_checkpoint)
     assert process.returncode == 3 and "does not exist" in process.stderr
+
+
+def test_a_batch_of_two_videos_gives_each_the_same_output_as_alone(one_face_video, two_face_video, tiny_checkpoint):
+    """Face sequences from two different videos scored in one batch score as they do alone."""
+    import numpy as np
+    import torch
+
+    from ml_app.detection.preprocessing import crops_to_tensor
+
+    loaded = load_detector_model(tiny_checkpoint, "cpu")
+    first = analyze_video(one_face_video, loaded, max_windows=1).windows[0].tracks[0]
+    second = analyze_video(two_face_video, loaded, max_windows=1).windows[0].tracks[0]
+    prep = loaded.checkpoint.preprocessing
+    clips = crops_to_tensor(np.stack([first.crops, second.crops]), prep)
+    with torch.inference_mode():
+        together = torch.softmax(loaded.model(clips), dim=1)[:, prep.fake_index]
+    assert together.tolist() == pytest.approx([first.fake_probability, second.fake_probability], abs=1e-5)

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from .video import VideoInfo, VideoReader, WindowPlan, plan_windows, probe_video
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WINDOWS = 8
-DEFAULT_BATCH_SIZE = 4
+DEFAULT_BATCH_SIZE = 2
 SAME_PERSON_DISTANCE = 0.6  # face_recognition's own tolerance for "same person"
 
 Progress = Callable[[str, float], None]
@@ -142,13 +143,19 @@ class StageTimer:
 
 
 class BatchScorer:
-    """Collects face sequences and runs the network on ``batch_size`` of them at a time."""
+    """Collects face sequences and runs the network on ``batch_size`` of them at a time.
 
-    def __init__(self, loaded: LoadedModel, batch_size: int, timer: StageTimer):
+    With ``background`` the network runs in a second thread while the caller decodes and detects the next windows:
+    PyTorch releases the GIL during its kernels, and face detection runs on one core, so the two overlap.
+    """
+
+    def __init__(self, loaded: LoadedModel, batch_size: int, timer: StageTimer, background: bool = False):
         self.loaded = loaded
         self.batch_size = max(1, batch_size)
         self.timer = timer
         self._pending: list[tuple[TrackScore, np.ndarray]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer") if background else None
+        self._running: list[Future] = []
 
     def add(self, track: TrackScore, crops: np.ndarray) -> None:
         self._pending.append((track, crops))
@@ -156,16 +163,36 @@ class BatchScorer:
             self.flush()
 
     def flush(self) -> None:
+        """Score what is pending (in the background thread, if there is one)."""
         if not self._pending:
             return
+        batch, self._pending = self._pending, []
+        if self._pool is None:
+            self.timer.add("network", self._score(batch))
+        else:
+            self._running.append(self._pool.submit(self._score, batch))
+
+    def finish(self) -> None:
+        """Score everything still pending and wait until every score is in."""
+        self.flush()
+        try:
+            for future in self._running:
+                self.timer.add("network", future.result())
+        finally:
+            self._running.clear()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def _score(self, batch: list[tuple[TrackScore, np.ndarray]]) -> float:
+        started = time.perf_counter()
         prep = self.loaded.checkpoint.preprocessing
-        with self.timer.stage("network"), torch.inference_mode():
-            batch = crops_to_tensor(np.stack([crops for _, crops in self._pending]), prep).to(self.loaded.device)
-            logits = self.loaded.model(batch)
+        with torch.inference_mode():
+            clips = crops_to_tensor(np.stack([crops for _, crops in batch]), prep).to(self.loaded.device)
+            logits = self.loaded.model(clips)
             probabilities = torch.softmax(logits.float(), dim=1)[:, prep.fake_index].cpu().tolist()
-        for (track, _), probability in zip(self._pending, probabilities, strict=True):
+        for (track, _), probability in zip(batch, probabilities, strict=True):
             track.fake_probability = float(probability)
-        self._pending.clear()
+        return time.perf_counter() - started
 
 
 # --- one window -----------------------------------------------------------------------------------------------------
@@ -300,10 +327,13 @@ def analyze_video(
     keep_crops: bool = True,
     progress: Progress | None = None,
     info: VideoInfo | None = None,
+    overlap_network: bool = True,
 ) -> AnalysisResult:
     """Analyse one video with a loaded checkpoint. Raises a VideoError for files that are not usable video.
 
     ``info`` is the video's probe when the caller already has it (validation usually probes first).
+    With ``overlap_network`` the network scores finished windows while later ones are decoded and searched for faces;
+    the stage timings then add up to more than the total.
     """
     started = time.perf_counter()
     timer = StageTimer()
@@ -336,7 +366,7 @@ def analyze_video(
         result.timings = {**timer.seconds, "total": time.perf_counter() - started}
         return result
 
-    scorer = BatchScorer(loaded, batch_size, timer)
+    scorer = BatchScorer(loaded, batch_size, timer, background=overlap_network)
     collected: list[tuple[WindowResult, _WindowFaces]] = []
     with VideoReader(info) as reader:
         for number, plan in enumerate(plans):
@@ -379,7 +409,7 @@ def analyze_video(
                 "it is probably truncated. Only the part that decodes was analysed."
             )
     report("network", 0.95)
-    scorer.flush()
+    scorer.finish()
 
     with timer.stage("detect"):
         descriptors = []

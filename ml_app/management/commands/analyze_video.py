@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,9 @@ class Command(BaseCommand):
         if options["max_windows"] < 1 or options["batch_size"] < 1:
             raise CommandError("--max-windows and --batch-size must be at least 1")
         try:  # a bad video is reported before the network is even imported
+            started = time.perf_counter()
             info = probe_video(options["path"])
+            probe_seconds = time.perf_counter() - started
         except VideoError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
         from ml_app.checkpoint_lookup import checkpoint_for_length
@@ -83,6 +86,8 @@ class Command(BaseCommand):
             raise CommandError(_one_line(exc.message), returncode=EXIT_CHECKPOINT) from exc
         except DetectionError as exc:
             raise CommandError(_one_line(exc.message)) from exc
+        result.timings["probe"] = probe_seconds
+        result.timings["total"] += probe_seconds
         result.timings["checkpoint_load"] = loaded.load_seconds
         if options["save_crops"]:
             result.save_crops(options["save_crops"])

@@ -1,0 +1,191 @@
+"""Benchmark: per-stage seconds, end-to-end seconds and peak memory per video and sequence length.
+
+    .venv/bin/python bench/bench_pipeline.py                    # all sample clips, N = 10, 20, 100
+    .venv/bin/python bench/bench_pipeline.py --baseline         # also the original app's pipeline, for ratios
+
+Each measurement runs in a fresh process (so peak memory is that video's): it loads a random-initialised ResNeXt50 +
+LSTM checkpoint, analyses the video once ("first": oneDNN still compiling kernels) and again ("warm": what a worker
+that has served one request does). "one window" analyses a single window; "whole video" the default analysis
+(up to 8 windows spread over the video). With --baseline, the original app's prediction path (bench/original_app.py)
+runs on the same machine in the same invocation, and the table gives the ratio original / ours.
+Writes bench/out/results.json and prints Markdown tables. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO))
+DEFAULT_SAMPLES = REPO.parent / "shared" / "data" / "samples" / "videos"
+STAGES = ("probe", "decode", "detect", "crop", "network")
+
+
+def measure(video: str, checkpoint: str, max_windows: int) -> dict:
+    """Runs inside a fresh process: load, analyse twice, report."""
+    import torch
+
+    from ml_app.detection.prediction import analyze_video, load_detector_model
+
+    started = time.perf_counter()
+    loaded = load_detector_model(checkpoint, "cpu")
+    load_seconds = time.perf_counter() - started
+    first = analyze_video(video, loaded, max_windows=max_windows, keep_crops=False)
+    warm = analyze_video(video, loaded, max_windows=max_windows, keep_crops=False)
+    return {
+        "checkpoint_load": load_seconds,
+        "first": first.timings,
+        "warm": warm.timings,
+        "verdict": warm.verdict,
+        "windows": len(warm.windows),
+        "windows_scored": sum(1 for w in warm.windows if w.status == "scored"),
+        "frames_analysed": sum(w.frames for w in warm.windows),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_child(args: list[str]) -> tuple[dict, float]:
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    output = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, check=True, env=env, cwd=REPO
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1]), time.perf_counter() - started
+
+
+def make_checkpoints(lengths: list[int], folder: Path) -> dict[int, Path]:
+    from ml_app.detection.checkpoints import new_checkpoint, save_checkpoint
+    from ml_app.detection.network import ModelConfig
+    from ml_app.detection.preprocessing import Preprocessing
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for length in lengths:
+        path = folder / f"random_resnext50_{length}_frames.pt"
+        if not path.exists():
+            save_checkpoint(new_checkpoint(ModelConfig(), Preprocessing(), length, pretrained="random"), path)
+        paths[length] = path
+    return paths
+
+
+def legacy_state_dict(folder: Path) -> Path:
+    """Random weights in the original app's layout, for the baseline to load on every request."""
+    sys.path.insert(0, str(BENCH))
+    import torch
+    from original_app import Model
+
+    path = folder / "original_random_state_dict.pt"
+    if not path.exists():
+        torch.save(Model(2).state_dict(), path)
+    return path
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES, help="folder of clips (searched recursively)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 100])
+    parser.add_argument("--baseline", action="store_true", help="also time the original app's pipeline")
+    parser.add_argument("--out", type=Path, default=BENCH / "out")
+    parser.add_argument("--measure", nargs=3, metavar=("VIDEO", "CHECKPOINT", "MAX_WINDOWS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.measure:
+        video, checkpoint, windows = args.measure
+        print(json.dumps(measure(video, checkpoint, int(windows))))
+        return
+
+    clips = sorted(args.samples.rglob("*.mp4"))
+    if not clips:
+        sys.exit(f"no clips under {args.samples}")
+    checkpoints = make_checkpoints(args.lengths, args.out / "checkpoints")
+    rows = []
+    for clip in clips:
+        for length in args.lengths:
+            for mode, windows in (("one window", 1), ("whole video", 8)):
+                result, wall = run_child([__file__, "--measure", str(clip), str(checkpoints[length]), str(windows)])
+                result.update(clip=str(clip.relative_to(args.samples)), length=length, mode=mode, process_wall=wall)
+                rows.append(result)
+                print(f"{clip.name} N={length} {mode}: warm {result['warm']['total']:.2f} s", file=sys.stderr)
+
+    baselines = []
+    if args.baseline:
+        state = legacy_state_dict(args.out / "checkpoints")
+        targets = [(c, 20) for c in clips if "dfdc_abqwwspghj" in c.name] + [
+            (c, 100) for c in clips if "720p" in c.name
+        ]
+        for clip, length in targets:
+            original, wall = run_child([str(BENCH / "original_app.py"), str(clip), str(length), str(state)])
+            original.update(clip=str(clip.relative_to(args.samples)), length=length, process_wall=wall)
+            baselines.append(original)
+            print(f"original {clip.name} N={length}: {original['timings']['total']:.1f} s", file=sys.stderr)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    threads = rows[0]["torch_threads"]
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {threads}"
+    (args.out / "results.json").write_text(
+        json.dumps({"machine": machine, "rows": rows, "baselines": baselines}, indent=2)
+    )
+    print(render(rows, baselines, machine))
+
+
+def render(rows: list[dict], baselines: list[dict], machine: str) -> str:
+    lines = [f"Machine: {machine}. Seconds; peak memory of the whole process.", ""]
+    lines.append(
+        "| clip | N | mode | windows (scored) | frames | "
+        + " | ".join(STAGES)
+        + " | end to end, warm | first analysis "
+        "| + checkpoint load | process wall | peak RSS MB |"
+    )
+    lines.append("|" + "---|" * (11 + len(STAGES) - 1))
+    for row in rows:
+        warm = row["warm"]
+        lines.append(
+            f"| {row['clip']} | {row['length']} | {row['mode']} | {row['windows']} ({row['windows_scored']}) | "
+            f"{row['frames_analysed']} | "
+            + " | ".join(fmt(warm.get(stage, 0.0)) for stage in STAGES)
+            + f" | **{fmt(warm['total'])}** | {fmt(row['first']['total'])} | {fmt(row['checkpoint_load'])} | "
+            f"{fmt(row['process_wall'])} | {row['peak_rss_mb']:.0f} |"
+        )
+    if baselines:
+        lines += [
+            "",
+            "Original app's pipeline on the same machine, same run (first N frames, model loaded per request):",
+            "",
+        ]
+        lines.append(
+            "| clip | N | original end to end | its decode / detect / model load / network | original peak RSS MB "
+            "| ours, one window (warm / first + load) | ratio | ours, whole video (warm) | ratio |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for base in baselines:
+            ours = {r["mode"]: r for r in rows if r["clip"] == base["clip"] and r["length"] == base["length"]}
+            one, whole = ours["one window"], ours["whole video"]
+            first_plus_load = one["first"]["total"] + one["checkpoint_load"]
+            t = base["timings"]
+            lines.append(
+                f"| {base['clip']} | {base['length']} | **{fmt(t['total'])}** | "
+                f"{fmt(t['decode'])} / {fmt(t['detect'])} / {fmt(t['model_load'])} / {fmt(t['network'])} | "
+                f"{base['peak_rss_mb']:.0f} | "
+                f"{fmt(one['warm']['total'])} / {fmt(first_plus_load)} | "
+                f"{t['total'] / one['warm']['total']:.1f}x / {t['total'] / first_plus_load:.1f}x | "
+                f"{fmt(whole['warm']['total'])} | {t['total'] / whole['warm']['total']:.1f}x |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
