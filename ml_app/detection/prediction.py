@@ -74,15 +74,25 @@ _cache: dict[tuple, LoadedModel] = {}
 _cache_lock = threading.Lock()
 
 
+def _cache_key(path: Path, device: torch.device) -> tuple:
+    try:
+        stat = path.stat()
+        return (str(path), stat.st_mtime_ns, stat.st_size, str(device))
+    except FileNotFoundError:
+        return (str(path), None, None, str(device))
+
+
+def is_model_cached(path: str | os.PathLike, device: str | torch.device | None = "auto") -> bool:
+    """Whether ``load_detector_model`` would reuse a model already in this process."""
+    with _cache_lock:
+        return _cache_key(Path(path).resolve(), resolve_device(device)) in _cache
+
+
 def load_detector_model(path: str | os.PathLike, device: str | torch.device | None = "auto") -> LoadedModel:
     """Load a checkpoint once per process and reuse it; a changed file (size or mtime) is loaded again."""
     path = Path(path).resolve()
     device = resolve_device(device)
-    try:
-        stat = path.stat()
-        key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
-    except FileNotFoundError:
-        key = (str(path), None, None, str(device))
+    key = _cache_key(path, device)
     with _cache_lock:
         if key in _cache:
             return _cache[key]

@@ -129,23 +129,28 @@ class AnalysisResult:
         }
 
     def save_crops(self, directory: str | Path) -> dict[str, Any]:
-        """Write what the network saw: a strip of crops per window and face, and a thumbnail per person.
+        """Write what the network saw: per window and face a strip of all its crops and the middle one as a
+        thumbnail, and a thumbnail per person.
 
         Returns (and records in ``crop_files``) the paths, relative to ``directory``.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         files: dict[str, Any] = {"windows": {}, "people": {}}
+        quality = [cv2.IMWRITE_JPEG_QUALITY, 90]
         for window in self.windows:
             for track in window.tracks:
                 if track.crops is None or not len(track.crops):
                     continue
-                name = f"window{window.index:02d}_face{track.track_id}.jpg"
+                stem = f"window{window.index:02d}_face{track.track_id}"
                 strip = np.concatenate(list(track.crops), axis=1)
-                cv2.imwrite(
-                    str(directory / name), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
-                )
-                files["windows"].setdefault(str(window.index), {})[str(track.track_id)] = name
+                middle = track.crops[len(track.crops) // 2]
+                cv2.imwrite(str(directory / f"{stem}.jpg"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), quality)
+                cv2.imwrite(str(directory / f"{stem}_thumb.jpg"), cv2.cvtColor(middle, cv2.COLOR_RGB2BGR), quality)
+                files["windows"].setdefault(str(window.index), {})[str(track.track_id)] = {
+                    "strip": f"{stem}.jpg",
+                    "thumb": f"{stem}_thumb.jpg",
+                }
         for person in self.people:
             if person.thumbnail is None:
                 continue

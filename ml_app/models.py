@@ -1,0 +1,148 @@
+"""The checkpoint registry, the analyses, and rejected uploads."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+from django.utils import timezone
+
+
+class Checkpoint(models.Model):
+    """A checkpoint file the site may analyse with. One active checkpoint per sequence length.
+
+    Fields other than ``path``, ``is_active`` and ``notes`` are read from the file when it is registered.
+    """
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "uploaded in the admin"
+        MODELS_DIR = "models_dir", "found in the models folder"
+        MAPPING = "mapping", "named in MODEL_MAPPING"
+        TRAINING = "training", "registered by train_model"
+
+    name = models.CharField(max_length=200)
+    path = models.CharField(max_length=1000, help_text="absolute, or relative to the project folder")
+    sha256 = models.CharField(max_length=64, unique=True)
+    sequence_length = models.PositiveIntegerField(db_index=True)
+    backbone = models.CharField(max_length=50)
+    image_size = models.PositiveIntegerField()
+    architecture = models.JSONField(default=dict)
+    preprocessing = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict, blank=True)
+    accuracy = models.FloatField(null=True, blank=True, help_text="reported accuracy, 0-1")
+    untrained = models.BooleanField(default=False)
+    size_bytes = models.BigIntegerField(default=0)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.UPLOAD)
+    is_active = models.BooleanField(default=False, db_index=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["sequence_length", "-is_active", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sequence_length"], condition=Q(is_active=True), name="one_active_checkpoint_per_length"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sequence_length} frames)"
+
+    @property
+    def file_path(self) -> Path:
+        path = Path(self.path)
+        return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+    @property
+    def accuracy_label(self) -> str:
+        if self.untrained:
+            return "untrained"
+        return f"{self.accuracy:.1%} reported accuracy" if self.accuracy is not None else "accuracy not reported"
+
+
+class Analysis(models.Model):
+    """One uploaded video and its analysis. The UUID is the only way to reach it: there is no public list."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    original_name = models.CharField(max_length=255, help_text="the uploader's file name, sanitised")
+    video = models.CharField(max_length=500, help_text="path of the stored video, relative to MEDIA_ROOT")
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    sequence_length = models.PositiveIntegerField()
+    checkpoint = models.ForeignKey(Checkpoint, null=True, on_delete=models.SET_NULL, related_name="analyses")
+    checkpoint_sha256 = models.CharField(max_length=64, blank=True, help_text="kept if the checkpoint is deleted")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.CharField(max_length=40, default="queued")
+    progress = models.FloatField(default=0.0, help_text="percent")
+    verdict = models.CharField(max_length=12, blank=True, db_index=True)
+    fake_probability = models.FloatField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    reused_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "analyses"
+        indexes = [models.Index(fields=["sha256", "checkpoint_sha256", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.status})"
+
+    @property
+    def media_dir(self) -> Path:
+        """Everything stored for this analysis: the video and the face crops."""
+        return Path(settings.MEDIA_ROOT) / "analyses" / str(self.id)
+
+    @property
+    def video_path(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.video
+
+    @property
+    def crops_dir(self) -> Path:
+        return self.media_dir / "crops"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+@receiver(post_delete, sender=Analysis)
+def _remove_media(sender, instance: Analysis, **kwargs) -> None:
+    """The video and crops go with the record, whether deleted one by one or in bulk (admin)."""
+    shutil.rmtree(instance.media_dir, ignore_errors=True)
+
+
+class RejectedUpload(models.Model):
+    """An upload refused by validation, kept so that refusals are on record (admin only)."""
+
+    original_name = models.CharField(max_length=255, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    code = models.CharField(max_length=50)
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name or 'upload'}: {self.code}"

@@ -1,0 +1,150 @@
+"""The Celery task that analyses one uploaded video, and the worker's watchdog.
+
+Heavy imports (torch, the detection core) happen inside the task, in the worker's child process, so the worker's
+parent process never initialises PyTorch before forking.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import close_old_connections
+
+from . import jobs
+from .models import Analysis
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="ml_app.analyze_video", acks_late=True, reject_on_worker_lost=True)
+def analyze_video_task(analysis_id: str, attempt: int) -> None:
+    """Analyse one video for one attempt; a delivery for an attempt already taken does nothing.
+
+    (Celery's Django fixup closes stale database connections around each task.)
+    """
+    if not jobs.claim(analysis_id, attempt):
+        log.info("Analysis %s attempt %s is not waiting for a worker; skipping this delivery.", analysis_id, attempt)
+        return
+    with jobs.Heartbeat(analysis_id, attempt):
+        _run(analysis_id, attempt)
+
+
+def _run(analysis_id: str, attempt: int) -> None:
+    import torch
+
+    from .detection.errors import DetectionError
+    from .detection.prediction import analyze_video, is_model_cached, load_detector_model
+
+    analysis = Analysis.objects.select_related("checkpoint").get(pk=analysis_id)
+    checkpoint = analysis.checkpoint
+    if checkpoint is None or not checkpoint.file_path.is_file():
+        jobs.fail(
+            analysis_id,
+            attempt,
+            "checkpoint_unavailable",
+            "The checkpoint chosen for this analysis has been removed from the registry or its file is missing. "
+            "Upload the video again to use the current checkpoint.",
+        )
+        return
+    report = jobs.ProgressReporter(analysis_id, attempt)
+    try:
+        report("probe", 0.0, force=True)
+        freshly_loaded = not is_model_cached(checkpoint.file_path, settings.DETECTION_DEVICE)
+        loaded = load_detector_model(checkpoint.file_path, settings.DETECTION_DEVICE)
+        if loaded.checkpoint.sha256 != analysis.checkpoint_sha256:
+            jobs.fail(
+                analysis_id,
+                attempt,
+                "checkpoint_changed",
+                f"The file of checkpoint '{checkpoint.name}' changed after this video was uploaded (its sha256 no "
+                "longer matches). An administrator should register the new file; then upload again.",
+            )
+            return
+        result = analyze_video(
+            analysis.video_path,
+            loaded,
+            max_windows=settings.DETECTION_MAX_WINDOWS,
+            batch_size=settings.DETECTION_BATCH_SIZE,
+            progress=report,
+        )
+        report("done", 1.0, force=True)
+        result.save_crops(analysis.crops_dir)
+        timings = {
+            **result.timings,
+            "checkpoint_load": loaded.load_seconds if freshly_loaded else 0.0,
+            "checkpoint_cached": not freshly_loaded,
+        }
+        jobs.finish(analysis_id, attempt, result.to_dict(), timings)
+    except DetectionError as exc:
+        jobs.fail(analysis_id, attempt, exc.code, exc.message)
+    except SoftTimeLimitExceeded:
+        jobs.fail(
+            analysis_id,
+            attempt,
+            "time_limit",
+            f"The analysis took longer than the {settings.CELERY_TASK_SOFT_TIME_LIMIT} s limit. Try a shorter video "
+            "or sequence length.",
+        )
+    except torch.cuda.OutOfMemoryError:
+        jobs.fail(
+            analysis_id,
+            attempt,
+            "gpu_out_of_memory",
+            "The GPU ran out of memory. Try a shorter sequence length, or ask the administrator to lower "
+            "DETECTION_BATCH_SIZE.",
+        )
+    except MemoryError:
+        jobs.fail(
+            analysis_id,
+            attempt,
+            "out_of_memory",
+            "The worker ran out of memory. Try a shorter sequence length or a smaller video.",
+        )
+    except Exception as exc:
+        log.exception("Analysis %s failed unexpectedly", analysis_id)
+        jobs.fail(
+            analysis_id,
+            attempt,
+            "internal_error",
+            f"The analysis failed unexpectedly ({type(exc).__name__}: {exc}). The error is logged on the worker; "
+            "retry, or report it with this analysis' address.",
+        )
+
+
+# --- the watchdog, in the worker's main process ---------------------------------------------------------------------
+
+_watchdog_stop = threading.Event()
+
+
+def _watchdog_loop() -> None:
+    interval = max(1.0, settings.ANALYSIS_STALE_SECONDS / 3)
+    while not _watchdog_stop.wait(interval):
+        try:
+            jobs.recover_stale()
+        except Exception:
+            log.exception("Watchdog pass failed")
+        finally:
+            close_old_connections()
+
+
+@worker_ready.connect
+def _on_worker_ready(**_kwargs) -> None:
+    """A starting worker recovers what a dead one left behind, then keeps watching."""
+    try:
+        counts = jobs.recover_stale()
+        waiting = jobs.requeue_waiting()
+        log.info("Worker ready: recovered %s, re-sent %d queued analyses", counts, waiting)
+    finally:
+        close_old_connections()
+    _watchdog_stop.clear()
+    threading.Thread(target=_watchdog_loop, name="analysis-watchdog", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _on_worker_shutdown(**_kwargs) -> None:
+    _watchdog_stop.set()

@@ -1,0 +1,165 @@
+"""Receiving a video upload: the size limit is enforced while the bytes stream in, the file lands under a random name
+in the media folder (never under static/), and it is hashed on the way. Validation then checks name, content and
+duration, each failure with its own message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+
+from .detection.errors import VideoError
+from .detection.video import VideoInfo, probe_video
+
+
+class UploadRejected(Exception):
+    """An upload the site refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, code: str, message: str, status: int = 400, field: str = "video"):
+        super().__init__(message)
+        self.code, self.message, self.status, self.field = code, message, status, field
+
+
+def incoming_dir() -> Path:
+    folder = Path(settings.MEDIA_ROOT) / "incoming"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class HashedUpload(UploadedFile):
+    """An uploaded file already on disk in the media folder, with its sha256."""
+
+    def __init__(self, path: Path, name: str, size: int, sha256: str, content_type: str | None):
+        super().__init__(open(path, "rb"), name=name, content_type=content_type, size=size)  # noqa: SIM115
+        self.path = path
+        self.sha256 = sha256
+
+    def temporary_file_path(self) -> str:
+        return str(self.path)
+
+    def discard(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+class LimitedUploadHandler(FileUploadHandler):
+    """Streams the file to disk and stops reading as soon as it passes ``limit`` bytes.
+
+    A request that announces a larger body is refused before any of it is read.
+    """
+
+    def __init__(self, request=None, limit: int | None = None):
+        super().__init__(request)
+        self.limit = limit if limit is not None else settings.MAX_UPLOAD_BYTES
+        self.too_large = False
+        self._file = None
+        self._path: Path | None = None
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        if content_length and content_length > self.limit + 64 * 1024:  # leave room for the multipart envelope
+            self.too_large = True
+            from django.http import QueryDict
+            from django.utils.datastructures import MultiValueDict
+
+            return QueryDict(mutable=True), MultiValueDict()
+        return None
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        handle, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=incoming_dir())
+        self._file = os.fdopen(handle, "wb")
+        self._path = Path(name)
+
+    def receive_data_chunk(self, raw_data, start):
+        self._size += len(raw_data)
+        if self._size > self.limit:
+            self.too_large = True
+            self._abort()
+            raise StopUpload(connection_reset=False)
+        self._hash.update(raw_data)
+        self._file.write(raw_data)
+
+    def file_complete(self, file_size):
+        self._file.close()
+        return HashedUpload(self._path, self.file_name, self._size, self._hash.hexdigest(), self.content_type)
+
+    def upload_interrupted(self):
+        self._abort()
+
+    def _abort(self) -> None:
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+
+
+def sanitise_filename(name: str, limit: int = 120) -> str:
+    """A display-safe version of the uploader's file name: no path, no control characters, bounded length."""
+    name = unicodedata.normalize("NFKC", name or "")
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*')
+    name = re.sub(r"\s+", " ", name).strip(" .")
+    if len(name) > limit:
+        stem, dot, extension = name.rpartition(".")
+        name = (stem[: limit - len(extension) - 1] + dot + extension) if dot and len(extension) <= 8 else name[:limit]
+    return name or "video"
+
+
+def extension_of(name: str) -> str:
+    return Path(name).suffix.lower().lstrip(".")
+
+
+def check_name(name: str) -> None:
+    extension = extension_of(name)
+    allowed = settings.ALLOWED_VIDEO_EXTENSIONS
+    if extension not in allowed:
+        shown = f".{extension}" if extension else "no extension"
+        raise UploadRejected(
+            "unsupported_type",
+            f"'{sanitise_filename(name)}' has {shown}; upload a video file ({', '.join('.' + e for e in allowed)}).",
+            status=415,
+        )
+
+
+@dataclass(frozen=True)
+class ValidatedVideo:
+    upload: HashedUpload
+    info: VideoInfo
+    original_name: str
+
+
+def validate_video(upload: HashedUpload, sequence_length: int) -> ValidatedVideo:
+    """The checks that need the bytes: not empty, decodes as video, not too long, long enough for the windows."""
+    check_name(upload.name)
+    if upload.size == 0:
+        raise UploadRejected("empty_file", f"'{sanitise_filename(upload.name)}' is empty (0 bytes).")
+    try:
+        info = probe_video(upload.path)
+    except VideoError as exc:
+        message = exc.message.replace(f"'{upload.path.name}'", f"'{sanitise_filename(upload.name)}'")
+        raise UploadRejected(exc.code, message) from exc
+    if info.duration > settings.MAX_VIDEO_SECONDS:
+        raise UploadRejected(
+            "too_long",
+            f"The video lasts {info.duration:.0f} s; the limit is {settings.MAX_VIDEO_SECONDS} s. Trim it and upload "
+            "the part you want analysed.",
+        )
+    if info.frame_count < sequence_length:
+        raise UploadRejected(
+            "too_few_frames",
+            f"The video has {info.frame_count} frames; a {sequence_length}-frame analysis needs at least "
+            f"{sequence_length}. Choose a shorter sequence length.",
+            field="sequence_length",
+        )
+    return ValidatedVideo(upload=upload, info=info, original_name=sanitise_filename(upload.name))

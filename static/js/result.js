@@ -1,0 +1,221 @@
+// Result page: polls the analysis' status while it is queued or running, then draws the verdict and its evidence:
+// a timeline of each window's fake probability over the video (click to play that window), people, windows with
+// their face thumbnails, and stage timings. Everything is built with DOM calls and textContent (no HTML injection).
+(function () {
+  "use strict";
+  const root = document.getElementById("analysis");
+  if (!root) return;
+  const statusUrl = root.dataset.statusUrl;
+  const $ = (id) => document.getElementById(id);
+  const SVG = "http://www.w3.org/2000/svg";
+  let timer = null;
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([key, value]) => node.setAttribute(key, value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    Object.entries(attrs || {}).forEach(([key, value]) => node.setAttribute(key, value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  const percent = (p) => (100 * p).toFixed(1) + "%";
+  const seconds = (s) => s.toFixed(2) + " s";
+
+  function seek(time) {
+    const player = $("player");
+    player.currentTime = time;
+    player.play().catch(() => {});
+    player.scrollIntoView({ behavior: "smooth", block: "center" });
+  }
+
+  function renderProgress(state) {
+    const running = state.status === "queued" || state.status === "running";
+    $("progress-section").hidden = !running;
+    $("job-fill").style.width = (state.progress || 0) + "%";
+    const attempt = state.attempts > 1 ? " (attempt " + state.attempts + ")" : "";
+    $("job-stage").textContent = state.stage_label + attempt + (running ? " · " + Math.round(state.progress) + "%" : "");
+  }
+
+  function renderFailure(state) {
+    $("failure").hidden = state.status !== "failed";
+    if (state.status === "failed" && state.error) $("failure-message").textContent = state.error.message;
+  }
+
+  function renderVerdict(state, result) {
+    const box = $("verdict");
+    box.className = "verdict " + result.verdict.toLowerCase();
+    $("verdict-label").textContent = result.verdict;
+    let detail;
+    if (result.verdict === "INCONCLUSIVE") {
+      detail = result.reason ? result.reason.message : "";
+    } else {
+      detail = "confidence " + percent(result.confidence) + " · fake probability " + result.fake_probability.toFixed(3) +
+        " (threshold " + result.threshold + ")";
+    }
+    $("verdict-detail").textContent = detail;
+    const warnings = $("warnings");
+    warnings.replaceChildren(...result.warnings.map((w) => el("li", {}, w)));
+    const ck = state.checkpoint || result.checkpoint;
+    const accuracy = ck.untrained ? "untrained" :
+      ck.accuracy !== null && ck.accuracy !== undefined ? percent(ck.accuracy) + " reported accuracy" : "no reported accuracy";
+    $("checkpoint-line").textContent = "Checkpoint " + ck.name + " · " + ck.sequence_length + " frames per window · " +
+      accuracy + (state.reused ? " · same video analysed before: result reused" : "");
+  }
+
+  function renderTimeline(result) {
+    const width = 800, height = 190, left = 40, right = 10, top = 10, bottom = 30;
+    const duration = Math.max(result.video.duration, 0.001);
+    const x = (t) => left + ((width - left - right) * t) / duration;
+    const y = (p) => top + (height - top - bottom) * (1 - p);
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": "fake probability of each window over the video's time" });
+    [0, 0.5, 1].forEach((p) => {
+      chart.append(svg("line", { x1: left, x2: width - right, y1: y(p), y2: y(p),
+        stroke: p === 0.5 ? "#888" : "#e3e7ec", "stroke-dasharray": p === 0.5 ? "4 4" : "" }));
+      chart.append(svg("text", { x: left - 6, y: y(p) + 4, "text-anchor": "end", "font-size": 11, fill: "#5b6673" },
+        p.toFixed(1)));
+    });
+    const ticks = Math.min(10, Math.ceil(duration));
+    for (let i = 0; i <= ticks; i++) {
+      const t = (duration * i) / ticks;
+      chart.append(svg("text", { x: x(t), y: height - 10, "text-anchor": "middle", "font-size": 11, fill: "#5b6673" },
+        t.toFixed(1) + "s"));
+    }
+    result.windows.forEach((w) => {
+      const group = svg("g", { class: "window", "data-window": w.index, tabindex: 0 });
+      const x0 = x(w.start_time), x1 = Math.max(x(w.end_time), x0 + 3);
+      let title;
+      if (w.status === "scored") {
+        const p = w.fake_probability;
+        group.append(svg("rect", { x: x0, y: y(p) - 4, width: x1 - x0, height: 8, rx: 2,
+          fill: p >= result.threshold ? "#c62f2f" : "#19824a" }));
+        title = `window ${w.index}: ${seconds(w.start_time)}–${seconds(w.end_time)}, fake probability ${p.toFixed(3)}`;
+      } else {
+        group.append(svg("rect", { x: x0, y: y(0) - 3, width: x1 - x0, height: 6, rx: 2, fill: "#b8c0cb" }));
+        title = `window ${w.index}: ${seconds(w.start_time)}–${seconds(w.end_time)}, ${w.status.replace("_", " ")}`;
+      }
+      group.append(svg("title", {}, title));
+      group.addEventListener("click", () => seek(w.start_time));
+      group.addEventListener("keydown", (e) => { if (e.key === "Enter") seek(w.start_time); });
+      chart.append(group);
+    });
+    const playhead = svg("line", { x1: left, x2: left, y1: top, y2: height - bottom, stroke: "#2557d6", "stroke-width": 1.5 });
+    chart.append(playhead);
+    $("player").addEventListener("timeupdate", (e) => {
+      const position = x(Math.min(e.target.currentTime, duration));
+      playhead.setAttribute("x1", position);
+      playhead.setAttribute("x2", position);
+    });
+    $("timeline").replaceChildren(chart);
+  }
+
+  function cropFiles(result, window, track) {
+    const byWindow = (result.crop_files.windows || {})[String(window.index)] || {};
+    return byWindow[String(track.track_id)];
+  }
+
+  function renderPeople(state, result) {
+    const items = result.people.map((person) => {
+      const card = el("div", { class: "person" });
+      const file = (result.crop_files.people || {})[String(person.person_id)];
+      if (file) card.append(el("img", { src: state.crops_url + file, alt: "person " + person.person_id, loading: "lazy" }));
+      const verdictClass = person.verdict === "FAKE" ? "fake" : "real";
+      card.append(el("div", { class: "score " + verdictClass },
+        person.verdict + " · " + person.fake_probability.toFixed(3)));
+      card.append(el("div", { class: "muted" }, "Person " + person.person_id + " · windows " + person.windows.join(", ")));
+      return card;
+    });
+    $("people").replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, "No face was scored.")]));
+  }
+
+  function renderWindows(state, result) {
+    const rows = result.windows.map((w) => {
+      const row = el("div", { class: "window-row", "data-window": w.index, title: "Play this window" });
+      const faces = el("div", { class: "faces" });
+      w.tracks.forEach((track) => {
+        const files = cropFiles(result, w, track);
+        if (files) {
+          faces.append(el("img", { src: state.crops_url + files.thumb, loading: "lazy",
+            alt: `face ${track.track_id} in window ${w.index}` }));
+        }
+      });
+      const meta = el("div", { class: "meta" });
+      meta.append(el("div", {}, `#${w.index} · ${seconds(w.start_time)}–${seconds(w.end_time)} · frames ` +
+        `${w.start_frame}–${w.end_frame}`));
+      if (w.status === "scored") {
+        const p = w.fake_probability;
+        meta.append(el("span", { class: "score " + (p >= result.threshold ? "fake" : "real") },
+          "fake probability " + p.toFixed(3)));
+        meta.append(el("span", { class: "muted" }, " · " + w.tracks.length + " face(s)"));
+      } else {
+        const why = { no_face: "no face found", face_lost: "faces not visible in every frame",
+          video_ended: "the video ended" }[w.status] || w.status;
+        meta.append(el("span", { class: "muted" }, why));
+      }
+      if (w.frames_without_face.length) {
+        meta.append(el("div", { class: "muted" }, w.frames_without_face.length + " frame(s) without a face"));
+      }
+      row.append(faces, meta);
+      row.addEventListener("click", () => seek(w.start_time));
+      return row;
+    });
+    $("windows").replaceChildren(...rows);
+  }
+
+  function renderTimings(state, result) {
+    const names = { probe: "reading the video", decode: "decoding frames", detect: "finding faces",
+      crop: "cropping", network: "the network", total: "total", checkpoint_load: "loading the checkpoint" };
+    const rows = Object.entries(names)
+      .filter(([key]) => typeof result.timings[key] === "number" || typeof state.timings[key] === "number")
+      .map(([key, name]) => {
+        const value = typeof state.timings[key] === "number" ? state.timings[key] : result.timings[key];
+        const tr = el("tr");
+        tr.append(el("th", {}, name), el("td", {}, seconds(value)));
+        return tr;
+      });
+    $("timings").replaceChildren(...rows);
+  }
+
+  function render(state) {
+    renderProgress(state);
+    renderFailure(state);
+    const done = state.status === "done" && state.result;
+    $("result").hidden = !done;
+    if (!done) return;
+    const result = state.result;
+    renderVerdict(state, result);
+    renderTimeline(result);
+    renderPeople(state, result);
+    renderWindows(state, result);
+    renderTimings(state, result);
+  }
+
+  function poll() {
+    fetch(statusUrl, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then((response) => {
+        if (response.status === 404) throw new Error("gone");
+        return response.json();
+      })
+      .then((state) => {
+        render(state);
+        if (state.status === "queued" || state.status === "running") timer = setTimeout(poll, 1000);
+      })
+      .catch((error) => {
+        if (error.message === "gone") {
+          $("job-stage").textContent = "This analysis was deleted.";
+          return;
+        }
+        timer = setTimeout(poll, 3000);  // a network hiccup: keep trying, more slowly
+      });
+  }
+
+  const initial = JSON.parse(document.getElementById("initial-state").textContent);
+  render(initial);
+  if (initial.status === "queued" || initial.status === "running") timer = setTimeout(poll, 500);
+})();

@@ -1,0 +1,166 @@
+"""The admin's checkpoint registry (upload with validation, activation), its read-only analyses list, and
+sync_checkpoints."""
+
+from __future__ import annotations
+
+import pickle
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import torch
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+
+from ml_app.models import Analysis, Checkpoint, RejectedUpload
+
+from .conftest import small_checkpoint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin(admin_client, site_dirs):
+    return admin_client
+
+
+def add_checkpoint(client, content: bytes, name: str = "model.pt", activate: bool = True):
+    data = {"upload": SimpleUploadedFile(name, content), "notes": "from the test"}
+    if activate:
+        data["activate"] = "on"
+    return client.post("/admin/ml_app/checkpoint/add/", data)
+
+
+def test_valid_checkpoint_upload_is_validated_and_described(admin, site_checkpoint, settings):
+    response = add_checkpoint(admin, site_checkpoint.read_bytes(), name="My model.pt")
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = Checkpoint.objects.get()
+    assert entry.sequence_length == 10 and entry.backbone == "mobilenet_v2" and entry.image_size == 64
+    assert entry.untrained and entry.is_active and entry.source == "upload"
+    assert entry.preprocessing["detector"]["model"] == "hog" and entry.architecture["hidden_size"] == 16
+    stored = entry.file_path
+    assert stored.parent == Path(settings.MODELS_DIR) and stored.read_bytes() == site_checkpoint.read_bytes()
+    assert entry.sha256 == __import__("hashlib").sha256(site_checkpoint.read_bytes()).hexdigest()
+    assert not list(Path(settings.MODELS_DIR).glob(".upload-*")), "no temporary file is left"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"<!DOCTYPE html><html><body>Quota exceeded</body></html>", "HTML page"),
+        (b"", "empty"),
+        (b"PK\x03\x04" + b"\x00" * 100, "truncated"),
+    ],
+)
+def test_invalid_checkpoint_upload_is_refused_with_the_reason(admin, content, message, settings):
+    response = add_checkpoint(admin, content)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Checkpoint.objects.count() == 0
+    assert not list(Path(settings.MODELS_DIR).iterdir())
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_that_would_run_code_is_refused_without_running_it(admin, tmp_path):
+    marker = tmp_path / "pwned"
+    buffer = __import__("io").BytesIO()
+    torch.save({"format": "deepfake-detector-checkpoint", "state_dict": _Payload(str(marker))}, buffer)
+    response = add_checkpoint(admin, buffer.getvalue(), name="evil.pt")
+    assert "refused without running it" in response.content.decode()
+    assert not marker.exists(), "the payload never ran"
+    plain = add_checkpoint(admin, pickle.dumps(_Payload(str(marker))), name="plain.pt")
+    assert plain.status_code == 200 and not marker.exists()
+    assert Checkpoint.objects.count() == 0
+
+
+def test_weights_that_do_not_fit_are_refused(admin, site_checkpoint, tmp_path):
+    payload = torch.load(site_checkpoint, weights_only=True)
+    payload["architecture"]["hidden_size"] = 32
+    path = tmp_path / "mismatch.pt"
+    torch.save(payload, path)
+    response = add_checkpoint(admin, path.read_bytes())
+    assert "do not fit its declared architecture" in response.content.decode()
+
+
+def test_the_same_file_twice_is_refused(admin, site_checkpoint):
+    add_checkpoint(admin, site_checkpoint.read_bytes())
+    response = add_checkpoint(admin, site_checkpoint.read_bytes(), name="copy.pt")
+    assert "already registered" in response.content.decode()
+    assert Checkpoint.objects.count() == 1
+
+
+def test_one_active_checkpoint_per_length(admin, site_dirs):
+    first = small_checkpoint(site_dirs / "a.pt", sequence_length=10)
+    second = small_checkpoint(site_dirs / "b.pt", sequence_length=10)
+    add_checkpoint(admin, first.read_bytes(), name="a.pt")
+    add_checkpoint(admin, second.read_bytes(), name="b.pt", activate=False)
+    a, b = Checkpoint.objects.get(name="a"), Checkpoint.objects.get(name="b")
+    assert a.is_active and not b.is_active
+    admin.post("/admin/ml_app/checkpoint/", {"action": "activate", "_selected_action": [b.pk]})
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert b.is_active and not a.is_active
+    response = admin.post(
+        "/admin/ml_app/checkpoint/", {"action": "activate", "_selected_action": [a.pk, b.pk]}, follow=True
+    )
+    assert "at most one checkpoint per sequence length" in response.content.decode()
+    assert Checkpoint.objects.filter(sequence_length=10, is_active=True).count() == 1
+
+
+def test_sync_registers_mapping_and_models_folder(site_dirs, settings, tmp_path):
+    small_checkpoint(Path(settings.MODELS_DIR) / "ten.pt", sequence_length=10)
+    small_checkpoint(Path(settings.MODELS_DIR) / "twenty.pt", sequence_length=20)
+    (Path(settings.MODELS_DIR) / "download.pt").write_text("<html>404</html>")
+    elsewhere = small_checkpoint(tmp_path / "mapped_40.pt", sequence_length=40)
+    settings.MODEL_MAPPING = {40: str(elsewhere)}
+    out, err = StringIO(), StringIO()
+    call_command("sync_checkpoints", stdout=out, stderr=err)
+    active = {c.sequence_length: c for c in Checkpoint.objects.filter(is_active=True)}
+    assert set(active) == {10, 20, 40}
+    assert active[40].source == "mapping" and active[10].source == "models_dir"
+    assert "download.pt" in err.getvalue() and "HTML page" in err.getvalue()
+    call_command("sync_checkpoints", stdout=StringIO(), stderr=StringIO())
+    assert Checkpoint.objects.count() == 3, "syncing again adds nothing"
+
+
+def test_analyses_are_listed_only_in_the_admin_read_only_and_filterable(admin, active_checkpoint):
+    analysis = Analysis.objects.create(
+        original_name="clip.mp4",
+        video="analyses/x/video.mp4",
+        sha256="0" * 64,
+        sequence_length=10,
+        checkpoint=active_checkpoint,
+        status=Analysis.Status.DONE,
+        verdict="FAKE",
+        fake_probability=0.9,
+        result={"verdict": "FAKE", "confidence": 0.9, "windows": [], "people": [], "warnings": []},
+    )
+    listing = admin.get("/admin/ml_app/analysis/?status__exact=done&verdict__exact=FAKE").content.decode()
+    assert "clip.mp4" in listing and str(analysis.pk)[:8] in listing
+    empty = admin.get("/admin/ml_app/analysis/?verdict__exact=REAL").content.decode()
+    assert "clip.mp4" not in empty
+    detail = admin.get(f"/admin/ml_app/analysis/{analysis.pk}/change/")
+    assert detail.status_code == 200 and "FAKE" in detail.content.decode()
+    assert 'name="_save"' not in detail.content.decode(), "read-only: no save button"
+    assert admin.get("/admin/ml_app/analysis/add/").status_code == 403
+
+
+def test_rejected_uploads_are_on_record_in_the_admin(admin):
+    RejectedUpload.objects.create(original_name="x.txt", code="unsupported_type", message="has .txt")
+    assert "unsupported_type" in admin.get("/admin/ml_app/rejectedupload/").content.decode()
+
+
+def test_sync_refuses_a_mapping_entry_for_the_wrong_length(site_dirs, settings, tmp_path):
+    ten = small_checkpoint(tmp_path / "ten.pt", sequence_length=10)
+    settings.MODEL_MAPPING = {20: str(ten)}
+    err = StringIO()
+    call_command("sync_checkpoints", stdout=StringIO(), stderr=err)
+    assert "maps it to 20 frames, but it analyses 10-frame windows" in err.getvalue()
+    assert not Checkpoint.objects.filter(sequence_length=20).exists()

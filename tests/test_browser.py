@@ -1,0 +1,126 @@
+"""In a real browser (Playwright driving Debian's Chromium): upload a clip, watch the progress, get the verdict and
+the timeline without reloading, and seek the video from the timeline. The site runs on a live server with a real
+Celery worker process behind it."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from ml_app.models import Analysis
+
+from .workers import make_broker, running_worker, use_broker
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        shutil.which("chromium") is None,
+        reason="Debian's chromium is not installed (./setup.sh --dev installs it when run as root)",
+    ),
+]
+
+
+@pytest.fixture
+def browser_page(tmp_path, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(tmp_path / "last-page.png"), full_page=True)
+            browser.close()
+
+
+def test_upload_see_progress_then_verdict_and_timeline(
+    live_server, active_checkpoint, browser_page, one_face_video, tmp_path
+):
+    page = browser_page
+    broker = make_broker("filesystem", tmp_path)
+    with use_broker(broker), running_worker(broker, tmp_path / "worker.log"):
+        page.goto(live_server.url + "/")
+        page.set_input_files("#video-input", str(one_face_video))
+        assert "one_face.mp4" in page.inner_text("#chosen-file")
+        page.select_option("#sequence-length", "10")
+        page.click("#submit")
+        page.wait_for_url("**/analyses/*/", timeout=30_000)
+        address = page.url
+
+        stages = set()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not page.is_visible("#result"):
+            if page.is_visible("#progress-section"):
+                stages.add(page.inner_text("#job-stage"))
+            time.sleep(0.1)
+        assert page.is_visible("#result"), f"no verdict after 120 s; stages seen: {stages}"
+        assert page.url == address, "the verdict arrived without a reload or another page"
+        assert stages, "the progress section was shown while the job ran"
+
+        verdict = page.inner_text("#verdict-label")
+        analysis = Analysis.objects.get()
+        assert verdict == analysis.verdict and verdict in ("REAL", "FAKE")
+        assert "confidence" in page.inner_text("#verdict-detail")
+        assert "untrained" in page.inner_text("#warnings")
+        windows = page.locator("#timeline svg g.window")
+        assert windows.count() == len(analysis.result["windows"]) == 4
+        assert page.locator("#people .person img").count() == 1
+        assert page.locator("#windows .window-row img").count() == 4
+        assert "the network" in page.inner_text("#timings")
+
+        last = analysis.result["windows"][-1]
+        windows.nth(3).click()
+        page.wait_for_function(
+            f"Math.abs(document.getElementById('player').currentTime - {last['start_time']}) < 0.2", timeout=10_000
+        )
+        duration = page.evaluate("document.getElementById('player').duration")
+        assert duration == pytest.approx(analysis.result["video"]["duration"], abs=0.2), "the video streams and plays"
+
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.click("#delete-button")
+        page.wait_for_url(live_server.url + "/", timeout=10_000)
+        assert "were deleted" in page.inner_text(".messages")
+        assert not Analysis.objects.exists()
+
+
+def test_client_side_checks_stop_a_bad_file_before_upload(live_server, active_checkpoint, browser_page, tmp_path):
+    page = browser_page
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    page.goto(live_server.url + "/")
+    page.set_input_files("#video-input", str(notes))
+    assert "is not a video file we accept" in page.inner_text("#upload-error")
+    page.click("#submit")
+    time.sleep(0.5)
+    assert page.url == live_server.url + "/" and not Analysis.objects.exists()
+
+
+def test_server_side_refusal_is_shown_on_the_page(live_server, active_checkpoint, browser_page, tmp_path):
+    page = browser_page
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("these are not the bytes of a video\n" * 50)
+    page.goto(live_server.url + "/")
+    page.set_input_files("#video-input", str(fake))
+    page.click("#submit")
+    page.wait_for_selector("#upload-error:not([hidden])", timeout=15_000)
+    assert "text file" in page.inner_text("#upload-error")
+    assert not page.is_visible("#upload-progress")

@@ -1,0 +1,439 @@
+"""The site through Django's test client: upload validation, analyses, privacy of their URLs, media, delete, retry,
+reuse of earlier results, and the watchdog. The worker itself is exercised in test_worker.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from ml_app import jobs
+from ml_app.models import Analysis, RejectedUpload
+from ml_app.uploads import sanitise_filename
+
+from . import media
+from .conftest import REPO
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client, path_or_bytes, name="clip.mp4", length=10, json_reply=True):
+    content = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else path_or_bytes
+    headers = {"HTTP_ACCEPT": "application/json"} if json_reply else {}
+    return client.post(
+        reverse("ml_app:create"),
+        {"video": SimpleUploadedFile(name, content, content_type="video/mp4"), "sequence_length": str(length)},
+        **headers,
+    )
+
+
+def incoming_files(settings) -> list[Path]:
+    folder = Path(settings.MEDIA_ROOT) / "incoming"
+    return list(folder.iterdir()) if folder.exists() else []
+
+
+# --- the upload page ------------------------------------------------------------------------------------------------
+
+
+def test_upload_page_offers_only_lengths_with_an_active_checkpoint(client, active_checkpoint):
+    page = client.get("/").content.decode()
+    assert 'value="10"' in page and "tiny_10_frames" in page and "untrained" in page
+    assert 'value="20"' not in page
+    assert 'name="video"' in page and "drop a video here" in page.lower()
+
+
+def test_upload_page_without_checkpoints_says_what_to_do(client, site_dirs):
+    page = client.get("/").content.decode()
+    assert "No checkpoint is active" in page and "sync_checkpoints" in page
+
+
+# --- validation: each refusal has its own message, is recorded, and leaves no file behind ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "status", "code", "message"),
+    [
+        ("notes.txt", b"hello", 415, "unsupported_type", "has .txt"),
+        ("notes.mp4", b"my meeting notes, definitely not a video\n" * 20, 400, "not_a_video", "text file"),
+        ("empty.mp4", b"", 400, "empty_file", "is empty"),
+        ("page.mp4", b"<!DOCTYPE html><html>Access denied</html>", 400, "not_a_video", "HTML page"),
+    ],
+)
+def test_bad_uploads_are_refused_with_a_specific_message(
+    client, active_checkpoint, settings, name, content, status, code, message
+):
+    response = upload(client, content, name=name)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code and message in error["message"]
+    assert RejectedUpload.objects.filter(code=code).count() == 1
+    assert Analysis.objects.count() == 0
+    assert incoming_files(settings) == []
+
+
+def test_audio_only_upload(client, active_checkpoint, tmp_path):
+    response = upload(client, media.write_audio_only(tmp_path / "talk.mp4"), name="talk.mp4")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "no_video_stream"
+
+
+def test_truncated_upload(client, active_checkpoint, one_face_video):
+    response = upload(client, one_face_video.read_bytes()[:30000], name="cut.mp4")
+    assert response.status_code == 400 and "truncated" in response.json()["error"]["message"]
+
+
+def test_over_the_limit_is_stopped_while_streaming(client, active_checkpoint, settings, one_face_video):
+    settings.MAX_UPLOAD_BYTES = 10_000
+    response = upload(client, one_face_video)  # 78 kB; the test client sends no Content-Length shortcut
+    assert response.status_code == 413
+    assert "larger than the 0 MB upload limit" in response.json()["error"]["message"]
+    assert incoming_files(settings) == [], "the partial file is removed"
+    assert RejectedUpload.objects.get().code == "too_large"
+
+
+def test_announced_oversize_body_is_refused_before_reading(active_checkpoint, settings, rf):
+    from ml_app.views import create_analysis
+
+    settings.MAX_UPLOAD_BYTES = 1000
+    request = rf.post("/analyses/", data=b"x" * 10, content_type="multipart/form-data; boundary=zz")
+    request.META["CONTENT_LENGTH"] = str(5_000_000)
+    request.META["HTTP_ACCEPT"] = "application/json"
+    request._dont_enforce_csrf_checks = True
+    response = create_analysis(request)
+    assert response.status_code == 413
+
+
+def test_too_long_video(client, active_checkpoint, settings, one_face_video):
+    settings.MAX_VIDEO_SECONDS = 1  # the video lasts 1.92 s
+    response = upload(client, one_face_video)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_long" and "limit is 1 s" in response.json()["error"]["message"]
+
+
+def test_unknown_sequence_length(client, active_checkpoint, one_face_video):
+    response = upload(client, one_face_video, length=60)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "unknown_sequence_length" and error["field"] == "sequence_length"
+    assert "choose one of: 10" in error["message"]
+
+
+def test_not_a_number_sequence_length(client, active_checkpoint, one_face_video):
+    response = client.post(
+        reverse("ml_app:create"),
+        {"video": SimpleUploadedFile("a.mp4", one_face_video.read_bytes()), "sequence_length": "twenty"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_sequence_length"
+
+
+def test_no_active_checkpoint(client, site_dirs, one_face_video):
+    response = upload(client, one_face_video)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "no_checkpoint"
+
+
+def test_video_shorter_than_the_window(client, active_checkpoint, tmp_path):
+    response = upload(client, media.face_video(tmp_path / "short.mp4", frames=5))
+    assert response.status_code == 400 and response.json()["error"]["code"] == "too_few_frames"
+
+
+def test_without_javascript_errors_come_back_on_the_form(client, active_checkpoint):
+    response = upload(client, b"", name="empty.mp4", json_reply=False)
+    assert response.status_code == 400
+    assert "is empty" in response.content.decode() and 'id="upload-form"' in response.content.decode()
+
+
+def test_missing_csrf_token_is_refused(active_checkpoint, one_face_video):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    response = upload(strict, one_face_video)
+    assert response.status_code == 403
+    assert Analysis.objects.count() == 0
+
+
+# --- a valid upload -------------------------------------------------------------------------------------------------
+
+
+def test_valid_upload_is_stored_under_a_random_name_and_queued(
+    client, active_checkpoint, settings, one_face_video, isolated_queue, django_capture_on_commit_callbacks
+):
+    before = set((isolated_queue / "messages").iterdir())
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client, one_face_video, name="../../My holiday <clip>.mp4")
+    assert response.status_code == 202
+    state = response.json()
+    analysis = Analysis.objects.get(pk=state["id"])
+    assert state["url"] == f"/analyses/{analysis.pk}/" and state["status"] == "queued"
+    assert analysis.original_name == "My holiday clip.mp4"
+    assert analysis.sha256 == hashlib.sha256(one_face_video.read_bytes()).hexdigest()
+    assert analysis.checkpoint == active_checkpoint and analysis.sequence_length == 10
+    stored = analysis.video_path
+    assert stored.is_file() and stored.read_bytes() == one_face_video.read_bytes()
+    assert str(analysis.pk) in str(stored) and "holiday" not in str(stored)
+    assert Path(settings.MEDIA_ROOT) in stored.parents and "static" not in stored.parts
+    assert incoming_files(settings) == []
+    messages_after = set((isolated_queue / "messages").iterdir()) - before
+    assert len(messages_after) == 1, "one job message is in the queue"
+    assert str(analysis.pk) in messages_after.pop().read_text()
+
+
+def test_plain_form_post_redirects_to_the_result_page(client, active_checkpoint, one_face_video):
+    response = upload(client, one_face_video, json_reply=False)
+    analysis = Analysis.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/analyses/{analysis.pk}/"
+
+
+def test_same_uploads_in_the_same_second_do_not_overwrite_each_other(client, active_checkpoint, one_face_video):
+    first = upload(client, one_face_video).json()
+    second = upload(client, one_face_video).json()
+    a, b = Analysis.objects.get(pk=first["id"]), Analysis.objects.get(pk=second["id"])
+    assert a.video_path != b.video_path and a.video_path.is_file() and b.video_path.is_file()
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("C:\\Users\\me\\video.mp4", "video.mp4"),
+        ("a\x00b\nc.mp4", "abc.mp4"),
+        ("", "video"),
+        ("x" * 300 + ".mp4", None),
+    ],
+)
+def test_filenames_are_sanitised(raw, clean):
+    result = sanitise_filename(raw)
+    if clean is not None:
+        assert result == clean
+    else:
+        assert len(result) <= 120 and result.endswith(".mp4")
+
+
+# --- the result page and its privacy --------------------------------------------------------------------------------
+
+
+def finished_analysis(client, one_face_video, site_checkpoint) -> Analysis:
+    """An upload analysed here, in the test process, as the worker would (the worker has its own tests)."""
+    from ml_app.tasks import analyze_video_task
+
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    analyze_video_task.run(str(analysis.pk), 1)
+    analysis.refresh_from_db()
+    assert analysis.status == Analysis.Status.DONE, analysis.error_message
+    return analysis
+
+
+def test_result_page_and_status_json(client, active_checkpoint, one_face_video, site_checkpoint):
+    analysis = finished_analysis(client, one_face_video, site_checkpoint)
+    page = client.get(f"/analyses/{analysis.pk}/")
+    assert page.status_code == 200 and page["Cache-Control"] == "private, no-store"
+    assert "noindex" in page["X-Robots-Tag"]
+    html = page.content.decode()
+    assert 'id="timeline"' in html and 'id="player"' in html and "initial-state" in html
+    state = client.get(f"/analyses/{analysis.pk}/status").json()
+    assert state["status"] == "done" and state["progress"] == 100.0
+    result = state["result"]
+    assert result["verdict"] in ("REAL", "FAKE") and len(result["windows"]) == 4
+    assert all("boxes" not in track for w in result["windows"] for track in w["tracks"])
+    assert state["checkpoint"]["name"] == "tiny_10_frames" and state["checkpoint"]["untrained"]
+    assert {"probe", "decode", "detect", "crop", "network", "total", "checkpoint_load"} <= set(state["timings"])
+    thumb = result["crop_files"]["windows"]["0"]["0"]["thumb"]
+    crop = client.get(state["crops_url"] + thumb)
+    assert crop.status_code == 200 and crop["Content-Type"] == "image/jpeg"
+
+
+def test_unknown_or_malformed_analysis_ids_are_not_found(client, active_checkpoint):
+    assert client.get(f"/analyses/{uuid.uuid4()}/").status_code == 404
+    assert client.get(f"/analyses/{uuid.uuid4()}/status").status_code == 404
+    assert client.get("/analyses/1/").status_code == 404
+    assert client.get("/analyses/").status_code == 405, "there is no list of analyses"
+
+
+def test_another_visitor_cannot_reach_an_analysis_without_its_url(client, active_checkpoint, one_face_video):
+    from django.test import Client
+
+    mine = upload(client, one_face_video).json()
+    stranger = Client()
+    assert mine["id"] not in stranger.get("/").content.decode()
+    assert stranger.get(f"/analyses/{uuid.uuid4()}/video").status_code == 404
+    assert stranger.get("/admin/ml_app/analysis/").status_code == 302, "the analyses list needs an admin login"
+    assert len(mine["id"]) == 36 and uuid.UUID(mine["id"]).version == 4, "addresses are random UUIDs"
+
+
+def test_crop_names_cannot_escape_the_analysis_folder(client, active_checkpoint, one_face_video, site_checkpoint):
+    analysis = finished_analysis(client, one_face_video, site_checkpoint)
+    for name in ("..%2F..%2Fvideo.mp4", "../video.mp4", "person0.png", "x.jpg"):
+        assert client.get(f"/analyses/{analysis.pk}/crops/{name}").status_code == 404
+
+
+def test_video_is_served_with_byte_ranges_for_seeking(client, active_checkpoint, one_face_video):
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    data = one_face_video.read_bytes()
+    whole = client.get(f"/analyses/{analysis.pk}/video")
+    assert whole.status_code == 200 and b"".join(whole.streaming_content) == data
+    assert whole["Accept-Ranges"] == "bytes"
+    part = client.get(f"/analyses/{analysis.pk}/video", HTTP_RANGE="bytes=100-199")
+    assert part.status_code == 206 and part["Content-Range"] == f"bytes 100-199/{len(data)}"
+    assert b"".join(part.streaming_content) == data[100:200]
+    tail = client.get(f"/analyses/{analysis.pk}/video", HTTP_RANGE="bytes=-10")
+    assert b"".join(tail.streaming_content) == data[-10:]
+    assert client.get(f"/analyses/{analysis.pk}/video", HTTP_RANGE=f"bytes={len(data) + 5}-").status_code == 416
+
+
+def test_delete_removes_record_and_media(client, active_checkpoint, one_face_video, site_checkpoint):
+    analysis = finished_analysis(client, one_face_video, site_checkpoint)
+    folder = analysis.media_dir
+    assert (folder / "crops").is_dir()
+    assert client.get(f"/analyses/{analysis.pk}/delete").status_code == 405
+    response = client.post(f"/analyses/{analysis.pk}/delete")
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert not Analysis.objects.filter(pk=analysis.pk).exists()
+    assert not folder.exists()
+    assert client.get(f"/analyses/{analysis.pk}/").status_code == 404
+
+
+def test_same_file_and_checkpoint_reuse_the_earlier_result(client, active_checkpoint, one_face_video, site_checkpoint):
+    first = finished_analysis(client, one_face_video, site_checkpoint)
+    response = upload(client, one_face_video, name="again.mp4")
+    assert response.status_code == 202
+    second = Analysis.objects.get(pk=response.json()["id"])
+    assert second.pk != first.pk and second.status == Analysis.Status.DONE
+    assert second.reused_from == first and second.result == first.result
+    assert second.video_path.is_file() and (second.crops_dir / "person0.jpg").is_file()
+    assert response.json()["reused"] is True
+    first_folder = first.media_dir
+    client.post(f"/analyses/{first.pk}/delete")
+    assert not first_folder.exists() and (second.crops_dir / "person0.jpg").is_file(), "each keeps its own copy"
+
+
+# --- failures, retry and the watchdog -------------------------------------------------------------------------------
+
+
+def test_a_failure_is_recorded_and_can_be_retried(
+    client, active_checkpoint, one_face_video, site_checkpoint, django_capture_on_commit_callbacks
+):
+    from ml_app.tasks import analyze_video_task
+
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    analysis.video_path.write_bytes(b"")  # the stored file got damaged
+    analyze_video_task.run(str(analysis.pk), 1)
+    analysis.refresh_from_db()
+    assert analysis.status == Analysis.Status.FAILED and analysis.error_code == "empty_file"
+    state = client.get(f"/analyses/{analysis.pk}/status").json()
+    assert state["error"]["message"].startswith("'video.mp4' is empty")
+    analysis.video_path.write_bytes(one_face_video.read_bytes())
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        client.post(f"/analyses/{analysis.pk}/retry")
+    analysis.refresh_from_db()
+    assert analysis.status == Analysis.Status.QUEUED and analysis.attempts == 0 and len(callbacks) == 1
+    analyze_video_task.run(str(analysis.pk), 1)
+    analysis.refresh_from_db()
+    assert analysis.status == Analysis.Status.DONE
+
+
+def test_a_delivery_for_an_attempt_already_taken_does_nothing(client, active_checkpoint, one_face_video):
+    from ml_app.tasks import analyze_video_task
+
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    assert jobs.claim(str(analysis.pk), 1)
+    analyze_video_task.run(str(analysis.pk), 1)  # a second delivery of the same message
+    analysis.refresh_from_db()
+    assert analysis.status == Analysis.Status.RUNNING and analysis.result is None
+
+
+def test_watchdog_requeues_then_fails_a_job_whose_worker_stopped(
+    client, active_checkpoint, one_face_video, settings, django_capture_on_commit_callbacks
+):
+    settings.ANALYSIS_MAX_ATTEMPTS = 2
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    assert jobs.claim(str(analysis.pk), 1)
+    stale = timezone.now() - timedelta(seconds=settings.ANALYSIS_STALE_SECONDS + 5)
+    Analysis.objects.filter(pk=analysis.pk).update(heartbeat_at=stale)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        state = client.get(f"/analyses/{analysis.pk}/status").json()  # a page polling triggers the watchdog
+    assert state["status"] == "queued" and state["stage"] == "requeued" and len(callbacks) == 1
+    assert jobs.claim(str(analysis.pk), 2)
+    Analysis.objects.filter(pk=analysis.pk).update(heartbeat_at=stale)
+    assert jobs.recover_stale() == {"requeued": 0, "failed": 1}
+    analysis.refresh_from_db()
+    assert analysis.status == Analysis.Status.FAILED and analysis.error_code == "worker_lost"
+    assert "stopped responding 2 times" in analysis.error_message
+
+
+def test_a_live_job_is_left_alone(client, active_checkpoint, one_face_video):
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    assert jobs.claim(str(analysis.pk), 1)
+    assert jobs.recover_stale() == {"requeued": 0, "failed": 0}
+
+
+# --- serving --------------------------------------------------------------------------------------------------------
+
+
+def test_production_checklist_passes_check_deploy(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
+        "DJANGO_ALLOWED_HOSTS": "detector.example.org",
+        "DJANGO_HTTPS": "true",
+        "STATE_DIR": str(tmp_path),
+    }
+    env.pop("DJANGO_DEBUG", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_static_files_are_served_by_whitenoise(client):
+    assert client.get("/static/css/site.css").status_code == 200
+
+
+def test_production_static_files_are_fingerprinted_and_served(tmp_path):
+    """What run.sh and a deployment do: collectstatic, then whitenoise serves the hashed, compressed files."""
+    env = {**os.environ, "STATIC_ROOT": str(tmp_path / "static"), "STATE_DIR": str(tmp_path)}
+    env.pop("DJANGO_DEBUG", None)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=REPO, env=env, check=True, capture_output=True
+    )
+    code = (
+        "import django; django.setup();"
+        "from django.templatetags.static import static; from django.test import Client;"
+        "url = static('js/result.js'); response = Client().get(url);"
+        "print(url, response.status_code, response.headers.get('Cache-Control'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "project_settings.settings"},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    url, status, cache = out[0], out[1], " ".join(out[2:])
+    assert url.startswith("/static/js/result.") and url != "/static/js/result.js", "the name carries a content hash"
+    assert status == "200" and "max-age" in cache
+
+
+def test_errors_are_pages_not_tracebacks(client, site_dirs):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404 and "Not found" in response.content.decode()
+
+
+def test_status_json_is_valid_for_queued_jobs(client, active_checkpoint, one_face_video):
+    state = upload(client, one_face_video).json()
+    polled = client.get(state["url"] + "status").json()
+    assert polled["status"] == "queued" and polled["result"] is None
+    json.dumps(polled)
