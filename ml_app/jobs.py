@@ -48,11 +48,12 @@ def worker_name() -> str:
 # --- creating -------------------------------------------------------------------------------------------------------
 
 
-def create_analysis(validated: ValidatedVideo, checkpoint: Checkpoint) -> Analysis:
+def create_analysis(validated: ValidatedVideo, checkpoint: Checkpoint, owner=None) -> Analysis:
     """Store the upload under the analysis' own folder and queue it, or reuse an earlier result for the same bytes
     and the same checkpoint."""
     upload = validated.upload
     analysis = Analysis(
+        owner=owner,
         original_name=validated.original_name,
         size_bytes=upload.size,
         sha256=upload.sha256,

@@ -76,6 +76,14 @@ class Analysis(models.Model):
         FAILED = "failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="analyses",
+        help_text="the signed-in user or API caller who uploaded it; empty for anonymous uploads on the site",
+    )
     original_name = models.CharField(max_length=255, help_text="the uploader's file name, sanitised")
     video = models.CharField(max_length=500, help_text="path of the stored video, relative to MEDIA_ROOT")
     size_bytes = models.BigIntegerField(default=0)

@@ -88,8 +88,8 @@ def receive_upload(request: HttpRequest) -> tuple[HashedUpload, int]:
     return upload, length
 
 
-def start_analysis(upload: HashedUpload, length: int) -> Analysis:
-    """Validate the stored upload for ``length`` and create (and queue) its analysis."""
+def start_analysis(upload: HashedUpload, length: int, owner=None) -> Analysis:
+    """Validate the stored upload for ``length`` and create (and queue) its analysis, owned by ``owner`` if given."""
     try:
         checkpoints = active_checkpoints()
         if not checkpoints:
@@ -110,7 +110,7 @@ def start_analysis(upload: HashedUpload, length: int) -> Analysis:
     except UploadRejected:
         upload.discard()
         raise
-    return jobs.create_analysis(validated, checkpoints[length])
+    return jobs.create_analysis(validated, checkpoints[length], owner=owner)
 
 
 def record_rejection(request: HttpRequest, error: UploadRejected) -> None:
@@ -134,7 +134,7 @@ def create_analysis(request: HttpRequest) -> HttpResponse:
 def _create_analysis(request: HttpRequest) -> HttpResponse:
     try:
         upload, length = receive_upload(request)
-        analysis = start_analysis(upload, length)
+        analysis = start_analysis(upload, length, owner=request.user if request.user.is_authenticated else None)
     except UploadRejected as error:
         record_rejection(request, error)
         if _wants_json(request):

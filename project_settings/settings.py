@@ -25,6 +25,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "ml_app",
     "model_creation",
 ]
@@ -176,3 +180,43 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # ANALYSIS_MAX_ATTEMPTS in all, then marked failed with the reason.
 ANALYSIS_STALE_SECONDS = env_int("ANALYSIS_STALE_SECONDS", 90)
 ANALYSIS_MAX_ATTEMPTS = env_int("ANALYSIS_MAX_ATTEMPTS", 2)
+
+# --- the REST API ---------------------------------------------------------------------------------------------------
+# Cache for throttling: per process by default; point CACHE_URL at Redis (redis://host:6379/1) when several web
+# processes or machines serve the API, so that the rates hold across them.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("CACHE_URL")}
+    if env_str("CACHE_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "deepfake-detector"}
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",  # first: anonymous callers get 401, not 403
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["ml_app.api.throttling.UserBurstThrottle", "ml_app.api.throttling.UploadThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_RATE", "120/min"),
+        "uploads": env_str("API_UPLOAD_RATE", "20/hour"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "ml_app.api.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.MultiPartParser", "rest_framework.parsers.FormParser"],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Deepfake detector API",
+    "DESCRIPTION": "Upload videos for asynchronous deepfake analysis and read the results. Authenticate with "
+    "`Authorization: Token <key>` (tokens are created in the admin or with `manage.py create_api_token`).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package: no CDN, no network
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}

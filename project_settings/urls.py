@@ -1,12 +1,32 @@
-"""URL routes: the site at /, the admin at /admin/."""
+"""URL routes: the site at /, the API under /api/, the admin at /admin/."""
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.defaults import page_not_found, server_error
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from ml_app.api.errors import json_not_found, json_server_error
 
 admin.site.site_header = "Deepfake detector administration"
 admin.site.site_title = "Deepfake detector"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("ml_app.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("ml_app.urls")),
 ]
+
+
+def handler404(request, exception):
+    """JSON in the API's error shape under /api/, the site's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return json_not_found(request, exception)
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return json_server_error(request)
+    return server_error(request)

@@ -143,3 +143,31 @@ def test_a_pool_process_killed_mid_job_is_recovered_by_the_running_worker(
         finished(analysis, timeout=180)
         assert analysis.status == Analysis.Status.DONE, analysis.error_message + worker.log()[-3000:]
         assert analysis.attempts == 2 and analysis.worker != f"{analysis.worker.split(':')[0]}:{busy_child}"
+
+
+def test_the_readme_python_example_works(live_server, active_checkpoint, django_user_model, one_face_video, tmp_path):
+    """The README's ten-line client, run as written against a live server and a real worker."""
+    import re
+    import sys
+
+    from rest_framework.authtoken.models import Token
+
+    from .conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", readme, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 11
+    token = Token.objects.create(user=django_user_model.objects.create_user("reader")).key
+    code = (
+        code.replace("http://127.0.0.1:8000/api/v1", live_server.url + "/api/v1")
+        .replace("your-token", token)
+        .replace('"clip.mp4"', repr(str(one_face_video)))
+        .replace('"sequence_length": 20', '"sequence_length": 10')
+    )
+    script = tmp_path / "client.py"
+    script.write_text(code)
+    broker = make_broker("filesystem", tmp_path)
+    with use_broker(broker), running_worker(broker, tmp_path / "worker.log"):
+        output = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, check=True)
+    status, verdict, error = output.stdout.split(maxsplit=2)
+    assert status == "done" and verdict in ("REAL", "FAKE") and error.strip() == "None"

@@ -1,0 +1,242 @@
+"""The API's representations. Results are rendered through these serializers, so the OpenAPI schema describes exactly
+what is sent (fields not declared here never leave the server: file paths on the server, for example)."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..jobs import STAGE_LABELS
+from ..models import Analysis, Checkpoint
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+class AnalysisCreateSerializer(serializers.Serializer):
+    video = serializers.FileField(help_text="the video file (multipart); the same limits as the upload page")
+    sequence_length = serializers.IntegerField(
+        required=False, help_text="frames per window; one of the lengths listed by /api/v1/checkpoints/"
+    )
+
+
+class ReasonSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="no_face, face_not_tracked or too_few_frames")
+    message = serializers.CharField()
+
+
+class TrackSerializer(serializers.Serializer):
+    track_id = serializers.IntegerField()
+    person_id = serializers.IntegerField()
+    fake_probability = serializers.FloatField()
+    filled_frames = serializers.IntegerField(help_text="frames whose face box was filled in from neighbours")
+    boxes = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4),
+        help_text="per frame, [x0, y0, x1, y1] in pixels of the displayed frame",
+    )
+    thumbnail_url = serializers.CharField(allow_null=True)
+    strip_url = serializers.CharField(allow_null=True, help_text="every crop the network saw, side by side")
+
+
+class WindowSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    start_frame = serializers.IntegerField()
+    end_frame = serializers.IntegerField()
+    start_time = serializers.FloatField(help_text="seconds")
+    end_time = serializers.FloatField(help_text="seconds")
+    frames = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["scored", "no_face", "face_lost", "video_ended"])
+    faces_found = serializers.IntegerField()
+    fake_probability = serializers.FloatField(allow_null=True)
+    tracks = TrackSerializer(many=True)
+    frames_without_face = serializers.ListField(child=serializers.IntegerField())
+
+
+class PersonSerializer(serializers.Serializer):
+    person_id = serializers.IntegerField()
+    windows = serializers.ListField(child=serializers.IntegerField())
+    fake_probability = serializers.FloatField()
+    verdict = serializers.ChoiceField(choices=["REAL", "FAKE"])
+    thumbnail_url = serializers.CharField(allow_null=True)
+
+
+class VideoSerializer(serializers.Serializer):
+    container = serializers.CharField()
+    codec = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    rotation = serializers.IntegerField()
+    fps = serializers.FloatField()
+    frame_count = serializers.IntegerField()
+    duration = serializers.FloatField()
+    variable_frame_rate = serializers.BooleanField()
+    has_audio = serializers.BooleanField()
+    size_bytes = serializers.IntegerField()
+
+
+class CheckpointIdentitySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    sha256 = serializers.CharField()
+    sequence_length = serializers.IntegerField()
+    untrained = serializers.BooleanField()
+    architecture = serializers.DictField()
+    preprocessing = serializers.DictField()
+    metrics = serializers.DictField()
+
+
+class ResultSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=["REAL", "FAKE", "INCONCLUSIVE"])
+    reason = ReasonSerializer(allow_null=True, help_text="why the verdict is INCONCLUSIVE")
+    fake_probability = serializers.FloatField(allow_null=True)
+    confidence = serializers.FloatField(allow_null=True, help_text="probability of the verdict's class")
+    threshold = serializers.FloatField()
+    sequence_length = serializers.IntegerField()
+    windows_scored = serializers.IntegerField()
+    windows = WindowSerializer(many=True)
+    people = PersonSerializer(many=True)
+    video = VideoSerializer()
+    checkpoint = CheckpointIdentitySerializer()
+    timings = serializers.DictField(child=serializers.FloatField(), help_text="seconds per stage")
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+def _with_crop_urls(result: dict, crops_url: str) -> dict:
+    """Attach thumbnail and strip URLs to tracks and people, from the analysis' crop files."""
+    files = result.get("crop_files") or {}
+    by_window = files.get("windows", {})
+    people_files = files.get("people", {})
+    windows = []
+    for window in result.get("windows", []):
+        tracks = []
+        for track in window["tracks"]:
+            names = by_window.get(str(window["index"]), {}).get(str(track["track_id"])) or {}
+            tracks.append(
+                {
+                    **track,
+                    "thumbnail_url": crops_url + names["thumb"] if "thumb" in names else None,
+                    "strip_url": crops_url + names["strip"] if "strip" in names else None,
+                }
+            )
+        windows.append({**window, "tracks": tracks})
+    people = [
+        {
+            **p,
+            "thumbnail_url": crops_url + people_files[str(p["person_id"])]
+            if str(p["person_id"]) in people_files
+            else None,
+        }
+        for p in result.get("people", [])
+    ]
+    return {**result, "windows": windows, "people": people}
+
+
+class AnalysisErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class AnalysisCheckpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Checkpoint
+        fields = ["name", "sequence_length", "backbone", "accuracy", "untrained", "sha256"]
+
+
+class AnalysisSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="this analysis in the API")
+    page_url = serializers.SerializerMethodField(help_text="its result page on the site")
+    video_url = serializers.SerializerMethodField()
+    stage_label = serializers.SerializerMethodField()
+    checkpoint = AnalysisCheckpointSerializer(allow_null=True)
+    error = serializers.SerializerMethodField()
+    reused = serializers.SerializerMethodField(help_text="the same file was analysed with the same checkpoint before")
+    result = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Analysis
+        fields = [
+            "id",
+            "url",
+            "page_url",
+            "video_url",
+            "status",
+            "stage",
+            "stage_label",
+            "progress",
+            "original_name",
+            "sha256",
+            "size_bytes",
+            "sequence_length",
+            "checkpoint",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
+            "reused",
+            "verdict",
+            "fake_probability",
+            "result",
+            "timings",
+        ]
+
+    def _absolute(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, analysis: Analysis) -> str:
+        return self._absolute(reverse("api:analysis-detail", args=[analysis.pk]))
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_page_url(self, analysis: Analysis) -> str:
+        return self._absolute(reverse("ml_app:analysis", args=[analysis.pk]))
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_video_url(self, analysis: Analysis) -> str:
+        return self._absolute(reverse("ml_app:analysis-video", args=[analysis.pk]))
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_stage_label(self, analysis: Analysis) -> str:
+        return STAGE_LABELS.get(analysis.stage, analysis.stage)
+
+    @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
+    def get_error(self, analysis: Analysis) -> dict | None:
+        if not analysis.error_message:
+            return None
+        return {"code": analysis.error_code, "message": analysis.error_message}
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_reused(self, analysis: Analysis) -> bool:
+        return analysis.reused_from_id is not None
+
+    @extend_schema_field(ResultSerializer(allow_null=True))
+    def get_result(self, analysis: Analysis) -> dict | None:
+        if analysis.status != Analysis.Status.DONE or not analysis.result:
+            return None
+        crops_url = self._absolute(reverse("ml_app:analysis", args=[analysis.pk]) + "crops/")
+        return ResultSerializer(_with_crop_urls(analysis.result, crops_url)).data
+
+
+class ActiveCheckpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Checkpoint
+        fields = [
+            "sequence_length",
+            "name",
+            "backbone",
+            "image_size",
+            "accuracy",
+            "untrained",
+            "metrics",
+            "sha256",
+            "created_at",
+        ]

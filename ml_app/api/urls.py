@@ -1,0 +1,14 @@
+"""API routes under /api/v1/."""
+
+from rest_framework.routers import DefaultRouter
+
+from .views import AnalysisViewSet, CheckpointViewSet
+
+app_name = "api"
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("analyses", AnalysisViewSet, basename="analysis")
+router.register("checkpoints", CheckpointViewSet, basename="checkpoint")
+
+urlpatterns = router.urls

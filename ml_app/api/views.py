@@ -1,0 +1,124 @@
+"""The REST API: analyses (create, read, list, delete; each caller sees only their own) and active checkpoints."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import jobs
+from ..models import Analysis
+from ..registry import active_checkpoints
+from ..uploads import LimitedUploadHandler, UploadRejected
+from ..views import receive_upload, record_rejection, start_analysis
+from .serializers import ActiveCheckpointSerializer, AnalysisCreateSerializer, AnalysisSerializer, ErrorSerializer
+
+_ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, description="no credentials, or a bad token"),
+    429: OpenApiResponse(ErrorSerializer, description="too many requests"),
+}
+_NOT_FOUND = {404: OpenApiResponse(ErrorSerializer, description="no analysis of yours has this id")}
+_UPLOAD_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="not a usable video, or an unknown sequence length"),
+    413: OpenApiResponse(ErrorSerializer, description="larger than the upload limit"),
+    415: OpenApiResponse(ErrorSerializer, description="not a video file type, or not a multipart body"),
+    503: OpenApiResponse(ErrorSerializer, description="no checkpoint is active"),
+}
+_STATUSES = [choice for choice, _ in Analysis.Status.choices]
+_VERDICTS = ["REAL", "FAKE", "INCONCLUSIVE"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your analyses, newest first",
+        parameters=[
+            OpenApiParameter("status", str, enum=_STATUSES, description="only analyses in this state"),
+            OpenApiParameter("verdict", str, enum=_VERDICTS, description="only finished analyses with this verdict"),
+        ],
+        responses={
+            200: AnalysisSerializer(many=True),
+            400: OpenApiResponse(ErrorSerializer, description="an unknown status or verdict"),
+            404: OpenApiResponse(ErrorSerializer, description="no such page"),
+            **_ERRORS,
+        },
+    ),
+    retrieve=extend_schema(
+        summary="One analysis: status, stage and progress, and when done the full result",
+        responses={200: AnalysisSerializer, **_ERRORS, **_NOT_FOUND},
+    ),
+    destroy=extend_schema(
+        summary="Delete an analysis, its video and its face crops",
+        responses={204: None, **_ERRORS, **_NOT_FOUND},
+    ),
+)
+class AnalysisViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.ListModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = AnalysisSerializer
+    lookup_field = "pk"
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def initialize_request(self, request, *args, **kwargs) -> Request:
+        # Before anything reads the body (authentication's CSRF check can): the streaming size limit.
+        if request.method == "POST":
+            request.upload_handlers = [LimitedUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = Analysis.objects.filter(owner=self.request.user).select_related("checkpoint")
+        if self.action != "list":
+            return queryset
+        wanted_status = self.request.query_params.get("status")
+        wanted_verdict = self.request.query_params.get("verdict")
+        if wanted_status is not None and wanted_status not in _STATUSES:
+            raise ValidationError({"status": [f"Choose one of: {', '.join(_STATUSES)}."]})
+        if wanted_verdict is not None and wanted_verdict not in _VERDICTS:
+            raise ValidationError({"verdict": [f"Choose one of: {', '.join(_VERDICTS)}."]})
+        if wanted_status:
+            queryset = queryset.filter(status=wanted_status)
+        if wanted_verdict:
+            queryset = queryset.filter(verdict=wanted_verdict)
+        return queryset.order_by("-created_at")
+
+    @extend_schema(
+        summary="Upload a video for analysis",
+        description="Multipart form with `video` and optionally `sequence_length`. Answers 202 at once: the analysis "
+        "runs in the background; poll its `url` until `status` is `done` or `failed`.",
+        request={"multipart/form-data": AnalysisCreateSerializer},
+        responses={202: AnalysisSerializer, **_UPLOAD_ERRORS, **_ERRORS},
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        try:
+            upload, length = receive_upload(request)
+            analysis = start_analysis(upload, length, owner=request.user)
+        except UploadRejected as error:
+            record_rejection(request, error)
+            raise
+        data = self.get_serializer(analysis).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        analysis = self.get_object()
+        if analysis.status == Analysis.Status.RUNNING and any(
+            jobs.recover_stale(Analysis.objects.filter(pk=analysis.pk)).values()
+        ):
+            analysis.refresh_from_db()
+        return Response(self.get_serializer(analysis).data)
+
+
+class CheckpointViewSet(viewsets.GenericViewSet):
+    serializer_class = ActiveCheckpointSerializer
+    pagination_class = None
+
+    @extend_schema(
+        summary="The active checkpoint for each sequence length, with its metrics",
+        responses={200: ActiveCheckpointSerializer(many=True), **_ERRORS},
+    )
+    def list(self, request: Request) -> Response:
+        return Response(self.get_serializer(list(active_checkpoints().values()), many=True).data)
