@@ -71,14 +71,20 @@ def assign_splits(
     np.random.default_rng(seed).shuffle(order)
     in_val: Counter = Counter()
     val_groups: set[str] = set()
+    left_for_training = Counter(label for counter in clips_per_group.values() for label in counter)  # groups per label
     for label in sorted(totals, key=lambda name: totals[name]):  # the rarer class first
         target = val_fraction * totals[label]
         for group in order:
-            if in_val[label] >= target or len(val_groups) >= len(order) - 1:
+            if in_val[label] >= target:
                 break
-            if group not in val_groups and clips_per_group[group][label]:
-                val_groups.add(group)
-                in_val.update(clips_per_group[group])
+            labels_in_group = [name for name, count in clips_per_group[group].items() if count]
+            if group in val_groups or label not in labels_in_group:
+                continue
+            if any(left_for_training[name] <= 1 for name in labels_in_group):
+                continue  # training keeps at least one group of every class
+            val_groups.add(group)
+            in_val.update(clips_per_group[group])
+            left_for_training.subtract(labels_in_group)
     for video in pool:
         if video.group in val_groups:
             split_of[video.video_id] = VAL

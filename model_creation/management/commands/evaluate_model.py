@@ -174,7 +174,7 @@ class Command(BaseCommand):
             writer.writerow(["video", "dataset", "method", "label", "fake_probability"])
             for row in report["videos"]:
                 writer.writerow(
-                    [row["video"], row["dataset"], row["method"], row["label"], round(row["fake_probability"], 6)]
+                    [row["video"], row["dataset"], row["method"], row["label"], repr(float(row["fake_probability"]))]
                 )
         curves = {}
         for level in LEVELS:
