@@ -536,6 +536,7 @@ def test_evaluate_model_reports_every_level_and_refuses_other_preprocessing(
     )
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["manifest"]["split"] == "all" and "overall" in log
+    assert "trained on this manifest" in log, "evaluating on the training data is pointed out"
     overall = report["overall"]
     assert overall["clip"]["n"] == 24 and overall["video"]["n"] == 12 and overall["video"]["fake"] == 6
     assert set(report["per_dataset"]) == {"synthetic"} and set(report["per_method"]) == {"swap"}

@@ -76,6 +76,11 @@ class Command(BaseCommand):
             raise CommandError(one_line(exc)) from exc
         self._check_compatible(manifest, checkpoint)
         videos, split_used = self._select(manifest, options["split"] if options["manifest"] else "all")
+        if split_used in ("all", "train", "val") and checkpoint.training.get("manifest_sha256") == manifest.sha256:
+            self.stdout.write(
+                f"Note: the checkpoint was trained on this manifest; split '{split_used}' includes clips it was "
+                "trained or selected on, so these numbers are optimistic."
+            )
         report = self._evaluate(loaded, manifest, videos, options)
         report.update(
             checkpoint=checkpoint.describe(),
