@@ -638,3 +638,26 @@ def test_shared_clips_preprocess_and_train_from_imagenet_weights(tmp_path):
     )
     checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
     assert checkpoint.training["backbone_init"] == str(weights), log
+
+
+def test_evaluate_model_preprocesses_other_videos_with_the_checkpoints_settings(raw_videos, tiny_checkpoint, tmp_path):
+    log = run(
+        "evaluate_model",
+        tiny_checkpoint,
+        "--videos",
+        raw_videos,
+        "--layout",
+        "folder",
+        "--windows",
+        "2",
+        "--output",
+        tmp_path / "eval",
+        "--no-progress",
+    )
+    manifest = load_manifest(tmp_path / "eval" / "clips" / "manifest.json")
+    assert manifest.preprocessing == load_checkpoint(tiny_checkpoint).preprocessing and manifest.sequence_length == 8
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["overall"]["video"]["n"] == 1 and report["overall"]["clip"]["n"] == 2
+    assert report["overall"]["video"]["auc"] is None, "one class only: AUC is undefined, not made up"
+    assert len(report["unscored_videos"]) == 5 and "5 video(s) had no face clip" in log
+    assert [row["video"] for row in report["videos"]] == ["real/face.mp4"]
