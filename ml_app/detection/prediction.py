@@ -97,11 +97,17 @@ def load_detector_model(path: str | os.PathLike, device: str | torch.device | No
         if key in _cache:
             return _cache[key]
         started = time.perf_counter()
-        checkpoint = load_checkpoint(path)
-        model = build_model(checkpoint).to(device)
-        if device.type == "cpu":
-            model.use_channels_last()
-        checkpoint.state_dict = {}  # the weights now live in the model
+        if path.suffix.lower() == ".onnx":  # from manage.py export_onnx: onnxruntime on the CPU, settings inside
+            from .onnx_model import load_onnx_checkpoint
+
+            checkpoint, model = load_onnx_checkpoint(path)
+            device = torch.device("cpu")
+        else:
+            checkpoint = load_checkpoint(path)
+            model = build_model(checkpoint).to(device)
+            if device.type == "cpu":
+                model.use_channels_last()
+            checkpoint.state_dict = {}  # the weights now live in the model
         detector = build_detector(checkpoint.preprocessing.detector)
         loaded = LoadedModel(checkpoint, model, detector, device, time.perf_counter() - started)
         for old in [k for k in _cache if k[0] == key[0]]:

@@ -1,0 +1,215 @@
+"""``manage.py evaluate_model CHECKPOINT (--manifest M | --videos DIR --layout L) --output DIR``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ml_app.detection.errors import DetectionError
+from model_creation.training.layouts import LAYOUTS, LayoutError, read_layout
+from model_creation.training.options import one_line
+
+SPLIT_CHOICES = ("auto", "all", "train", "val", "test", "none")
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate a checkpoint (.pt or exported .onnx) on a preprocess manifest, or on a folder of videos that is "
+        "preprocessed on the fly with the checkpoint's own settings. Reports accuracy, precision, recall, F1, "
+        "ROC-AUC, EER and log loss per clip, window and video (video = the most suspicious person, a person = the "
+        "mean of their windows, as the app decides), per dataset and per manipulation method; writes report.json, "
+        "scores.csv and ROC / confusion-matrix plots."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("checkpoint", help="a .pt checkpoint or an .onnx export")
+        parser.add_argument("--output", required=True, help="folder for report.json, scores.csv and plots")
+        source = parser.add_argument_group("what to evaluate on (one of)")
+        source.add_argument("--manifest", help="a manifest made with the checkpoint's preprocessing")
+        source.add_argument("--videos", help="a dataset folder (or CSV) to preprocess with the checkpoint's settings")
+        parser.add_argument(
+            "--split",
+            choices=SPLIT_CHOICES,
+            default="auto",
+            help="manifest videos to use: auto = the test split if there is one, else all; none = those without",
+        )
+        videos = parser.add_argument_group("for --videos")
+        videos.add_argument("--layout", choices=LAYOUTS, help="how --videos is organised")
+        videos.add_argument("--work-dir", help="where the clips go (default OUTPUT/clips); reused when run again")
+        videos.add_argument("--windows", type=int, default=settings.DETECTION_MAX_WINDOWS, help="windows per video")
+        videos.add_argument("--workers", type=int, default=1, help="preprocessing processes")
+        videos.add_argument("--group-regex")
+        videos.add_argument("--one-means", choices=["REAL", "FAKE"], default="REAL")
+        videos.add_argument("--splits", help="ffpp: folder of the official split files")
+        videos.add_argument("--compression", help="ffpp: e.g. c23")
+        parser.add_argument("--threshold", type=float, default=0.5, help="FAKE when the score is at least this")
+        parser.add_argument("--batch-size", type=int, default=8)
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **options) -> None:
+        from ml_app.detection.prediction import load_detector_model
+        from model_creation.training.manifest import ManifestError, load_manifest
+
+        if bool(options["manifest"]) == bool(options["videos"]):
+            raise CommandError("Give either --manifest or --videos (with --layout).")
+        if options["videos"] and not options["layout"]:
+            raise CommandError("--videos needs --layout (folder, csv, ffpp, celebdf or dfdc).")
+        output = Path(options["output"])
+        try:
+            loaded = load_detector_model(options["checkpoint"], options["device"])
+        except DetectionError as exc:
+            raise CommandError(one_line(exc)) from exc
+        checkpoint = loaded.checkpoint
+        try:
+            if options["videos"]:
+                manifest = self._preprocess(options, checkpoint, output)
+            else:
+                manifest = load_manifest(options["manifest"])
+        except (ManifestError, LayoutError, ValueError) as exc:
+            raise CommandError(one_line(exc)) from exc
+        self._check_compatible(manifest, checkpoint)
+        videos, split_used = self._select(manifest, options["split"] if options["manifest"] else "all")
+        if split_used in ("all", "train", "val") and checkpoint.training.get("manifest_sha256") == manifest.sha256:
+            self.stdout.write(
+                f"Note: the checkpoint was trained on this manifest; split '{split_used}' includes clips it was "
+                "trained or selected on, so these numbers are optimistic."
+            )
+        report = self._evaluate(loaded, manifest, videos, options)
+        report.update(
+            checkpoint=checkpoint.describe(),
+            manifest={"path": str(manifest.path), "sha256": manifest.sha256, "split": split_used},
+        )
+        self._write(output, report)
+
+    # --- steps ------------------------------------------------------------------------------------------------------
+
+    def _preprocess(self, options: dict[str, Any], checkpoint, output: Path):
+        from model_creation.training.extract import ExtractSettings
+        from model_creation.training.preprocess import PreprocessError, run_preprocess
+
+        entries = read_layout(
+            options["layout"],
+            Path(options["videos"]),
+            group_regex=options["group_regex"],
+            one_means=options["one_means"],
+            splits_dir=Path(options["splits"]) if options["splits"] else None,
+            compression=options["compression"],
+        )
+        settings_ = ExtractSettings(checkpoint.preprocessing, checkpoint.sequence_length, options["windows"])
+        work = Path(options["work_dir"]) if options["work_dir"] else output / "clips"
+        self.stdout.write(f"Preprocessing {len(entries)} video(s) with the checkpoint's settings into {work} ...")
+        try:
+            summary = run_preprocess(
+                entries, work, settings_, workers=options["workers"], progress=not options["no_progress"]
+            )
+        except PreprocessError as exc:
+            raise CommandError(one_line(exc)) from exc
+        return summary.manifest
+
+    @staticmethod
+    def _check_compatible(manifest, checkpoint) -> None:
+        mine, theirs = manifest.preprocessing.to_dict(), checkpoint.preprocessing.to_dict()
+        if mine != theirs:
+            keys = sorted(key for key in theirs if mine.get(key) != theirs[key])
+            raise CommandError(
+                f"The manifest's crops were made with other preprocessing than the checkpoint's ({', '.join(keys)} "
+                "differ): evaluate with --videos to preprocess with the checkpoint's settings, or preprocess again "
+                "with --preprocessing-from CHECKPOINT."
+            )
+        if manifest.sequence_length < checkpoint.sequence_length:
+            raise CommandError(
+                f"The manifest's clips have {manifest.sequence_length} frames; the checkpoint needs "
+                f"{checkpoint.sequence_length}."
+            )
+
+    @staticmethod
+    def _select(manifest, split: str):
+        videos = manifest.videos
+        if split == "auto":
+            split = "test" if any(video.split == "test" for video in videos) else "all"
+        if split != "all":
+            wanted = "" if split == "none" else split
+            videos = [video for video in videos if video.split == wanted]
+        return videos, split
+
+    def _evaluate(self, loaded, manifest, videos, options: dict[str, Any]) -> dict[str, Any]:
+        from model_creation.training.dataset import ClipDataset
+        from model_creation.training.evaluate import evaluation_report, level_scores, score_dataset, usable_items
+
+        items = usable_items(videos)
+        if not items:
+            raise CommandError("No video of the selection has a face clip to score.")
+        unscored = [video for video in videos if not video.clips]
+        dataset = ClipDataset(manifest, items, loaded.sequence_length)
+        scores = score_dataset(
+            loaded.model, dataset, loaded.device, options["batch_size"], progress=not options["no_progress"]
+        )
+        report = evaluation_report(items, scores, options["threshold"])
+        report["unscored_videos"] = [
+            {"video": video.video, "label": video.label, "status": video.status, "reason": video.reason}
+            for video in unscored
+        ]
+        report["videos"] = [
+            {"video_id": key, "label": "FAKE" if label else "REAL", "fake_probability": score}
+            for key, label, score in level_scores(items, scores, "video")
+        ]
+        info = {video.video_id: video for video in videos}
+        for row in report["videos"]:
+            video = info[row["video_id"]]
+            row.update(video=video.video, dataset=video.dataset, method=video.method)
+        self._items, self._scores = items, scores
+        return report
+
+    def _write(self, output: Path, report: dict[str, Any]) -> None:
+        from model_creation.training.evaluate import LEVELS, level_scores
+        from model_creation.training.metrics import json_safe
+        from model_creation.training.plots import plot_confusion, plot_roc
+
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "report.json").write_text(json.dumps(json_safe(report), indent=2))
+        with open(output / "scores.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["video", "dataset", "method", "label", "fake_probability"])
+            for row in report["videos"]:
+                writer.writerow(
+                    [row["video"], row["dataset"], row["method"], row["label"], repr(float(row["fake_probability"]))]
+                )
+        curves = {}
+        for level in LEVELS:
+            rows = level_scores(self._items, self._scores, level)
+            curves[level] = ([label for _, label, _ in rows], [score for _, _, score in rows])
+        plot_roc(curves, output / "roc.png", "ROC per clip, window and video")
+        plot_confusion(report["overall"]["video"]["confusion"], output / "confusion_video.png", "Videos")
+        self.stdout.write(format_report(report))
+        self.stdout.write(f"Report: {output / 'report.json'} (plots: roc.png, confusion_video.png; scores.csv)")
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) and math.isfinite(value) else "n/a"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A table: one row per (scope, level)."""
+    names = ("acc", "prec", "rec", "F1", "AUC", "EER")
+    header = f"{'scope':<28} {'level':<7} {'n':>6} " + " ".join(f"{name:>6}" for name in names) + f" {'logloss':>8}"
+    lines = [header, "-" * len(header)]
+    scopes = [("overall", report["overall"])]
+    scopes += [(f"dataset {name}", value) for name, value in report["per_dataset"].items()]
+    scopes += [(f"method {name}", value) for name, value in report["per_method"].items()]
+    for scope, levels in scopes:
+        for level, m in levels.items():
+            lines.append(
+                f"{scope[:28]:<28} {level:<7} {m['n']:>6} {_cell(m['accuracy']):>6} {_cell(m['precision']):>6} "
+                f"{_cell(m['recall']):>6} {_cell(m['f1']):>6} {_cell(m['auc']):>6} {_cell(m['eer']):>6} "
+                f"{_cell(m['log_loss'], 4):>8}"
+            )
+    if report["unscored_videos"]:
+        lines.append(f"{len(report['unscored_videos'])} video(s) had no face clip and were not scored (INCONCLUSIVE).")
+    return "\n".join(lines)

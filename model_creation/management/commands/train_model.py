@@ -1,0 +1,209 @@
+"""``manage.py train_model --manifest M --output DIR``: train a detector on preprocessed clips.
+
+Multi-GPU / multi-node: start it with torchrun, e.g. ``torchrun --standalone --nproc_per_node=4 manage.py train_model
+...``; see the README ("Train your own model").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from model_creation.training.options import one_line
+
+# Flags whose value is None unless given, so that a resumed run can tell what the user changed.
+DEFAULTS: dict[str, Any] = {
+    "backbone": "resnext50_32x4d",
+    "epochs": 20,
+    "batch_size": 8,
+    "lr": 1e-4,
+    "weight_decay": 1e-4,
+    "warmup_epochs": 1.0,
+    "patience": 5,
+    "val_fraction": 0.15,
+    "balance": "loss",
+    "seed": 0,
+    "device": "auto",
+    "workers": 2,
+    "dropout": 0.4,
+    "num_layers": 1,
+    "pretrained": "imagenet",
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a CNN + LSTM detector on a preprocess manifest. Writes last.pt every epoch and best.pt (best "
+        "validation AUC) in the app's checkpoint format, train_state.pt for --resume, history.csv, TensorBoard logs "
+        "and PNG plots. Runs under torchrun for several GPUs or machines."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--manifest", help="manifest.json from preprocess_videos or merge_manifests")
+        parser.add_argument("--output", required=True, help="folder for checkpoints, logs and plots")
+        model = parser.add_argument_group("model")
+        model.add_argument("--backbone", choices=["resnext50_32x4d", "mobilenet_v2"], help="default resnext50_32x4d")
+        model.add_argument("--hidden-size", type=int, help="LSTM units (default: the backbone's feature size)")
+        model.add_argument("--num-layers", type=int, help="LSTM layers (default 1)")
+        model.add_argument("--bidirectional", action="store_true", default=None, help="bidirectional LSTM")
+        model.add_argument("--dropout", type=float, help="before the classifier (default 0.4)")
+        model.add_argument("--sequence-length", type=int, help="frames per clip (default: the manifest's)")
+        model.add_argument(
+            "--pretrained", help="imagenet (torchvision's cache only; default), random, or a backbone weights file"
+        )
+        optimisation = parser.add_argument_group("optimisation")
+        optimisation.add_argument("--epochs", type=int, help="default 20")
+        optimisation.add_argument("--batch-size", type=int, help="clips per step and process (default 8)")
+        optimisation.add_argument("--lr", type=float, help="peak learning rate, AdamW (default 1e-4)")
+        optimisation.add_argument("--weight-decay", type=float, help="default 1e-4")
+        optimisation.add_argument("--warmup-epochs", type=float, help="linear warm-up before the cosine (default 1)")
+        optimisation.add_argument("--patience", type=int, help="stop after this many epochs without a better AUC (5)")
+        optimisation.add_argument(
+            "--balance", choices=["loss", "sampler", "none"], help="class balance: loss weights (default) or sampler"
+        )
+        optimisation.add_argument("--no-augment", action="store_true", default=None, help="no augmentation")
+        optimisation.add_argument("--no-amp", action="store_true", default=None, help="no mixed precision on CUDA")
+        data = parser.add_argument_group("data")
+        data.add_argument("--val-fraction", type=float, help="clips per class for validation when split by group")
+        data.add_argument(
+            "--ignore-manifest-split",
+            action="store_true",
+            default=None,
+            help="split by group even when the dataset gives its own split",
+        )
+        data.add_argument("--workers", type=int, help="data loading processes (default 2)")
+        run = parser.add_argument_group("running")
+        run.add_argument("--seed", type=int, help="default 0")
+        run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto")
+        run.add_argument("--name", help="checkpoint name (default <backbone>_<N>_frames_<date>)")
+        run.add_argument(
+            "--resume", nargs="?", const="", metavar="STATE", help="continue from OUTPUT/train_state.pt (or STATE)"
+        )
+        run.add_argument("--keep-every-epoch", action="store_true", default=None, help="also keep epoch_NNN.pt")
+        run.add_argument("--force", action="store_true", help="start anew in an output folder that holds a run")
+        run.add_argument(
+            "--register", action="store_true", help="copy best.pt into the models folder, where the app finds it"
+        )
+        run.add_argument("--no-progress", action="store_true", default=None, help="no progress bars")
+        run.add_argument("--no-tensorboard", action="store_true", default=None, help="no TensorBoard logs")
+
+    def handle(self, *args, **options) -> None:
+        from model_creation.training.manifest import ManifestError
+        from model_creation.training.trainer import STATE_FILE, TrainConfig, Trainer, TrainError
+
+        is_main = int(os.environ.get("RANK", "0")) == 0
+        output = Path(options["output"])
+        given = self._given(options)
+        resume: Path | None = None
+        try:
+            if options["resume"] is not None:
+                resume = Path(options["resume"]) if options["resume"] else output / STATE_FILE
+                config = self._resumed_config(resume, given, output)
+            else:
+                if (output / STATE_FILE).exists() and not options["force"]:
+                    raise CommandError(
+                        f"'{output}' already holds a training run: pass --resume to continue it, --force to start "
+                        "anew there, or choose another --output."
+                    )
+                if not options["manifest"]:
+                    raise CommandError("--manifest is required (the manifest.json written by preprocess_videos).")
+                values = {**DEFAULTS, **given, "manifest": options["manifest"], "output": str(output)}
+                config = TrainConfig(**values)
+                if not config.name:
+                    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+                    config.name = f"{config.backbone}_{trainer_length(config)}_frames_{stamp}"
+            if options["register"] and (Path(settings.MODELS_DIR) / f"{config.name}.pt").exists():
+                raise CommandError(
+                    f"A checkpoint named '{config.name}' is in the models folder; choose another --name."
+                )
+            result = Trainer(config, say=self.stdout.write if is_main else None, resume=resume).run()
+        except (TrainError, ManifestError, ValueError) as exc:
+            raise CommandError(one_line(exc)) from exc
+        if not is_main:
+            return
+        self.stdout.write(
+            f"Best epoch {result.best_epoch}: validation AUC {_fmt(result.best_metrics.get('auc'))}, accuracy "
+            f"{_fmt(result.best_metrics.get('accuracy'))}, video AUC {_fmt(result.best_metrics.get('video_auc'))}"
+            + (" (stopped early)" if result.stopped_early else "")
+        )
+        self.stdout.write(f"Checkpoint: {result.best_path}")
+        if options["register"] and result.best_path:
+            self.stdout.write(f"Registered: {register_checkpoint(result.best_path, config.name)}")
+
+    @staticmethod
+    def _given(options: dict[str, Any]) -> dict[str, Any]:
+        """The TrainConfig values the user set on the command line."""
+        from model_creation.training.trainer import TrainConfig
+
+        names = {f.name for f in fields(TrainConfig)}
+        renamed = {
+            "no_augment": ("augment", False),
+            "no_amp": ("amp", False),
+            "ignore_manifest_split": ("use_manifest_split", False),
+            "no_progress": ("progress", False),
+            "no_tensorboard": ("tensorboard", False),
+        }
+        given = {}
+        for key, value in options.items():
+            if value is None:
+                continue
+            if key in renamed:
+                given[renamed[key][0]] = renamed[key][1]
+            elif key in names and key not in ("manifest", "output"):
+                given[key] = value
+        return given
+
+    @staticmethod
+    def _resumed_config(state_path: Path, given: dict[str, Any], output: Path):
+        import torch
+
+        from model_creation.training.trainer import RESUMABLE, TrainConfig
+
+        if not state_path.is_file():
+            raise CommandError(f"Nothing to resume: '{state_path}' does not exist.")
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            saved = dict(state["config"])
+        except Exception as exc:
+            raise CommandError(f"'{state_path}' is not a training state ({one_line(exc)[:200]}).") from exc
+        changed = sorted(key for key, value in given.items() if key not in RESUMABLE and saved.get(key) != value)
+        if changed:
+            flags = ", ".join("--" + key.replace("_", "-") for key in changed)
+            raise CommandError(
+                f"A resumed run keeps the settings it started with; {flags} differ(s). Only "
+                f"{', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE))} may change."
+            )
+        saved.update({key: value for key, value in given.items() if key in RESUMABLE})
+        saved["output"] = str(output)
+        return TrainConfig(**saved)
+
+
+def trainer_length(config) -> int:
+    """The sequence length a run will use when none was given: the manifest's."""
+    from model_creation.training.manifest import load_manifest
+
+    return config.sequence_length or load_manifest(config.manifest).sequence_length
+
+
+def register_checkpoint(path: Path, name: str) -> Path:
+    """Make a trained checkpoint available to the app: copied into MODELS_DIR, where it is found by its length.
+
+    Once the admin's checkpoint registry (a Django model in ml_app) exists, this is where a record is created.
+    """
+    target = Path(settings.MODELS_DIR) / f"{name}.pt"
+    if target.exists():
+        raise CommandError(f"'{target}' exists already; choose another --name.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, target)
+    return target
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "n/a"

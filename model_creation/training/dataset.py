@@ -1,0 +1,77 @@
+"""Clips from a manifest as tensors, normalised by the same ``crops_to_tensor`` the app uses.
+
+A stored clip may be longer than the model's sequence length: training takes a random run of consecutive frames,
+evaluation the middle one. Randomness comes from a generator seeded with (seed, epoch, index), so an epoch is the
+same whichever worker process loads which item, and a resumed run repeats exactly what an uninterrupted one would do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ml_app.detection.preprocessing import Preprocessing, crops_to_tensor
+
+from .augment import AugmentSettings, apply_params, sample_params
+from .extract import load_clip
+from .manifest import ClipRecord, Manifest, VideoRecord
+
+
+@dataclass(frozen=True)
+class ClipItem:
+    video: VideoRecord
+    clip: ClipRecord
+
+
+class ClipDataset(Dataset):
+    """``(clip tensor (T, 3, S, S), class index, item index)`` per clip."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        items: list[ClipItem],
+        sequence_length: int,
+        augment: AugmentSettings | None = None,
+        seed: int = 0,
+    ):
+        self.manifest = manifest
+        self.items = items
+        self.sequence_length = sequence_length
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.preprocessing: Preprocessing = manifest.preprocessing
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def target(self, index: int) -> int:
+        """The class index of an item, in the checkpoint's class order."""
+        return self.preprocessing.class_order.index(self.items[index].video.label)
+
+    def targets(self) -> list[int]:
+        return [self.target(i) for i in range(len(self.items))]
+
+    def crops(self, index: int) -> np.ndarray:
+        """The uint8 crops the network will see for item ``index`` (after choosing frames and augmenting)."""
+        item = self.items[index]
+        crops = load_clip(self.manifest.clip_path(item.clip))
+        length = self.sequence_length
+        if crops.shape[0] < length:
+            raise ValueError(f"{item.clip.file} holds {crops.shape[0]} frames, fewer than {length}")
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        spare = crops.shape[0] - length
+        start = int(rng.integers(0, spare + 1)) if self.augment is not None else spare // 2
+        crops = crops[start : start + length]
+        if self.augment is not None:
+            crops = apply_params(crops, sample_params(self.augment, rng), self.preprocessing.colour_order)
+        return crops
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        return crops_to_tensor(self.crops(index), self.preprocessing), self.target(index), index

@@ -1,0 +1,132 @@
+"""Scoring clips with a model and turning clip scores into window and video verdicts the way the app does.
+
+Three levels, each with the metrics of :mod:`.metrics` (FAKE positive):
+
+* ``clip``: one face followed through one window, what the network scores;
+* ``window``: the most suspicious face of a window (``WindowResult.fake_probability``);
+* ``video``: per person the mean of their windows, and the video the most suspicious person (``analyze_video``).
+
+Labels are per video, so in a fake video with a real bystander the bystander's clips count as FAKE at clip level;
+the window and video levels are where that matters least. Reports break the numbers down per source dataset and per
+manipulation method (that method's fakes against the real videos of the same datasets).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .dataset import ClipDataset, ClipItem
+from .manifest import OK
+from .metrics import binary_metrics
+
+LEVELS = ("clip", "window", "video")
+
+
+def fake_probabilities(logits: torch.Tensor, fake_index: int) -> torch.Tensor:
+    return torch.softmax(logits.float(), dim=1)[:, fake_index]
+
+
+def score_dataset(
+    model: torch.nn.Module,
+    dataset: ClipDataset,
+    device: torch.device,
+    batch_size: int = 8,
+    workers: int = 0,
+    progress: bool = True,
+) -> np.ndarray:
+    """Fake probability of every item of ``dataset``, in order."""
+    fake_index = dataset.preprocessing.fake_index
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    scores = np.zeros(len(dataset), dtype=np.float64)
+    model.eval()
+    with torch.inference_mode():
+        for clips, _, indices in tqdm(loader, desc="scoring", unit="batch", file=sys.stderr, disable=not progress):
+            probabilities = fake_probabilities(model(clips.to(device)), fake_index)
+            scores[indices.numpy()] = probabilities.cpu().numpy()
+    return scores
+
+
+def is_fake(label: str) -> int:
+    return int(label == "FAKE")
+
+
+def level_scores(items: Sequence[ClipItem], scores: Sequence[float], level: str) -> list[tuple[str, int, float]]:
+    """``(key, label, score)`` per clip, window or video; keys are video ids (with window/track for finer levels)."""
+    if level == "clip":
+        return [
+            (f"{i.video.video_id}/{i.clip.window}/{i.clip.track}", is_fake(i.video.label), float(s))
+            for i, s in zip(items, scores, strict=True)
+        ]
+    if level == "window":
+        windows: dict[tuple[str, int], list[float]] = defaultdict(list)
+        labels: dict[str, int] = {}
+        for item, score in zip(items, scores, strict=True):
+            windows[(item.video.video_id, item.clip.window)].append(float(score))
+            labels[item.video.video_id] = is_fake(item.video.label)
+        return [(f"{video}/{window}", labels[video], max(values)) for (video, window), values in windows.items()]
+    if level != "video":
+        raise ValueError(f"unknown level {level!r}")
+    people: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    labels = {}
+    for item, score in zip(items, scores, strict=True):
+        people[item.video.video_id][item.clip.person].append(float(score))
+        labels[item.video.video_id] = is_fake(item.video.label)
+    return [
+        (video, labels[video], max(float(np.mean(values)) for values in persons.values()))
+        for video, persons in people.items()
+    ]
+
+
+def level_metrics(items: Sequence[ClipItem], scores: Sequence[float], level: str, threshold: float = 0.5) -> dict:
+    rows = level_scores(items, scores, level)
+    return binary_metrics([label for _, label, _ in rows], [score for _, _, score in rows], threshold)
+
+
+def evaluation_report(items: Sequence[ClipItem], scores: Sequence[float], threshold: float = 0.5) -> dict[str, Any]:
+    """Metrics at every level, overall, per dataset and per manipulation method."""
+    scores = list(scores)
+
+    def metrics_of(indices: list[int]) -> dict[str, Any]:
+        chosen = [items[i] for i in indices]
+        chosen_scores = [scores[i] for i in indices]
+        return {level: level_metrics(chosen, chosen_scores, level, threshold) for level in LEVELS}
+
+    everything = list(range(len(items)))
+    report: dict[str, Any] = {
+        "threshold": threshold,
+        "overall": metrics_of(everything),
+        "per_dataset": {},
+        "per_method": {},
+    }
+    datasets = sorted({item.video.dataset for item in items})
+    for dataset in datasets:
+        report["per_dataset"][dataset] = metrics_of([i for i in everything if items[i].video.dataset == dataset])
+    methods = sorted({item.video.method for item in items if item.video.label == "FAKE" and item.video.method})
+    for method in methods:
+        method_datasets = {item.video.dataset for item in items if item.video.method == method}
+        chosen = [
+            i
+            for i in everything
+            if items[i].video.method == method
+            or (items[i].video.label == "REAL" and items[i].video.dataset in method_datasets)
+        ]
+        report["per_method"][method] = metrics_of(chosen)
+    return report
+
+
+def usable_items(videos, splits: set[str] | None = None) -> list[ClipItem]:
+    """Clips of the videos that yielded some, optionally only from the given manifest splits ("" = none given)."""
+    return [
+        ClipItem(video, clip)
+        for video in videos
+        if video.status == OK and (splits is None or video.split in splits)
+        for clip in video.clips
+    ]

@@ -1,0 +1,163 @@
+"""Face-crop clips from one video, made by the same code that feeds the network at inference.
+
+Windows are placed by ``plan_windows``, frames decoded by ``VideoReader``, faces found and followed by the
+checkpoint's detector and ``WindowTracker``, cropped by ``crop_face`` and accepted by the same "followed through the
+whole window" rule, all through ``prediction._collect_window``: the function ``analyze_video`` itself calls. People
+are linked across windows by face descriptor as at inference, so evaluation can score a video the way the app does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from ml_app.detection.errors import VideoError
+from ml_app.detection.faces import build_detector
+from ml_app.detection.prediction import StageTimer, _collect_window, _link_people
+from ml_app.detection.preprocessing import Preprocessing
+from ml_app.detection.results import WindowResult
+from ml_app.detection.video import VideoReader, plan_windows, probe_video
+
+from .layouts import VideoEntry
+from .manifest import ClipRecord, VideoRecord
+
+CLIPS_DIR = "clips"
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """Everything that decides which crops a video yields."""
+
+    preprocessing: Preprocessing
+    sequence_length: int
+    max_windows: int
+
+    def __post_init__(self) -> None:
+        if self.sequence_length < 1 or self.max_windows < 1:
+            raise ValueError("sequence length and windows per video must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "preprocessing": self.preprocessing.to_dict(),
+            "sequence_length": self.sequence_length,
+            "max_windows": self.max_windows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtractSettings:
+        return cls(
+            Preprocessing.from_dict(data["preprocessing"]), int(data["sequence_length"]), int(data["max_windows"])
+        )
+
+
+def load_clip(path: Path) -> np.ndarray:
+    """The ``(frames, size, size, 3)`` uint8 crops of a clip file, in the model's colour order."""
+    with np.load(path) as data:
+        return data["crops"]
+
+
+class ClipExtractor:
+    """Turns videos into clip files; holds one face detector, so make one per process."""
+
+    def __init__(self, settings: ExtractSettings):
+        self.settings = settings
+        self.detector = build_detector(settings.preprocessing.detector)
+        # What _collect_window reads from a LoadedModel: the preprocessing and the detector, nothing else.
+        self._source = SimpleNamespace(
+            checkpoint=SimpleNamespace(preprocessing=settings.preprocessing), detector=self.detector
+        )
+
+    def extract(self, entry: VideoEntry, out_root: Path) -> VideoRecord:
+        """Write the clips of ``entry`` under ``out_root/clips/<video id>/``; never raises for a bad video."""
+        started = time.perf_counter()
+        record = VideoRecord(
+            video_id=entry.video_id,
+            video=entry.relpath,
+            source_path=str(entry.path),
+            label=entry.label,
+            dataset=entry.dataset,
+            group=entry.group,
+            split=entry.split,
+            method=entry.method,
+            original=entry.original,
+        )
+        try:
+            self._extract(entry, out_root, record)
+        except VideoError as exc:
+            record.status, record.reason = "broken", " ".join(exc.message.split())
+        except Exception as exc:  # a damaged file can fail deep inside a decoder; report it, keep the run going
+            record.status, record.reason = "broken", f"{type(exc).__name__}: {exc}"
+        if record.status != "ok":
+            record.clips = []
+        record.seconds = round(time.perf_counter() - started, 3)
+        return record
+
+    def _extract(self, entry: VideoEntry, out_root: Path, record: VideoRecord) -> None:
+        settings = self.settings
+        prep, length = settings.preprocessing, settings.sequence_length
+        info = probe_video(entry.path)
+        record.fps, record.frame_count = round(info.fps, 4), info.frame_count
+        record.width, record.height = info.width, info.height
+        plans = plan_windows(info, length, settings.max_windows)
+        record.windows = len(plans)
+        if not plans:
+            record.status = "too_short"
+            record.reason = f"{info.frame_count} frames: fewer than one window of {length}."
+            return
+        folder = out_root / CLIPS_DIR / entry.video_id
+        folder.mkdir(parents=True, exist_ok=True)
+        linked: list[tuple[WindowResult, dict[int, np.ndarray]]] = []
+        clips: dict[tuple[int, int], ClipRecord] = {}
+        with VideoReader(info) as reader:
+            for plan in plans:
+                faces = _collect_window(reader, plan, self._source, StageTimer())
+                record.faces_found = max(record.faces_found, faces.faces_found)
+                complete = faces.complete_tracks(prep.detector.min_detected_fraction)
+                descriptors = {}
+                for track in complete:
+                    crops = np.stack([faces.crops[track][offset] for offset in range(length)])
+                    frames = np.array([faces.frames[offset][0] for offset in range(length)], dtype=np.int64)
+                    boxes = np.array([faces.boxes[track][o].to_list() for o in range(length)], dtype=np.int32)
+                    name = f"w{plan.index:03d}_t{track}.npz"
+                    np.savez_compressed(folder / name, crops=crops, frames=frames, boxes=boxes)
+                    _, patch, box = faces.identity_patch[track]
+                    descriptors[track] = self.detector.encode(patch, box)
+                    clips[(plan.index, track)] = ClipRecord(
+                        file=f"{CLIPS_DIR}/{entry.video_id}/{name}",
+                        window=plan.index,
+                        start_frame=int(frames[0]),
+                        track=track,
+                        person=-1,
+                        frames=length,
+                        filled=faces.filled.get(track, 0),
+                    )
+                if complete:
+                    record.windows_with_face += 1
+                    window = WindowResult(
+                        plan.index,
+                        plan.start_frame,
+                        plan.start_frame + length - 1,
+                        plan.start_time,
+                        plan.start_time,
+                        length,
+                        "scored",
+                        faces.faces_found,
+                    )
+                    linked.append((window, descriptors))
+        for (window, track), person in _link_people(linked).items():
+            clips[(window, track)].person = person
+        record.clips = sorted(clips.values(), key=lambda c: (c.window, c.track))
+        record.people = len({clip.person for clip in record.clips})
+        record.frames_kept = len(record.clips) * length
+        if not record.clips:
+            record.status = "no_face" if not record.faces_found else "face_lost"
+            record.reason = (
+                f"no face found in {len(plans)} window(s) of {length} frames"
+                if not record.faces_found
+                else f"faces seen, but none followed through a whole {length}-frame window"
+            )

@@ -1,0 +1,44 @@
+"""Small helpers the management commands share: one-line errors and preprocessing from flags or a file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ml_app.detection.checkpoints import load_checkpoint
+from ml_app.detection.errors import DetectionError
+from ml_app.detection.preprocessing import DetectorSettings, Preprocessing
+
+
+def one_line(message: Any) -> str:
+    """An exception's message (``.message`` when it has one) on one line, for CommandError."""
+    return " ".join(str(getattr(message, "message", message)).split())
+
+
+def preprocessing_from_file(path: Path) -> Preprocessing:
+    """A checkpoint's preprocessing (``.pt``), or a JSON file holding a Preprocessing dict (or a manifest)."""
+    if not path.is_file():
+        raise ValueError(f"'{path}' does not exist.")
+    if path.suffix == ".pt":
+        return load_checkpoint(path).preprocessing
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"'{path}' is neither a checkpoint (.pt) nor JSON: {exc}.") from exc
+    if isinstance(data, dict) and "preprocessing" in data:
+        data = data["preprocessing"]
+    try:
+        return Preprocessing.from_dict(data)
+    except DetectionError as exc:
+        raise ValueError(f"'{path}': {exc.message}") from exc
+
+
+def preprocessing_from_options(options: dict[str, Any]) -> Preprocessing:
+    """The Preprocessing the crop flags describe (defaults: the app's defaults)."""
+    detector = DetectorSettings(
+        model=options["detector_model"],
+        max_side=options["detector_max_side"] or None,
+        full_detect_every=options["full_detect_every"],
+    )
+    return Preprocessing(detector=detector, image_size=options["image_size"], margin=options["margin"])

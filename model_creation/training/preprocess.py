@@ -1,0 +1,198 @@
+"""A preprocessing run: many videos, several processes, resumable, shardable across machines.
+
+The output folder holds ``preprocess.json`` (the settings; a later run into the same folder must use the same ones),
+``records/<video id>.json`` (written by the worker once a video's clips are on disk: a video with a record is done,
+so an interrupted run resumes where it stopped) and ``clips/``. The manifest is assembled from the records of the
+videos this run covers (its shard, if any), so shards can share one folder or use separate ones and be merged.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .extract import ClipExtractor, ExtractSettings
+from .layouts import VideoEntry
+from .manifest import OK, Manifest, VideoRecord, write_json
+
+SETTINGS_FILE = "preprocess.json"
+RECORDS_DIR = "records"
+
+
+class PreprocessError(ValueError):
+    """A run that cannot start (conflicting settings, unusable output folder)."""
+
+
+@dataclass
+class RunSummary:
+    manifest: Manifest
+    manifest_path: Path
+    done_before: int  # videos skipped because an earlier run finished them
+    processed: int
+    failures: list[VideoRecord] = field(default_factory=list)  # every video that yielded no clip, with the reason
+
+    def status_counts(self) -> Counter:
+        return Counter(video.status for video in self.manifest.videos)
+
+
+def manifest_name(shard: tuple[int, int] | None) -> str:
+    return "manifest.json" if shard is None else f"manifest-shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def _check_settings(out_dir: Path, settings: ExtractSettings) -> None:
+    path = out_dir / SETTINGS_FILE
+    wanted = settings.to_dict()
+    if path.is_file():
+        existing = json.loads(path.read_text())
+        if existing != wanted:
+            changed = sorted(key for key in wanted if existing.get(key) != wanted[key])
+            raise PreprocessError(
+                f"'{out_dir}' was preprocessed with other settings ({', '.join(changed)} differ); resume with the "
+                "same settings or write to a new folder."
+            )
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(path, wanted)
+
+
+def _record_path(out_dir: Path, video_id: str) -> Path:
+    return out_dir / RECORDS_DIR / f"{video_id}.json"
+
+
+def _read_record(path: Path) -> VideoRecord | None:
+    try:
+        return VideoRecord.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None  # missing or unreadable: redo the video
+
+
+# --- worker processes -----------------------------------------------------------------------------------------------
+
+_worker: ClipExtractor | None = None
+
+
+def _init_worker(settings: dict[str, Any]) -> None:
+    global _worker  # noqa: PLW0603 - one detector per worker process, built once
+    import torch
+
+    torch.set_num_threads(1)
+    _worker = ClipExtractor(ExtractSettings.from_dict(settings))
+
+
+def _process(extractor: ClipExtractor, entry: VideoEntry, out_dir: Path) -> VideoRecord:
+    record = extractor.extract(entry, out_dir)
+    write_json(_record_path(out_dir, entry.video_id), record.to_dict())
+    return record
+
+
+def _work(entry: VideoEntry, out_dir: Path) -> VideoRecord:
+    assert _worker is not None
+    return _process(_worker, entry, out_dir)
+
+
+# --- the run --------------------------------------------------------------------------------------------------------
+
+
+def run_preprocess(
+    entries: list[VideoEntry],
+    out_dir: Path,
+    settings: ExtractSettings,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+    sources: list[dict[str, Any]] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Preprocess ``entries`` (already restricted to this shard) into ``out_dir`` and write its manifest."""
+    out_dir = Path(out_dir)
+    _check_settings(out_dir, settings)
+    (out_dir / RECORDS_DIR).mkdir(exist_ok=True)
+    ids = [entry.video_id for entry in entries]
+    if len(set(ids)) != len(ids):
+        raise PreprocessError("The input lists the same video more than once.")
+    records: dict[str, VideoRecord] = {}
+    todo: list[VideoEntry] = []
+    for entry in entries:
+        record = _read_record(_record_path(out_dir, entry.video_id))
+        if record is not None and (record.status == OK or not retry_failed):
+            records[entry.video_id] = record
+        else:
+            todo.append(entry)
+    done_before = len(records)
+    say = log or (lambda message: None)
+    if done_before:
+        say(f"{done_before} video(s) already done in an earlier run: skipped.")
+    bar = tqdm(total=len(todo), desc="videos", unit="video", file=sys.stderr, disable=not progress or not todo)
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            extractor = ClipExtractor(settings) if todo else None
+            for entry in todo:
+                records[entry.video_id] = _process(extractor, entry, out_dir)
+                bar.update(1)
+        else:
+            _run_pool(todo, out_dir, settings, workers, records, bar)
+    finally:
+        bar.close()
+    videos = [records[entry.video_id] for entry in entries if entry.video_id in records]
+    manifest = Manifest(
+        preprocessing=settings.preprocessing,
+        sequence_length=settings.sequence_length,
+        max_windows=settings.max_windows,
+        videos=videos,
+        root=out_dir,
+        sources=list(sources or []),
+    )
+    path = out_dir / manifest_name(shard)
+    manifest.save(path)
+    return RunSummary(
+        manifest=manifest,
+        manifest_path=path,
+        done_before=done_before,
+        processed=len(todo),
+        failures=[video for video in videos if video.status != OK],
+    )
+
+
+def _run_pool(
+    todo: list[VideoEntry],
+    out_dir: Path,
+    settings: ExtractSettings,
+    workers: int,
+    records: dict[str, VideoRecord],
+    bar: tqdm,
+) -> None:
+    """Spawned processes (no fork of a parent that has loaded torch), at most ``2 * workers`` videos in flight."""
+    context = multiprocessing.get_context("spawn")
+    queue = list(reversed(todo))
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(settings.to_dict(),)
+    ) as pool:
+        running: dict[Future, VideoEntry] = {}
+        while queue or running:
+            while queue and len(running) < 2 * workers:
+                entry = queue.pop()
+                running[pool.submit(_work, entry, out_dir)] = entry
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                entry = running.pop(future)
+                try:
+                    records[entry.video_id] = future.result()
+                except BrokenProcessPool as exc:  # a worker died: out of memory, or a crash in native code
+                    raise PreprocessError(
+                        f"A worker process died while processing '{entry.relpath}' or a video beside it ({exc}). "
+                        "Finished videos are kept: run the same command again to resume (with fewer --workers if "
+                        "memory ran out)."
+                    ) from exc
+                bar.update(1)
