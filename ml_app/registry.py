@@ -31,17 +31,24 @@ class ValidatedCheckpoint:
 
 def validate_checkpoint_file(path: str | os.PathLike) -> ValidatedCheckpoint:
     """Load safely (weights_only), build the architecture with the weights, run one dummy window through it.
+    ``.onnx`` files from export_onnx are loaded with onnxruntime and checked the same way.
 
     Raises CheckpointError (or another DetectionError) with the reason a file is unusable.
     """
     path = Path(path)
-    checkpoint = load_checkpoint(path)
+    if path.suffix.lower() == ".onnx":  # an export_onnx file: onnxruntime, settings from its metadata
+        from .detection.onnx_model import load_onnx_checkpoint
+
+        checkpoint, model = load_onnx_checkpoint(path)
+    else:
+        checkpoint = load_checkpoint(path)
+        model = None
     if checkpoint.sequence_length not in SUPPORTED_LENGTHS:
         raise CheckpointError(
             f"'{path.name}' analyses {checkpoint.sequence_length}-frame windows; the site offers "
             f"{', '.join(map(str, SUPPORTED_LENGTHS))}."
         )
-    model = build_model(checkpoint)
+    model = model or build_model(checkpoint)
     size = checkpoint.preprocessing.image_size
     with torch.inference_mode():
         logits = model(torch.zeros(1, checkpoint.sequence_length, 3, size, size))

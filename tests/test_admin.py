@@ -164,3 +164,27 @@ def test_sync_refuses_a_mapping_entry_for_the_wrong_length(site_dirs, settings, 
     call_command("sync_checkpoints", stdout=StringIO(), stderr=err)
     assert "maps it to 20 frames, but it analyses 10-frame windows" in err.getvalue()
     assert not Checkpoint.objects.filter(sequence_length=20).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_exported_onnx_model_serves_the_site_when_mapped(
+    site_dirs, settings, site_checkpoint, tmp_path, one_face_video, client
+):
+    """MODEL_MAPPING may name an export_onnx file: registered like a .pt and analysed through onnxruntime."""
+    from ml_app.tasks import analyze_video_task
+
+    onnx_file = tmp_path / "tiny_10.onnx"
+    call_command("export_onnx", str(site_checkpoint), "--output", str(onnx_file), stdout=StringIO())
+    settings.MODEL_MAPPING = {10: str(onnx_file)}
+    call_command("sync_checkpoints", stdout=StringIO(), stderr=StringIO())
+    entry = Checkpoint.objects.get(is_active=True)
+    assert entry.file_path == onnx_file and entry.sequence_length == 10
+    response = client.post(
+        "/analyses/",
+        {"video": SimpleUploadedFile("a.mp4", one_face_video.read_bytes()), "sequence_length": "10"},
+        HTTP_ACCEPT="application/json",
+    )
+    analyze_video_task.run(response.json()["id"], 1)
+    analysis = Analysis.objects.get(pk=response.json()["id"])
+    assert analysis.status == "done", analysis.error_message
+    assert analysis.result["checkpoint"]["sha256"] == entry.sha256

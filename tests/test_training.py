@@ -450,16 +450,25 @@ def test_tiny_training_learns_and_writes_a_complete_checkpoint(trained, clips_ma
     assert json.loads((output / "summary.json").read_text())["epochs_run"] == 2
 
 
+@pytest.mark.django_db
 def test_register_copies_the_checkpoint_where_the_app_finds_it(trained, settings, tmp_path):
     from ml_app.checkpoint_lookup import available_checkpoints
+    from ml_app.models import Checkpoint
     from model_creation.management.commands.train_model import register_checkpoint
+
+    from .conftest import small_checkpoint
 
     settings.MODELS_DIR = tmp_path / "models"
     output, _ = trained
-    target = register_checkpoint(output / "best.pt", "tiny_trained")
+    target, note = register_checkpoint(output / "best.pt", "tiny_trained")
     assert available_checkpoints()[6] == target
+    assert "not in the site's registry" in note and "offers 10, 20" in note, "6-frame windows are CLI-only"
     with pytest.raises(CommandError, match="exists already"):
         register_checkpoint(output / "best.pt", "tiny_trained")
+    ten = small_checkpoint(tmp_path / "ten.pt", sequence_length=10)
+    copy, note = register_checkpoint(ten, "trained_ten", activate=True)
+    entry = Checkpoint.objects.get(sequence_length=10)
+    assert entry.source == "training" and entry.is_active and entry.file_path == copy and "active" in note
 
 
 def test_resume_continues_from_the_saved_epoch(clips_manifest, tmp_path, monkeypatch):

@@ -215,7 +215,7 @@ class BatchScorer:
 
 
 @dataclass
-class _WindowFaces:
+class WindowFaces:
     """What one window yields before scoring: crops and boxes per track, and a patch to identify each face."""
 
     plan: WindowPlan
@@ -246,10 +246,10 @@ def _identity_patch(image: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
     return image[y0:y1, x0:x1].copy(), box.shifted(-x0, -y0)
 
 
-def _collect_window(reader: VideoReader, plan: WindowPlan, loaded: LoadedModel, timer: StageTimer) -> _WindowFaces:
+def collect_window_faces(reader: VideoReader, plan: WindowPlan, loaded: LoadedModel, timer: StageTimer) -> WindowFaces:
     prep = loaded.checkpoint.preprocessing
     tracker = WindowTracker(loaded.detector, plan.length)
-    faces = _WindowFaces(plan=plan)
+    faces = WindowFaces(plan=plan)
     middle = plan.length // 2
 
     def take(released: list[TrackedFrame]) -> None:
@@ -278,7 +278,7 @@ def _collect_window(reader: VideoReader, plan: WindowPlan, loaded: LoadedModel, 
 # --- the whole video ------------------------------------------------------------------------------------------------
 
 
-def _link_people(
+def link_people(
     windows: list[tuple[WindowResult, dict[int, np.ndarray]]],
 ) -> dict[tuple[int, int], int]:
     """Give each (window, track) a person id; faces within one window are always different people.
@@ -383,11 +383,11 @@ def analyze_video(
         return result
 
     scorer = BatchScorer(loaded, batch_size, timer, background=overlap_network)
-    collected: list[tuple[WindowResult, _WindowFaces]] = []
+    collected: list[tuple[WindowResult, WindowFaces]] = []
     with VideoReader(info) as reader:
         for number, plan in enumerate(plans):
             report("windows", number / len(plans))
-            faces = _collect_window(reader, plan, loaded, timer)
+            faces = collect_window_faces(reader, plan, loaded, timer)
             window = WindowResult(
                 index=plan.index,
                 start_frame=faces.frames[0][0] if faces.frames else plan.start_frame,
@@ -435,7 +435,7 @@ def analyze_video(
                 _, patch, box = faces.identity_patch[track.track_id]
                 found[track.track_id] = loaded.detector.encode(patch, box)
             descriptors.append((window, found))
-        people_of = _link_people(descriptors)
+        people_of = link_people(descriptors)
 
     result.windows = [window for window, _ in collected]
     per_person: dict[int, list[tuple[int, TrackScore]]] = {}

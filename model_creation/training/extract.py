@@ -2,7 +2,7 @@
 
 Windows are placed by ``plan_windows``, frames decoded by ``VideoReader``, faces found and followed by the
 checkpoint's detector and ``WindowTracker``, cropped by ``crop_face`` and accepted by the same "followed through the
-whole window" rule, all through ``prediction._collect_window``: the function ``analyze_video`` itself calls. People
+whole window" rule, all through ``prediction.collect_window_faces``: the function ``analyze_video`` itself calls. People
 are linked across windows by face descriptor as at inference, so evaluation can score a video the way the app does.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from ml_app.detection.errors import VideoError
 from ml_app.detection.faces import build_detector
-from ml_app.detection.prediction import StageTimer, _collect_window, _link_people
+from ml_app.detection.prediction import StageTimer, collect_window_faces, link_people
 from ml_app.detection.preprocessing import Preprocessing
 from ml_app.detection.results import WindowResult
 from ml_app.detection.video import VideoReader, plan_windows, probe_video
@@ -67,7 +67,7 @@ class ClipExtractor:
     def __init__(self, settings: ExtractSettings):
         self.settings = settings
         self.detector = build_detector(settings.preprocessing.detector)
-        # What _collect_window reads from a LoadedModel: the preprocessing and the detector, nothing else.
+        # What collect_window_faces reads from a LoadedModel: the preprocessing and the detector, nothing else.
         self._source = SimpleNamespace(
             checkpoint=SimpleNamespace(preprocessing=settings.preprocessing), detector=self.detector
         )
@@ -115,7 +115,7 @@ class ClipExtractor:
         clips: dict[tuple[int, int], ClipRecord] = {}
         with VideoReader(info) as reader:
             for plan in plans:
-                faces = _collect_window(reader, plan, self._source, StageTimer())
+                faces = collect_window_faces(reader, plan, self._source, StageTimer())
                 record.faces_found = max(record.faces_found, faces.faces_found)
                 complete = faces.complete_tracks(prep.detector.min_detected_fraction)
                 descriptors = {}
@@ -149,7 +149,7 @@ class ClipExtractor:
                         faces.faces_found,
                     )
                     linked.append((window, descriptors))
-        for (window, track), person in _link_people(linked).items():
+        for (window, track), person in link_people(linked).items():
             clips[(window, track)].person = person
         record.clips = sorted(clips.values(), key=lambda c: (c.window, c.track))
         record.people = len({clip.person for clip in record.clips})

@@ -89,7 +89,12 @@ class Command(BaseCommand):
         run.add_argument("--keep-every-epoch", action="store_true", default=None, help="also keep epoch_NNN.pt")
         run.add_argument("--force", action="store_true", help="start anew in an output folder that holds a run")
         run.add_argument(
-            "--register", action="store_true", help="copy best.pt into the models folder, where the app finds it"
+            "--register",
+            action="store_true",
+            help="copy best.pt into the models folder and add it to the site's checkpoint registry",
+        )
+        run.add_argument(
+            "--activate", action="store_true", help="with --register: make it the active checkpoint for its length"
         )
         run.add_argument("--no-progress", action="store_true", default=None, help="no progress bars")
         run.add_argument("--no-tensorboard", action="store_true", default=None, help="no TensorBoard logs")
@@ -135,7 +140,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Checkpoint: {result.best_path}")
         if options["register"] and result.best_path:
-            self.stdout.write(f"Registered: {register_checkpoint(result.best_path, config.name)}")
+            target, note = register_checkpoint(result.best_path, config.name, activate=options["activate"])
+            self.stdout.write(f"Registered: {target} ({note})")
 
     @staticmethod
     def _given(options: dict[str, Any]) -> dict[str, Any]:
@@ -192,17 +198,29 @@ def trainer_length(config) -> int:
     return config.sequence_length or load_manifest(config.manifest).sequence_length
 
 
-def register_checkpoint(path: Path, name: str) -> Path:
-    """Make a trained checkpoint available to the app: copied into MODELS_DIR, where it is found by its length.
+def register_checkpoint(path: Path, name: str, activate: bool = False) -> tuple[Path, str]:
+    """Make a trained checkpoint available to the app: copied into MODELS_DIR (where the command line finds it by
+    its length) and added to the site's registry (validated, as an admin upload would be).
 
-    Once the admin's checkpoint registry (a Django model in ml_app) exists, this is where a record is created.
+    Returns the copy and a note on the registry entry.
     """
+    from ml_app.detection.errors import DetectionError
+    from ml_app.detection.model_mapping import SUPPORTED_LENGTHS
+    from ml_app.models import Checkpoint
+    from ml_app.registry import register
+
     target = Path(settings.MODELS_DIR) / f"{name}.pt"
     if target.exists():
         raise CommandError(f"'{target}' exists already; choose another --name.")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(path, target)
-    return target
+    try:
+        entry = register(target, Checkpoint.Source.TRAINING, activate=activate)
+    except DetectionError as exc:
+        lengths = ", ".join(map(str, SUPPORTED_LENGTHS))
+        return target, f"not in the site's registry: {one_line(exc.message)} (the site offers {lengths} frames)"
+    state = "active" if entry.is_active else "registered, not active: activate it in the admin"
+    return target, f"registry entry '{entry.name}', {entry.sequence_length} frames, {state}"
 
 
 def _fmt(value: Any) -> str:
