@@ -49,7 +49,11 @@ def browser_page(tmp_path, monkeypatch):
             yield page
         finally:
             page.screenshot(path=str(tmp_path / "last-page.png"), full_page=True)
+            page.goto("about:blank")  # end any video stream before the live server stops
             browser.close()
+            from django.db import connections
+
+            connections.close_all()
 
 
 def test_upload_see_progress_then_verdict_and_timeline(

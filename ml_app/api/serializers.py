@@ -145,12 +145,19 @@ class AnalysisErrorSerializer(serializers.Serializer):
 
 
 class AnalysisCheckpointSerializer(serializers.ModelSerializer):
+    sequence_length = serializers.IntegerField(read_only=True)
+
     class Meta:
         model = Checkpoint
         fields = ["name", "sequence_length", "backbone", "accuracy", "untrained", "sha256"]
 
 
 class AnalysisSerializer(serializers.ModelSerializer):
+    # Declared rather than derived from the model: derived integers carry the database's range, and the schema must
+    # not depend on which database generated it.
+    size_bytes = serializers.IntegerField(read_only=True)
+    sequence_length = serializers.IntegerField(read_only=True)
+    attempts = serializers.IntegerField(read_only=True)
     url = serializers.SerializerMethodField(help_text="this analysis in the API")
     page_url = serializers.SerializerMethodField(help_text="its result page on the site")
     video_url = serializers.SerializerMethodField()
@@ -227,6 +234,9 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
 
 class ActiveCheckpointSerializer(serializers.ModelSerializer):
+    sequence_length = serializers.IntegerField(read_only=True)
+    image_size = serializers.IntegerField(read_only=True)
+
     class Meta:
         model = Checkpoint
         fields = [
