@@ -2,12 +2,15 @@
 
     .venv/bin/python bench/bench_pipeline.py                    # all sample clips, N = 10, 20, 100
     .venv/bin/python bench/bench_pipeline.py --baseline         # also the original app's pipeline, for ratios
+    .venv/bin/python bench/bench_pipeline.py --shipped --lengths 10 20 40 --clips dfdc_abqwwspghj
+                                                                # the default model in models/ instead
 
 Each measurement runs in a fresh process (so peak memory is that video's): it loads a random-initialised ResNeXt50 +
-LSTM checkpoint, analyses the video once ("first": oneDNN still compiling kernels) and again ("warm": what a worker
-that has served one request does). "one window" analyses a single window; "whole video" the default analysis
-(up to 8 windows spread over the video). With --baseline, the original app's prediction path (bench/original_app.py)
-runs on the same machine in the same invocation, and the table gives the ratio original / ours.
+LSTM checkpoint (with --shipped: the default MobileNetV2 + LSTM checkpoints in models/), analyses the video once
+("first": oneDNN still compiling kernels) and again ("warm": what a worker that has served one request does).
+"one window" analyses a single window; "whole video" the default analysis (up to 8 windows spread over the video).
+With --baseline, the original app's prediction path (bench/original_app.py) runs on the same machine in the same
+invocation, and the table gives the ratio original / ours.
 Writes bench/out/results.json and prints Markdown tables. Not part of CI.
 """
 
@@ -78,6 +81,15 @@ def make_checkpoints(lengths: list[int], folder: Path) -> dict[int, Path]:
     return paths
 
 
+def shipped_checkpoints(lengths: list[int]) -> dict[int, Path]:
+    """The default model's files (models/README.md), one per length."""
+    paths = {length: REPO / "models" / f"default_mobilenet_v2_{length}_frames.pt" for length in lengths}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        sys.exit(f"not shipped: {', '.join(missing)}")
+    return paths
+
+
 def legacy_state_dict(folder: Path) -> Path:
     """Random weights in the original app's layout, for the baseline to load on every request."""
     sys.path.insert(0, str(BENCH))
@@ -100,6 +112,10 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[10, 20, 100])
     parser.add_argument("--baseline", action="store_true", help="also time the original app's pipeline")
     parser.add_argument("--out", type=Path, default=BENCH / "out")
+    parser.add_argument("--clips", nargs="+", default=[], help="only clips whose name contains one of these")
+    parser.add_argument(
+        "--shipped", action="store_true", help="time the default checkpoints in models/ instead of random ResNeXt50"
+    )
     parser.add_argument("--measure", nargs=3, metavar=("VIDEO", "CHECKPOINT", "MAX_WINDOWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -108,10 +124,12 @@ def main() -> None:
         print(json.dumps(measure(video, checkpoint, int(windows))))
         return
 
-    clips = sorted(args.samples.rglob("*.mp4"))
+    clips = [c for c in sorted(args.samples.rglob("*.mp4")) if not args.clips or any(k in c.name for k in args.clips)]
     if not clips:
         sys.exit(f"no clips under {args.samples}")
-    checkpoints = make_checkpoints(args.lengths, args.out / "checkpoints")
+    checkpoints = (
+        shipped_checkpoints(args.lengths) if args.shipped else make_checkpoints(args.lengths, args.out / "checkpoints")
+    )
     rows = []
     for clip in clips:
         for length in args.lengths:
@@ -136,8 +154,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     threads = rows[0]["torch_threads"]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {threads}"
-    (args.out / "results.json").write_text(
-        json.dumps({"machine": machine, "rows": rows, "baselines": baselines}, indent=2)
+    name = "results_shipped.json" if args.shipped else "results.json"
+    (args.out / name).write_text(
+        json.dumps({"machine": machine, "shipped": args.shipped, "rows": rows, "baselines": baselines}, indent=2)
     )
     print(render(rows, baselines, machine))
 

@@ -5,6 +5,7 @@ Defaults suit one machine with nothing else installed: SQLite in ``var/``, uploa
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -139,7 +140,17 @@ LOGGING = {
 # Checkpoints: MODEL_MAPPING ({"20": "models/file.pt"}, JSON) names them per sequence length; lengths it leaves out are
 # found in MODELS_DIR, where each checkpoint declares its own length.
 MODELS_DIR = env_path("MODELS_DIR", BASE_DIR / "models")
-MODEL_MAPPING: dict[int, str] = {int(k): v for k, v in env_json("MODEL_MAPPING", {}).items()}
+# The default models shipped in models/ (see models/README.md), where present; MODEL_MAPPING replaces them all
+# (MODEL_MAPPING="" maps nothing, leaving every length to the models folder).
+DEFAULT_MODEL_MAPPING = {
+    length: f"models/default_mobilenet_v2_{length}_frames.pt"
+    for length in (10, 20, 40)
+    if (BASE_DIR / f"models/default_mobilenet_v2_{length}_frames.pt").is_file()
+}
+if "MODEL_MAPPING" in os.environ:
+    MODEL_MAPPING: dict[int, str] = {int(k): v for k, v in env_json("MODEL_MAPPING", {}).items()}
+else:
+    MODEL_MAPPING = dict(DEFAULT_MODEL_MAPPING)
 DEFAULT_SEQUENCE_LENGTH = env_int("DEFAULT_SEQUENCE_LENGTH", 20)
 DETECTION_MAX_WINDOWS = env_int("DETECTION_MAX_WINDOWS", 8)
 DETECTION_BATCH_SIZE = env_int("DETECTION_BATCH_SIZE", 2)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,15 @@ def test_environment_overrides(tmp_path):
     assert values["engine"] == "django.db.backends.postgresql" and values["name"] == "detector"
     assert values["media"] == str(tmp_path / "uploads")
     assert values["mapping"] == {"20": "models/x.pt"}
+
+
+def test_default_mapping_names_the_shipped_models_and_the_environment_replaces_it(tmp_path):
+    shipped = sorted(path.name for path in (REPO / "models").glob("default_mobilenet_v2_*_frames.pt"))
+    assert shipped, "the default model ships in models/"
+    values = settings_in_fresh_process({"STATE_DIR": str(tmp_path)})
+    assert sorted(Path(path).name for path in values["mapping"].values()) == shipped
+    assert all((REPO / path).is_file() for path in values["mapping"].values())
+    assert settings_in_fresh_process({"STATE_DIR": str(tmp_path), "MODEL_MAPPING": ""})["mapping"] == {}
 
 
 def test_bad_setting_is_a_clear_error(tmp_path):

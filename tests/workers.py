@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -100,6 +101,7 @@ class WorkerProcess:
             "DATABASE_URL": test_database_url(),
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "MODELS_DIR": str(settings.MODELS_DIR),
+            "MODEL_MAPPING": json.dumps({str(length): str(path) for length, path in settings.MODEL_MAPPING.items()}),
             "PYTHONWARNINGS": "ignore",
             "LOG_LEVEL": "INFO",
             **broker.env(),

@@ -1,13 +1,14 @@
 """Clips from a manifest as tensors, normalised by the same ``crops_to_tensor`` the app uses.
 
 A stored clip may be longer than the model's sequence length: training takes a random run of consecutive frames,
-evaluation the middle one. Randomness comes from a generator seeded with (seed, epoch, index), so an epoch is the
+evaluation the middle one. An item marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded.
+Randomness comes from a generator seeded with (seed, epoch, index), so an epoch is the
 same whichever worker process loads which item, and a resumed run repeats exactly what an uninterrupted one would do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from torch.utils.data import Dataset
 
 from ml_app.detection.preprocessing import Preprocessing, crops_to_tensor
 
+from . import sbi
 from .augment import AugmentSettings, apply_params, sample_params
 from .extract import load_clip
 from .manifest import ClipRecord, Manifest, VideoRecord
@@ -24,6 +26,25 @@ from .manifest import ClipRecord, Manifest, VideoRecord
 class ClipItem:
     video: VideoRecord
     clip: ClipRecord
+    synthetic: str = ""  # "sbi": a self-blended fake made from this real clip when it is loaded
+
+
+SELF_BLENDED = "self-blended"
+
+
+def with_self_blended(items: list[ClipItem]) -> list[ClipItem]:
+    """``items`` plus, for every real clip, a self-blended fake of it (label FAKE, method "self-blended").
+
+    The fake belongs to a video of its own (``<id>#sbi``) in the same group and split as its source, so splits keep
+    groups whole and video-level metrics score it like any other fake video.
+    """
+    fakes = []
+    for item in items:
+        if item.video.label != "REAL" or item.synthetic:
+            continue
+        video = replace(item.video, video_id=f"{item.video.video_id}#sbi", label="FAKE", method=SELF_BLENDED, clips=[])
+        fakes.append(ClipItem(video, item.clip, synthetic="sbi"))
+    return [*items, *fakes]
 
 
 class ClipDataset(Dataset):
@@ -44,6 +65,7 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.preprocessing: Preprocessing = manifest.preprocessing
+        self.sbi_settings = sbi.SbiSettings()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -69,6 +91,8 @@ class ClipDataset(Dataset):
         spare = crops.shape[0] - length
         start = int(rng.integers(0, spare + 1)) if self.augment is not None else spare // 2
         crops = crops[start : start + length]
+        if item.synthetic == "sbi":  # blended before augmentation, as a real fake would have been
+            crops = sbi.self_blend(crops, self.preprocessing, sbi.sample_params(self.sbi_settings, rng))
         if self.augment is not None:
             crops = apply_params(crops, sample_params(self.augment, rng), self.preprocessing.colour_order)
         return crops

@@ -37,13 +37,14 @@ from ml_app.detection.network import BACKBONES, DeepfakeDetector, ModelConfig
 
 from . import rng_state
 from .augment import AugmentSettings
-from .dataset import ClipDataset, ClipItem
+from .dataset import ClipDataset, ClipItem, with_self_blended
 from .distributed import Distributed, setup
 from .evaluate import fake_probabilities, level_metrics, usable_items
 from .history import EpochLog
 from .manifest import Manifest, load_manifest
 from .metrics import binary_metrics, json_safe
 from .plots import plot_confusion, plot_curves, plot_roc
+from .sbi import SbiSettings
 from .schedule import warmup_cosine
 from .splits import TRAIN, VAL, SplitError, assign_splits
 
@@ -85,6 +86,7 @@ class TrainConfig:
     workers: int = 2
     amp: bool = True  # mixed precision, CUDA only
     pretrained: str = "imagenet"
+    synthesize_fakes: str = ""  # "sbi": self-blended fakes from every real clip, in training and validation
     keep_every_epoch: bool = False
     name: str = ""
     progress: bool = True
@@ -95,6 +97,8 @@ class TrainConfig:
             raise TrainError(f"Unknown backbone '{self.backbone}'; choose one of {', '.join(BACKBONES)}.")
         if self.balance not in ("loss", "sampler", "none"):
             raise TrainError("--balance must be loss, sampler or none.")
+        if self.synthesize_fakes not in ("", "sbi"):
+            raise TrainError("--synthesize-fakes knows only sbi (self-blended images).")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.workers < 0:
             raise TrainError("--epochs, --batch-size and --patience must be at least 1, --lr positive.")
 
@@ -184,6 +188,12 @@ class Trainer:
             )
         items = {name: usable_items(self.split.videos(videos, name)) for name in (TRAIN, VAL)}
         self.counts = self.split.counts(videos)
+        self.synthesized = {TRAIN: 0, VAL: 0}
+        if config.synthesize_fakes == "sbi":
+            for name in (TRAIN, VAL):
+                before = len(items[name])
+                items[name] = with_self_blended(items[name])
+                self.synthesized[name] = len(items[name]) - before
         for name in (TRAIN, VAL):
             labels = Counter(item.video.label for item in items[name])
             if name == TRAIN and len(labels) < 2:
@@ -352,6 +362,8 @@ class Trainer:
             "clips": self.counts,
             "split_source": self.split.source,
             "augment": AugmentSettings().to_dict() if config.augment else None,
+            "self_blended_clips": self.synthesized,
+            "self_blending": SbiSettings().to_dict() if config.synthesize_fakes == "sbi" else None,
             "world_size": self.dist.world_size,
             "device": self.dist.device.type,
             "mixed_precision": self.amp,
@@ -414,7 +426,12 @@ class Trainer:
             f"Training {self.architecture.backbone} (hidden {self.architecture.hidden_size}, backbone init "
             f"{self.backbone_init}) on {self.sequence_length}-frame clips, device {dist.device}"
             + (f" x {dist.world_size} processes" if dist.enabled else "")
-            + f"; split by {self.split.source}: train {counts[TRAIN]}, validation {counts[VAL]} clips."
+            + f"; split by {self.split.source}: train {counts[TRAIN]}, validation {counts[VAL]} clips"
+            + (
+                f" (+ {self.synthesized[TRAIN]} / {self.synthesized[VAL]} self-blended fakes)."
+                if config.synthesize_fakes
+                else "."
+            )
         )
         for epoch in range(self.start_epoch, config.epochs):
             if self.bad_epochs >= config.patience:

@@ -49,6 +49,12 @@ class Command(BaseCommand):
         videos.add_argument("--splits", help="ffpp: folder of the official split files")
         videos.add_argument("--compression", help="ffpp: e.g. c23")
         parser.add_argument("--threshold", type=float, default=0.5, help="FAKE when the score is at least this")
+        parser.add_argument(
+            "--synthesize-fakes",
+            choices=["sbi"],
+            help="sbi: also score a self-blended fake of every real clip (reported as method 'self-blended'; the "
+            "same fakes on every run)",
+        )
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
         parser.add_argument("--no-progress", action="store_true")
@@ -140,12 +146,14 @@ class Command(BaseCommand):
         return videos, split
 
     def _evaluate(self, loaded, manifest, videos, options: dict[str, Any]) -> dict[str, Any]:
-        from model_creation.training.dataset import ClipDataset
+        from model_creation.training.dataset import ClipDataset, with_self_blended
         from model_creation.training.evaluate import evaluation_report, level_scores, score_dataset, usable_items
 
         items = usable_items(videos)
         if not items:
             raise CommandError("No video of the selection has a face clip to score.")
+        if options.get("synthesize_fakes") == "sbi":
+            items = with_self_blended(items)
         unscored = [video for video in videos if not video.clips]
         dataset = ClipDataset(manifest, items, loaded.sequence_length)
         scores = score_dataset(
@@ -160,7 +168,7 @@ class Command(BaseCommand):
             {"video_id": key, "label": "FAKE" if label else "REAL", "fake_probability": score}
             for key, label, score in level_scores(items, scores, "video")
         ]
-        info = {video.video_id: video for video in videos}
+        info = {item.video.video_id: item.video for item in items}
         for row in report["videos"]:
             video = info[row["video_id"]]
             row.update(video=video.video, dataset=video.dataset, method=video.method)

@@ -71,6 +71,11 @@ class Command(BaseCommand):
         optimisation.add_argument("--no-augment", action="store_true", default=None, help="no augmentation")
         optimisation.add_argument("--no-amp", action="store_true", default=None, help="no mixed precision on CUDA")
         data = parser.add_argument_group("data")
+        data.add_argument(
+            "--synthesize-fakes",
+            choices=["sbi"],
+            help="sbi: add a self-blended fake of every real clip (works with or without labelled fakes)",
+        )
         data.add_argument("--val-fraction", type=float, help="clips per class for validation when split by group")
         data.add_argument(
             "--ignore-manifest-split",

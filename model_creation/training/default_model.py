@@ -1,0 +1,69 @@
+"""The recipe of the default model that ships in models/: which videos, which split, which settings.
+
+Everything the model card states about data and splits is decided here, so the card, the rebuild command and the
+files agree. The data is the project's shared folder (``../shared/data``): real talking-head clips and the labelled
+sample clips. The test split is fixed by name, never drawn at random, so a rebuild tests on the same videos.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+LENGTHS = (10, 20, 40)
+# Epochs per length: an epoch costs time in proportion to the frames, and 40-frame clips carry more evidence each,
+# so the longest model gets fewer epochs (with early stopping after 5 epochs without progress, as for the others).
+EPOCHS = {10: 15, 20: 15, 40: 8}
+NAME = "default_mobilenet_v2_{length}_frames"
+DATASET = "shared-data"
+
+# Held out for the model card's test figures: every fourth real clip in name order, one real sample with several
+# faces and scene cuts, and one labelled fake from a dataset family not otherwise in training (FaceForensics++).
+TEST_REAL_SAMPLES = ("hamilton_360p.mp4",)
+TEST_FAKE_SAMPLES = ("ffpp_df_003_000.mp4",)
+FAKE_METHODS = {
+    "dfdc_abofeumbvv.mp4": "dfdc",
+    "dfdc_abqwwspghj.mp4": "dfdc",
+    "ffpp_df_003_000.mp4": "ffpp-deepfakes",
+    "demo_fake_720p.mp4": "face-swap-demo",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    filename: str
+    label: str
+    split: str
+    group: str
+    method: str
+
+
+def dataset_rows(data: Path) -> list[Row]:
+    """Every video the default model is trained or tested on, with its label, split and group."""
+    real_clips = sorted((data / "real_clips").glob("*.mp4"))
+    samples = data / "samples" / "videos"
+    if not real_clips or not samples.is_dir():
+        raise FileNotFoundError(f"'{data}' lacks real_clips/ or samples/videos/: is it the project's shared data?")
+    rows = [
+        Row(str(path), "REAL", "test" if index % 4 == 0 else "train", f"real_clips:{path.stem}", "")
+        for index, path in enumerate(real_clips)
+    ]
+    for path in sorted((samples / "real").glob("*.mp4")):
+        split = "test" if path.name in TEST_REAL_SAMPLES else "train"
+        rows.append(Row(str(path), "REAL", split, f"samples:{path.stem}", ""))
+    for path in sorted((samples / "fake").glob("*.mp4")):
+        split = "test" if path.name in TEST_FAKE_SAMPLES else "train"
+        rows.append(Row(str(path), "FAKE", split, f"samples:{path.stem}", FAKE_METHODS.get(path.name, "unknown")))
+    return rows
+
+
+def write_dataset_csv(data: Path, target: Path) -> Path:
+    """The CSV that ``preprocess_videos --layout csv`` reads (absolute paths, so it can live anywhere)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filename", "label", "split", "group", "method"])
+        for row in dataset_rows(data):
+            writer.writerow([row.filename, row.label, row.split, row.group, row.method])
+    return target

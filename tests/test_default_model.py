@@ -1,0 +1,130 @@
+"""The default model: its recipe (data, fixed test split), the rebuild command end to end on a tiny generated tree,
+and the shipped checkpoints themselves."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from django.conf import settings
+from django.core.management import call_command
+
+from ml_app.detection.checkpoints import load_checkpoint
+from ml_app.detection.model_mapping import summarize_checkpoint
+from model_creation.training.default_model import LENGTHS, NAME, dataset_rows
+
+from . import media
+from .conftest import REPO, SHARED_DATA
+
+
+def fake_shared_tree(root: Path) -> Path:
+    """The shape of ../shared/data, with short generated videos."""
+    for folder in ("real_clips", "samples/videos/real", "samples/videos/fake", "weights"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for number in range(4):
+        media.face_video(root / "real_clips" / f"clip{number}.mp4", frames=44, faces=((100 + 20 * number, 60, 200),))
+    media.face_video(root / "samples/videos/real/street.mp4", frames=44)
+    media.face_video(root / "samples/videos/fake/ffpp_df_003_000.mp4", frames=44, faces=((120, 40, 220),))
+    media.faceless_video(root / "samples/videos/fake/dfdc_abofeumbvv.mp4", frames=44)
+    weights = root / "weights" / "mobilenet_v2-b0353104.pth"
+    torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), weights)
+    return root
+
+
+def test_recipe_holds_out_a_fixed_test_split(tmp_path):
+    rows = {Path(row.filename).name: row for row in dataset_rows(fake_shared_tree(tmp_path / "data"))}
+    assert rows["clip0.mp4"].split == "test" and rows["clip1.mp4"].split == "train", "every fourth real clip"
+    assert rows["ffpp_df_003_000.mp4"].split == "test" and rows["ffpp_df_003_000.mp4"].label == "FAKE"
+    assert rows["street.mp4"].label == "REAL" and rows["street.mp4"].split == "train"
+    assert len({row.group for row in rows.values()}) == len(rows), "each video is its own group"
+    again = {Path(row.filename).name: row.split for row in dataset_rows(tmp_path / "data")}
+    assert again == {name: row.split for name, row in rows.items()}, "the same split on every rebuild"
+
+
+def test_recipe_refuses_a_folder_that_is_not_the_shared_data(tmp_path):
+    with pytest.raises(FileNotFoundError, match="shared data"):
+        dataset_rows(tmp_path)
+
+
+@pytest.mark.django_db
+def test_rebuild_command_end_to_end(tmp_path):
+    data = fake_shared_tree(tmp_path / "data")
+    out = StringIO()
+
+    def build(length: int) -> None:
+        call_command(
+            "build_default_model",
+            *("--data", str(data), "--work", str(tmp_path / "work"), "--lengths", str(length), "--epochs", "1"),
+            *("--windows", "2", "--hidden-size", "8", "--batch-size", "4", "--workers", "0"),
+            *("--install-dir", str(tmp_path / "models")),
+            stdout=out,
+            stderr=StringIO(),
+        )
+
+    build(10)
+    installed = tmp_path / "models" / f"{NAME.format(length=10)}.pt"
+    checkpoint = load_checkpoint(installed)
+    assert checkpoint.sequence_length == 10 and checkpoint.architecture.backbone == "mobilenet_v2"
+    assert checkpoint.training["config"]["synthesize_fakes"] == "sbi" and not checkpoint.untrained
+    assert torch.load(installed, weights_only=True)["weights_dtype"] == "float16"
+    assert "accuracy" in checkpoint.metrics and "held-out test split" in checkpoint.metrics["accuracy_source"]
+    assert checkpoint.metrics["test"]["video"]["n"] > 0
+    table = (tmp_path / "work" / "card_table.md").read_text()
+    assert table in out.getvalue() and "| 10 |" in table
+
+    build(12)  # rebuilding one length keeps the others' figures in the report
+    report = json.loads((tmp_path / "work" / "build.json").read_text())
+    assert sorted(report["models"]) == ["10", "12"] and report["videos"] == 7
+    assert report["models"]["10"]["train_seconds"] > 0 and report["models"]["12"]["epochs_run"] == 1
+    table = (tmp_path / "work" / "card_table.md").read_text()
+    assert "| 10 |" in table and "| 12 |" in table
+
+
+# --- the shipped checkpoints -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_shipped_checkpoint_is_small_valid_and_mapped(length):
+    path = REPO / "models" / f"{NAME.format(length=length)}.pt"
+    assert path.is_file(), f"{path} ships with the project (see models/README.md)"
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    summary = summarize_checkpoint(path)
+    assert summary.sequence_length == length and summary.backbone == "mobilenet_v2" and not summary.untrained
+    assert settings.DEFAULT_MODEL_MAPPING[length] == f"models/{path.name}"
+    card = (REPO / "models" / "README.md").read_text()
+    assert path.name in card and "build_default_model" in card
+
+
+def test_default_checkpoint_tells_a_self_blended_fake_from_its_real_source(one_face_video):
+    """On a face it has never seen, the shipped 20-frame model scores a self-blended copy as more fake."""
+    import numpy as np
+
+    from ml_app.detection.prediction import analyze_video, load_detector_model
+    from ml_app.detection.preprocessing import crops_to_tensor
+    from model_creation.training import sbi
+
+    loaded = load_detector_model(REPO / "models" / f"{NAME.format(length=20)}.pt", "cpu")
+    real = analyze_video(one_face_video, loaded, max_windows=1).windows[0].tracks[0]
+    prep = loaded.checkpoint.preprocessing
+    scores = []
+    for seed in range(4):
+        fake = sbi.self_blend(real.crops, prep, sbi.sample_params(sbi.SbiSettings(), np.random.default_rng(seed)))
+        with torch.inference_mode():
+            logits = loaded.model(crops_to_tensor(fake[None], prep))
+        scores.append(float(torch.softmax(logits, 1)[0, prep.fake_index]))
+    assert np.mean(scores) > real.fake_probability
+
+
+def test_shared_sample_clip_is_analysed_with_the_default_model():
+    clip = SHARED_DATA / "samples/videos/fake/dfdc_abqwwspghj.mp4"
+    if not clip.is_file():
+        pytest.skip(f"shared data not available: {clip} is absent")
+    from ml_app.detection.prediction import analyze_video, load_detector_model
+
+    result = analyze_video(clip, load_detector_model(REPO / settings.DEFAULT_MODEL_MAPPING[20], "cpu"))
+    assert result.verdict in ("REAL", "FAKE") and not result.checkpoint["untrained"]
+    assert result.windows and all(w.status == "scored" for w in result.windows)
