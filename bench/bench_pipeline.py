@@ -127,17 +127,23 @@ def main() -> None:
     clips = [c for c in sorted(args.samples.rglob("*.mp4")) if not args.clips or any(k in c.name for k in args.clips)]
     if not clips:
         sys.exit(f"no clips under {args.samples}")
-    checkpoints = (
-        shipped_checkpoints(args.lengths) if args.shipped else make_checkpoints(args.lengths, args.out / "checkpoints")
-    )
+    models = {"random ResNeXt50": make_checkpoints(args.lengths, args.out / "checkpoints")}
+    if args.shipped:  # the shipped model, with the random ResNeXt50 measured beside it in the same run for ratios
+        models = {"default MobileNetV2": shipped_checkpoints(args.lengths), **models}
     rows = []
     for clip in clips:
         for length in args.lengths:
             for mode, windows in (("one window", 1), ("whole video", 8)):
-                result, wall = run_child([__file__, "--measure", str(clip), str(checkpoints[length]), str(windows)])
-                result.update(clip=str(clip.relative_to(args.samples)), length=length, mode=mode, process_wall=wall)
-                rows.append(result)
-                print(f"{clip.name} N={length} {mode}: warm {result['warm']['total']:.2f} s", file=sys.stderr)
+                for model, checkpoints in models.items():
+                    command = [__file__, "--measure", str(clip), str(checkpoints[length]), str(windows)]
+                    result, wall = run_child(command)
+                    result.update(clip=str(clip.relative_to(args.samples)), length=length, mode=mode, process_wall=wall)
+                    if args.shipped:
+                        result["model"] = model
+                    rows.append(result)
+                    print(
+                        f"{clip.name} N={length} {mode} {model}: warm {result['warm']['total']:.2f} s", file=sys.stderr
+                    )
 
     baselines = []
     if args.baseline:
@@ -159,21 +165,47 @@ def main() -> None:
         json.dumps({"machine": machine, "shipped": args.shipped, "rows": rows, "baselines": baselines}, indent=2)
     )
     print(render(rows, baselines, machine))
+    if args.shipped:
+        print("\n" + render_model_ratios(rows))
+
+
+def render_model_ratios(rows: list[dict]) -> str:
+    """Random ResNeXt50 seconds / default MobileNetV2 seconds, per clip, length and mode, from one run."""
+    lines = [
+        "| clip | N | mode | default MobileNetV2, warm | random ResNeXt50, warm | ratio | network stage ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by_key = {(r["clip"], r["length"], r["mode"], r["model"]): r for r in rows}
+    for (clip, length, mode, model), light in by_key.items():
+        if model != "default MobileNetV2":
+            continue
+        heavy = by_key[(clip, length, mode, "random ResNeXt50")]
+        light_net, heavy_net = light["warm"].get("network", 0.0), heavy["warm"].get("network", 0.0)
+        lines.append(
+            f"| {clip} | {length} | {mode} | {fmt(light['warm']['total'])} | {fmt(heavy['warm']['total'])} | "
+            f"{heavy['warm']['total'] / light['warm']['total']:.2f}x | "
+            + (f"{heavy_net / light_net:.1f}x |" if light_net else "n/a |")
+        )
+    return "\n".join(lines)
 
 
 def render(rows: list[dict], baselines: list[dict], machine: str) -> str:
     lines = [f"Machine: {machine}. Seconds; peak memory of the whole process.", ""]
     lines.append(
-        "| clip | N | mode | windows (scored) | frames | "
+        "| clip | N | mode | "
+        + ("model | " if any("model" in row for row in rows) else "")
+        + "windows (scored) | frames | "
         + " | ".join(STAGES)
         + " | end to end, warm | first analysis "
         "| + checkpoint load | process wall | peak RSS MB |"
     )
-    lines.append("|" + "---|" * (11 + len(STAGES) - 1))
+    lines.append("|" + "---|" * (11 + len(STAGES) - 1 + any("model" in row for row in rows)))
     for row in rows:
         warm = row["warm"]
         lines.append(
-            f"| {row['clip']} | {row['length']} | {row['mode']} | {row['windows']} ({row['windows_scored']}) | "
+            f"| {row['clip']} | {row['length']} | {row['mode']} | "
+            + (f"{row['model']} | " if "model" in row else "")
+            + f"{row['windows']} ({row['windows_scored']}) | "
             f"{row['frames_analysed']} | "
             + " | ".join(fmt(warm.get(stage, 0.0)) for stage in STAGES)
             + f" | **{fmt(warm['total'])}** | {fmt(row['first']['total'])} | {fmt(row['checkpoint_load'])} | "
@@ -191,7 +223,11 @@ def render(rows: list[dict], baselines: list[dict], machine: str) -> str:
         )
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for base in baselines:
-            ours = {r["mode"]: r for r in rows if r["clip"] == base["clip"] and r["length"] == base["length"]}
+            ours = {
+                r["mode"]: r
+                for r in rows
+                if (r["clip"], r["length"]) == (base["clip"], base["length"]) and "MobileNet" not in r.get("model", "")
+            }
             one, whole = ours["one window"], ours["whole video"]
             first_plus_load = one["first"]["total"] + one["checkpoint_load"]
             t = base["timings"]

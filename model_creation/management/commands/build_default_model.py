@@ -30,7 +30,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 class Command(BaseCommand):
     help = (
         "Rebuild the default checkpoints (MobileNetV2 + LSTM, self-blended fakes) from ../shared/data and install "
-        "them in models/. Takes about an hour on a 2-core CPU."
+        "them in models/. Takes about 75 minutes on a 2-core CPU."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -195,7 +195,11 @@ def collect_report(work: Path, data: Path, preprocess_seconds: float) -> dict[st
     report: dict[str, Any] = {
         "data": str(data),
         "preprocess_seconds_this_run": preprocess_seconds,
-        "preprocess_video_seconds": sum(json.loads(path.read_text()).get("seconds", 0.0) for path in records),
+        # from the settings file written when preprocessing began to the last video's record (also across resumes)
+        "preprocess_wall_seconds": max((path.stat().st_mtime for path in records), default=0.0)
+        - (work / "clips" / "preprocess.json").stat().st_mtime
+        if records
+        else 0.0,
         "videos": len(records),
         "models": {},
     }
@@ -220,7 +224,8 @@ def collect_report(work: Path, data: Path, preprocess_seconds: float) -> dict[st
 def card_table(report: dict[str, Any]) -> str:
     """The model card's results table, from evaluate_model's reports."""
     lines = [
-        "| N | best epoch | train time | test level | videos (real / fake) | accuracy | AUC | EER | self-blended AUC "
+        "| N | best epoch | train time | test level | clips or videos (real / fake) | accuracy | AUC | EER "
+        "| self-blended AUC "
         "| FF++ fake: fake probability |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
