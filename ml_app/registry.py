@@ -146,7 +146,10 @@ def sync_checkpoints() -> tuple[list[Checkpoint], dict[str, str]]:
     found, broken = discover_checkpoints(settings.MODELS_DIR)
     skipped.update({str(path): reason for path, reason in broken.items()})
     found.sort(key=lambda s: (not s.untrained, s.accuracy or 0.0), reverse=True)
+    mapped = {entry.file_path.resolve() for entry in registered}
     for summary in found:
+        if Path(summary.path).resolve() in mapped:  # already registered above, as MODEL_MAPPING's
+            continue
         try:
             registered.append(register(summary.path, Checkpoint.Source.MODELS_DIR))
         except DetectionError as exc:

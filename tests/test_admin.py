@@ -130,6 +130,15 @@ def test_sync_registers_mapping_and_models_folder(site_dirs, settings, tmp_path)
     assert Checkpoint.objects.count() == 3, "syncing again adds nothing"
 
 
+def test_sync_lists_a_mapped_file_in_the_models_folder_once(site_dirs, settings):
+    mapped = small_checkpoint(Path(settings.MODELS_DIR) / "default_20.pt", sequence_length=20)
+    settings.MODEL_MAPPING = {20: str(mapped)}
+    out = StringIO()
+    call_command("sync_checkpoints", stdout=out, stderr=StringIO())
+    assert out.getvalue().count("registered: default_20") == 1, out.getvalue()
+    assert Checkpoint.objects.get().source == "mapping"
+
+
 def test_analyses_are_listed_only_in_the_admin_read_only_and_filterable(admin, active_checkpoint):
     analysis = Analysis.objects.create(
         original_name="clip.mp4",
