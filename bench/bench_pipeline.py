@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_pipeline.py                    # all sample clips, N = 10, 20, 100
     .venv/bin/python bench/bench_pipeline.py --baseline         # also the original app's pipeline, for ratios
     .venv/bin/python bench/bench_pipeline.py --shipped --lengths 10 20 40 --clips dfdc_abqwwspghj
-                                                                # the default model in models/ instead
+                                                                # the default model in models/, beside random ResNeXt50
 
 Each measurement runs in a fresh process (so peak memory is that video's): it loads a random-initialised ResNeXt50 +
 LSTM checkpoint (with --shipped: the default MobileNetV2 + LSTM checkpoints in models/), analyses the video once
@@ -83,7 +83,9 @@ def make_checkpoints(lengths: list[int], folder: Path) -> dict[int, Path]:
 
 def shipped_checkpoints(lengths: list[int]) -> dict[int, Path]:
     """The default model's files (models/README.md), one per length."""
-    paths = {length: REPO / "models" / f"default_mobilenet_v2_{length}_frames.pt" for length in lengths}
+    from model_creation.training.default_model import shipped_file
+
+    paths = {length: REPO / shipped_file(length) for length in lengths}
     missing = [str(path) for path in paths.values() if not path.is_file()]
     if missing:
         sys.exit(f"not shipped: {', '.join(missing)}")
@@ -114,7 +116,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     parser.add_argument("--clips", nargs="+", default=[], help="only clips whose name contains one of these")
     parser.add_argument(
-        "--shipped", action="store_true", help="time the default checkpoints in models/ instead of random ResNeXt50"
+        "--shipped",
+        action="store_true",
+        help="also time the default checkpoints in models/ (ratios to ResNeXt50)",
     )
     parser.add_argument("--measure", nargs=3, metavar=("VIDEO", "CHECKPOINT", "MAX_WINDOWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()

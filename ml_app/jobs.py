@@ -110,7 +110,10 @@ def enqueue(analysis_id, attempt: int) -> None:
 
 
 def retry(analysis: Analysis) -> bool:
-    """Queue a failed analysis again (the upload is kept for exactly this)."""
+    """Queue a failed analysis again (the upload is kept for exactly this); False if it is not failed or its video
+    is no longer stored."""
+    if not analysis.video_path.is_file():
+        return False
     updated = Analysis.objects.filter(pk=analysis.pk, status=Analysis.Status.FAILED).update(
         status=Analysis.Status.QUEUED,
         stage="requeued",

@@ -126,11 +126,14 @@ def activate_checkpoint(entry: Checkpoint) -> None:
 def sync_checkpoints() -> tuple[list[Checkpoint], dict[str, str]]:
     """Register every checkpoint named in MODEL_MAPPING or lying in the models folder.
 
-    MODEL_MAPPING's entries become active for their length; otherwise the best file found (trained, most accurate)
-    does, unless the length already has an active checkpoint. Returns the entries and the files skipped, with why.
+    A MODEL_MAPPING set by the operator makes its entries active for their length; the default mapping (the shipped
+    default model) and the files found in the models folder (best first: trained, most accurate) become active only
+    for a length without an active checkpoint, so a restart never undoes an administrator's "Activate". Returns the
+    entries and the files skipped, with why.
     """
     registered: list[Checkpoint] = []
     skipped: dict[str, str] = {}
+    explicit = getattr(settings, "DEFAULT_MODEL_MAPPING", {}) != settings.MODEL_MAPPING
     for length, raw in sorted(settings.MODEL_MAPPING.items()):
         path = Path(raw) if Path(raw).is_absolute() else Path(settings.BASE_DIR) / raw
         try:
@@ -140,7 +143,7 @@ def sync_checkpoints() -> tuple[list[Checkpoint], dict[str, str]]:
                     f"MODEL_MAPPING maps it to {length} frames, but it analyses {declared}-frame windows."
                 )
                 continue
-            registered.append(register(path, Checkpoint.Source.MAPPING, activate=True))
+            registered.append(register(path, Checkpoint.Source.MAPPING, activate=explicit))
         except DetectionError as exc:
             skipped[str(path)] = exc.message
     found, broken = discover_checkpoints(settings.MODELS_DIR)

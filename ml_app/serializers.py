@@ -1,4 +1,4 @@
-"""The JSON shape of an analysis, shared by the result page's polling endpoint (and the API)."""
+"""The JSON shape of an analysis for the result page's polling endpoint (the API has its own serializers)."""
 
 from __future__ import annotations
 

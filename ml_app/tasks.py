@@ -53,7 +53,6 @@ def _run(analysis_id: str, attempt: int) -> None:
         return
     report = jobs.ProgressReporter(analysis_id, attempt)
     try:
-        report("probe", 0.0, force=True)
         freshly_loaded = not is_model_cached(checkpoint.file_path, settings.DETECTION_DEVICE)
         loaded = load_detector_model(checkpoint.file_path, settings.DETECTION_DEVICE)
         if loaded.checkpoint.sha256 != analysis.checkpoint_sha256:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopUpload
 
 from .detection.errors import VideoError
 from .detection.video import VideoInfo, probe_video
@@ -75,8 +75,11 @@ class LimitedUploadHandler(FileUploadHandler):
             return QueryDict(mutable=True), MultiValueDict()
         return None
 
-    def new_file(self, *args, **kwargs):
-        super().new_file(*args, **kwargs)
+    def new_file(self, field_name, *args, **kwargs):
+        super().new_file(field_name, *args, **kwargs)
+        if field_name != "video":  # only the video is stored; another file part is read past, never written
+            raise SkipFile
+        self._hash, self._size = hashlib.sha256(), 0
         handle, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=incoming_dir())
         self._file = os.fdopen(handle, "wb")
         self._path = Path(name)

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from model_creation.training.default_model import shipped_mapping
+
+from .broker import filesystem_transport_options
 from .env import env_bool, env_int, env_json, env_list, env_path, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -142,11 +145,7 @@ LOGGING = {
 MODELS_DIR = env_path("MODELS_DIR", BASE_DIR / "models")
 # The default models shipped in models/ (see models/README.md), where present; MODEL_MAPPING replaces them all
 # (MODEL_MAPPING="" maps nothing, leaving every length to the models folder).
-DEFAULT_MODEL_MAPPING = {
-    length: f"models/default_mobilenet_v2_{length}_frames.pt"
-    for length in (10, 20, 40)
-    if (BASE_DIR / f"models/default_mobilenet_v2_{length}_frames.pt").is_file()
-}
+DEFAULT_MODEL_MAPPING = shipped_mapping(BASE_DIR)
 if "MODEL_MAPPING" in os.environ:
     MODEL_MAPPING: dict[int, str] = {int(k): v for k, v in env_json("MODEL_MAPPING", {}).items()}
 else:
@@ -169,13 +168,7 @@ ALLOWED_VIDEO_EXTENSIONS = env_list(
 QUEUE_DIR = env_path("QUEUE_DIR", STATE_DIR / "queue")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(QUEUE_DIR / "messages"),
-        "data_folder_out": str(QUEUE_DIR / "messages"),
-        "control_folder": str(QUEUE_DIR / "control"),
-    }
-    for _folder in CELERY_BROKER_TRANSPORT_OPTIONS.values():
-        Path(_folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_transport_options(QUEUE_DIR)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")  # web servers and workers must agree on it

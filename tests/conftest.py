@@ -86,19 +86,13 @@ def static_files_from_source():
 @pytest.fixture(scope="session", autouse=True)
 def isolated_queue(tmp_path_factory):
     """Point the Celery app at a queue folder of the test session, so no test message reaches a real worker."""
+    from project_settings.broker import filesystem_transport_options
     from project_settings.celery import app
 
     folder = tmp_path_factory.mktemp("queue")
-    options = {
-        "data_folder_in": str(folder / "messages"),
-        "data_folder_out": str(folder / "messages"),
-        "control_folder": str(folder / "control"),
-    }
-    for path in options.values():
-        Path(path).mkdir(parents=True, exist_ok=True)
     app.close()
     app.conf.broker_url = "filesystem://"
-    app.conf.broker_transport_options = options
+    app.conf.broker_transport_options = filesystem_transport_options(folder)
     return folder
 
 

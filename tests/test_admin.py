@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from ml_app.models import Analysis, Checkpoint, RejectedUpload
+from ml_app.registry import activate_checkpoint, register
 
 from .conftest import small_checkpoint
 
@@ -128,6 +129,22 @@ def test_sync_registers_mapping_and_models_folder(site_dirs, settings, tmp_path)
     assert "download.pt" in err.getvalue() and "HTML page" in err.getvalue()
     call_command("sync_checkpoints", stdout=StringIO(), stderr=StringIO())
     assert Checkpoint.objects.count() == 3, "syncing again adds nothing"
+
+
+def test_sync_keeps_the_administrators_choice_over_the_default_mapping(site_dirs, settings):
+    shipped = small_checkpoint(Path(settings.MODELS_DIR) / "default_20.pt", sequence_length=20)
+    settings.MODEL_MAPPING = settings.DEFAULT_MODEL_MAPPING = {20: str(shipped)}
+    call_command("sync_checkpoints", stdout=StringIO(), stderr=StringIO())
+    assert Checkpoint.objects.get(is_active=True).name == "default_20", "the default model is active at first"
+    mine = small_checkpoint(Path(settings.MODELS_DIR) / "mine.pt", sequence_length=20)
+    chosen = register(mine, Checkpoint.Source.UPLOAD)
+    activate_checkpoint(chosen)
+    call_command("sync_checkpoints", stdout=StringIO(), stderr=StringIO())  # what run.sh does on every start
+    assert Checkpoint.objects.get(is_active=True).pk == chosen.pk
+    settings.MODEL_MAPPING = {20: str(shipped)}  # an operator's MODEL_MAPPING, unlike the default, wins
+    settings.DEFAULT_MODEL_MAPPING = {}
+    call_command("sync_checkpoints", stdout=StringIO(), stderr=StringIO())
+    assert Checkpoint.objects.get(is_active=True).name == "default_20"
 
 
 def test_sync_lists_a_mapped_file_in_the_models_folder_once(site_dirs, settings):

@@ -15,10 +15,10 @@ from django.core.management import call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
 from ml_app.detection.model_mapping import summarize_checkpoint
-from model_creation.training.default_model import LENGTHS, NAME, dataset_rows
+from model_creation.training.default_model import LENGTHS, NAME, dataset_rows, shipped_file
 
 from . import media
-from .conftest import REPO, SHARED_DATA
+from .conftest import REPO, shared_path
 
 
 def fake_shared_tree(root: Path) -> Path:
@@ -89,7 +89,7 @@ def test_rebuild_command_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("length", LENGTHS)
 def test_shipped_checkpoint_is_small_valid_and_mapped(length):
-    path = REPO / "models" / f"{NAME.format(length=length)}.pt"
+    path = REPO / shipped_file(length)
     assert path.is_file(), f"{path} ships with the project (see models/README.md)"
     assert path.stat().st_size <= 20 * 1024 * 1024
     summary = summarize_checkpoint(path)
@@ -107,7 +107,7 @@ def test_default_checkpoint_tells_a_self_blended_fake_from_its_real_source(one_f
     from ml_app.detection.preprocessing import crops_to_tensor
     from model_creation.training import sbi
 
-    loaded = load_detector_model(REPO / "models" / f"{NAME.format(length=20)}.pt", "cpu")
+    loaded = load_detector_model(REPO / shipped_file(20), "cpu")
     real = analyze_video(one_face_video, loaded, max_windows=1).windows[0].tracks[0]
     prep = loaded.checkpoint.preprocessing
     scores = []
@@ -120,9 +120,7 @@ def test_default_checkpoint_tells_a_self_blended_fake_from_its_real_source(one_f
 
 
 def test_shared_sample_clip_is_analysed_with_the_default_model():
-    clip = SHARED_DATA / "samples/videos/fake/dfdc_abqwwspghj.mp4"
-    if not clip.is_file():
-        pytest.skip(f"shared data not available: {clip} is absent")
+    clip = shared_path("samples", "videos", "fake", "dfdc_abqwwspghj.mp4")
     from ml_app.detection.prediction import analyze_video, load_detector_model
 
     result = analyze_video(clip, load_detector_model(REPO / settings.DEFAULT_MODEL_MAPPING[20], "cpu"))

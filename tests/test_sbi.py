@@ -131,33 +131,18 @@ def test_labels_follow_and_fakes_stay_with_their_source(real_only_manifest):
     assert with_self_blended([labelled_fake]) == [labelled_fake], "no self-blend is made from a fake"
 
 
+# a tiny, fast training configuration shared by the training tests below
+TINY_RUN = ("--epochs", "1", "--backbone", "mobilenet_v2", "--hidden-size", "8", "--batch-size", "4")
+TINY_RUN += ("--pretrained", "random", "--workers", "0", "--no-progress", "--no-tensorboard")
+
+
 def test_training_on_real_videos_alone_with_self_blended_fakes(real_only_manifest, tmp_path):
     output = tmp_path / "run"
     out = StringIO()
     call_command(
         "train_model",
-        "--manifest",
-        str(real_only_manifest),
-        "--output",
-        str(output),
-        "--epochs",
-        "1",
-        "--synthesize-fakes",
-        "sbi",
-        "--backbone",
-        "mobilenet_v2",
-        "--hidden-size",
-        "8",
-        "--batch-size",
-        "4",
-        "--pretrained",
-        "random",
-        "--workers",
-        "0",
-        "--no-progress",
-        "--no-tensorboard",
-        "--val-fraction",
-        "0.25",
+        *("--manifest", str(real_only_manifest), "--output", str(output), *TINY_RUN),
+        *("--synthesize-fakes", "sbi", "--val-fraction", "0.25"),
         stdout=out,
     )
     assert "self-blended fakes" in out.getvalue()
@@ -175,21 +160,6 @@ def test_without_self_blending_real_videos_alone_are_refused(real_only_manifest,
     with pytest.raises(CommandError, match="both REAL and FAKE"):
         call_command(
             "train_model",
-            "--manifest",
-            str(real_only_manifest),
-            "--output",
-            str(tmp_path / "run"),
-            "--epochs",
-            "1",
-            "--backbone",
-            "mobilenet_v2",
-            "--hidden-size",
-            "8",
-            "--pretrained",
-            "random",
-            "--workers",
-            "0",
-            "--no-progress",
-            "--no-tensorboard",
+            *("--manifest", str(real_only_manifest), "--output", str(tmp_path / "run"), *TINY_RUN),
             stdout=StringIO(),
         )

@@ -4,7 +4,6 @@ reuse of earlier results, and the watchdog. The worker itself is exercised in te
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -187,6 +186,21 @@ def test_valid_upload_is_stored_under_a_random_name_and_queued(
     assert str(analysis.pk) in messages_after.pop().read_text()
 
 
+def test_other_file_fields_are_neither_stored_nor_hashed(client, active_checkpoint, settings, one_face_video):
+    extra = SimpleUploadedFile("extra.bin", b"x" * 5000)  # sent before the video: it must not touch its hash
+    video = SimpleUploadedFile("clip.mp4", one_face_video.read_bytes(), content_type="video/mp4")
+    response = client.post(
+        reverse("ml_app:create"),
+        {"extra": extra, "video": video, "sequence_length": "10"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 202
+    analysis = Analysis.objects.get(pk=response.json()["id"])
+    assert analysis.sha256 == hashlib.sha256(one_face_video.read_bytes()).hexdigest()
+    assert analysis.size_bytes == one_face_video.stat().st_size
+    assert incoming_files(settings) == [], "the extra part left no file behind"
+
+
 def test_plain_form_post_redirects_to_the_result_page(client, active_checkpoint, one_face_video):
     response = upload(client, one_face_video, json_reply=False)
     analysis = Analysis.objects.get()
@@ -329,6 +343,9 @@ def test_a_failure_is_recorded_and_can_be_retried(
     assert analysis.status == Analysis.Status.FAILED and analysis.error_code == "empty_file"
     state = client.get(f"/analyses/{analysis.pk}/status").json()
     assert state["error"]["message"].startswith("'video.mp4' is empty")
+    stored = analysis.video_path.rename(analysis.video_path.with_suffix(".gone"))
+    assert not jobs.retry(analysis), "a failed analysis whose video is gone is not queued again (admin action too)"
+    stored.rename(analysis.video_path)
     analysis.video_path.write_bytes(one_face_video.read_bytes())
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         client.post(f"/analyses/{analysis.pk}/retry")
@@ -436,4 +453,3 @@ def test_status_json_is_valid_for_queued_jobs(client, active_checkpoint, one_fac
     state = upload(client, one_face_video).json()
     polled = client.get(state["url"] + "status").json()
     assert polled["status"] == "queued" and polled["result"] is None
-    json.dumps(polled)

@@ -302,6 +302,8 @@ def test_bad_input_is_a_one_line_error(tmp_path):
     with pytest.raises(CommandError, match="not a preprocess manifest"):
         (tmp_path / "m.json").write_text("{}")
         run("train_model", "--manifest", tmp_path / "m.json", "--output", tmp_path / "t", *TINY)
+    with pytest.raises(CommandError, match="--activate needs --register"):
+        run("train_model", "--manifest", tmp_path / "m.json", "--output", tmp_path / "t2", "--activate", *TINY)
 
 
 # --- metrics, splits, augmentation ----------------------------------------------------------------------------------
@@ -468,7 +470,7 @@ def test_register_copies_the_checkpoint_where_the_app_finds_it(trained, settings
     ten = small_checkpoint(tmp_path / "ten.pt", sequence_length=10)
     copy, note = register_checkpoint(ten, "trained_ten", activate=True)
     entry = Checkpoint.objects.get(sequence_length=10)
-    assert entry.source == "training" and entry.is_active and entry.file_path == copy and "active" in note
+    assert entry.source == "training" and entry.is_active and entry.file_path == copy and "not active" not in note
 
 
 def test_resume_continues_from_the_saved_epoch(clips_manifest, tmp_path, monkeypatch):

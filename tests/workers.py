@@ -56,19 +56,14 @@ def _reset(app) -> None:
 @contextmanager
 def use_broker(broker: Broker):
     """Send this process's jobs to ``broker`` for the duration."""
+    from project_settings.broker import filesystem_transport_options
     from project_settings.celery import app
 
     saved = (app.conf.broker_url, dict(app.conf.broker_transport_options or {}), app.conf.task_default_queue)
     _reset(app)
     app.conf.broker_url = broker.url
     if broker.queue_dir is not None:
-        app.conf.broker_transport_options = {
-            "data_folder_in": str(broker.queue_dir / "messages"),
-            "data_folder_out": str(broker.queue_dir / "messages"),
-            "control_folder": str(broker.queue_dir / "control"),
-        }
-        for name in ("messages", "control"):
-            (broker.queue_dir / name).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = filesystem_transport_options(broker.queue_dir)
     else:
         app.conf.broker_transport_options = {"visibility_timeout": 3600}
     app.conf.task_default_queue = broker.queue

@@ -30,6 +30,16 @@ FAKE_METHODS = {
 }
 
 
+def shipped_file(length: int) -> str:
+    """Where the default model for ``length`` frames lives, relative to the project folder."""
+    return f"models/{NAME.format(length=length)}.pt"
+
+
+def shipped_mapping(project: Path) -> dict[int, str]:
+    """The default MODEL_MAPPING: every length whose shipped file is present."""
+    return {length: shipped_file(length) for length in LENGTHS if (project / shipped_file(length)).is_file()}
+
+
 @dataclass(frozen=True)
 class Row:
     filename: str

@@ -119,17 +119,22 @@ def sequence_landmarks(frames_rgb: np.ndarray, prep: Preprocessing) -> np.ndarra
 
 # --- the blend ------------------------------------------------------------------------------------------------------
 
-_JAW = slice(0, 17)
+_INNER_FACE = slice(17, 68)  # brows, nose, eyes and mouth: the 68 points without the jaw line
+
+
+def _face_size(points: np.ndarray) -> float:
+    """The larger side of the landmarks' bounding box: the unit of every size in SbiSettings."""
+    return float(max(np.ptp(points[:, 0]), np.ptp(points[:, 1]), 1.0))
 
 
 def face_mask(points: np.ndarray, shape: tuple[int, int], params: SbiParams) -> np.ndarray:
     """A soft ``(H, W)`` float32 mask in [0, 1] over the face, shaped by its landmarks and the parameters."""
     height, width = shape
-    used = points[17:] if params.inner_mask else points
+    used = points[_INNER_FACE] if params.inner_mask else points
     hull = cv2.convexHull(np.round(used).astype(np.int32))
     mask = np.zeros((height, width), dtype=np.uint8)
     cv2.fillConvexPoly(mask, hull, 255)
-    face_size = float(max(np.ptp(points[:, 0]), np.ptp(points[:, 1]), 1.0))
+    face_size = _face_size(points)
     grow = round(abs(params.mask_grow) * face_size)
     if grow >= 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -171,8 +176,7 @@ def self_blend(
     for index, (frame, face) in enumerate(zip(rgb, points, strict=True)):
         mask = face_mask(face, frame.shape[:2], params)[..., None] * params.blend
         center = (float(face[:, 0].mean()), float(face[:, 1].mean()))
-        face_size = float(max(np.ptp(face[:, 0]), np.ptp(face[:, 1]), 1.0))
-        source = _altered_copy(frame, center, face_size, params).astype(np.float32)
+        source = _altered_copy(frame, center, _face_size(face), params).astype(np.float32)
         blended = source * mask + frame.astype(np.float32) * (1.0 - mask)
         out[index] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     out = out[..., ::-1] if prep.colour_order == "BGR" else out

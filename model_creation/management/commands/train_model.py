@@ -105,6 +105,8 @@ class Command(BaseCommand):
         run.add_argument("--no-tensorboard", action="store_true", default=None, help="no TensorBoard logs")
 
     def handle(self, *args, **options) -> None:
+        if options["activate"] and not options["register"]:
+            raise CommandError("--activate needs --register (it activates the registered copy).")
         from model_creation.training.manifest import ManifestError
         from model_creation.training.trainer import STATE_FILE, TrainConfig, Trainer, TrainError
 
