@@ -1,0 +1,110 @@
+"""Loading a checkpoint for analysis, once per process: the network on its device and the face detector it was
+trained with.
+
+A worker analyses many videos with the same few checkpoints, so loaded models are kept in a per-process cache keyed
+by path, size, modification time and device; a file that changes on disk is loaded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from .checkpoints import CheckpointFile, build_model, load_checkpoint
+from .errors import ConfigurationError
+from .faces import FaceDetector, build_detector
+
+log = logging.getLogger(__name__)
+
+
+class ScoringNetwork(Protocol):
+    """What scoring needs of a network: clips ``(batch, time, 3, H, W)`` in, logits ``(batch, 2)`` out.
+
+    ``DeepfakeDetector`` (a ``.pt`` checkpoint) and ``OnnxModel`` (an ``export_onnx`` file) both are one.
+    """
+
+    def __call__(self, clips: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint ready to analyse: network in eval mode on its device, and the face detector it was trained with."""
+
+    checkpoint: CheckpointFile
+    model: ScoringNetwork
+    detector: FaceDetector
+    device: torch.device
+    load_seconds: float = 0.0
+
+    @property
+    def sequence_length(self) -> int:
+        return self.checkpoint.sequence_length
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` is CUDA when there is a GPU, else the CPU; asking for CUDA without one is a ConfigurationError."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError("CUDA was asked for but no CUDA device is available; use --device cpu.")
+    return device
+
+
+_CacheKey = tuple[str, int | None, int | None, str]
+_cache: dict[_CacheKey, LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def _cache_key(path: Path, device: torch.device) -> _CacheKey:
+    try:
+        stat = path.stat()
+        return (str(path), stat.st_mtime_ns, stat.st_size, str(device))
+    except FileNotFoundError:
+        return (str(path), None, None, str(device))
+
+
+def is_model_cached(path: str | os.PathLike, device: str | torch.device | None = "auto") -> bool:
+    """Whether ``load_detector_model`` would reuse a model already in this process."""
+    with _cache_lock:
+        return _cache_key(Path(path).resolve(), resolve_device(device)) in _cache
+
+
+def _load(path: Path, device: torch.device) -> tuple[CheckpointFile, ScoringNetwork, torch.device]:
+    if path.suffix.lower() == ".onnx":  # from manage.py export_onnx: onnxruntime on the CPU, settings inside
+        from .onnx_model import load_onnx_checkpoint
+
+        checkpoint, onnx_model = load_onnx_checkpoint(path)
+        return checkpoint, onnx_model, torch.device("cpu")
+    checkpoint = load_checkpoint(path)
+    network = build_model(checkpoint).to(device)
+    if device.type == "cpu":
+        network.use_channels_last()
+    checkpoint.state_dict = {}  # the weights now live in the model
+    return checkpoint, network, device
+
+
+def load_detector_model(path: str | os.PathLike, device: str | torch.device | None = "auto") -> LoadedModel:
+    """Load a checkpoint once per process and reuse it; a changed file (size or mtime) is loaded again."""
+    path = Path(path).resolve()
+    wanted = resolve_device(device)
+    key = _cache_key(path, wanted)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        started = time.perf_counter()
+        checkpoint, network, on = _load(path, wanted)
+        detector = build_detector(checkpoint.preprocessing.detector)
+        loaded = LoadedModel(checkpoint, network, detector, on, time.perf_counter() - started)
+        for old in [k for k in _cache if k[0] == key[0]]:
+            del _cache[old]
+        _cache[key] = loaded
+        log.info("Loaded checkpoint %s (%s) in %.2f s", checkpoint.name, checkpoint.sha256, loaded.load_seconds)
+        return loaded

@@ -1,0 +1,91 @@
+"""Writes the golden record of ``manage.py analyze_video --json``: generated videos, the shipped default models.
+
+Run from the project folder: ``.venv/bin/python -m tests.golden.make_golden [OUT.json]``. The record was made with
+the code before the pipeline was cut into its jobs (issue 10); ``tests/test_golden.py`` checks that the code of today
+still gives the same verdicts, probabilities, windows and people.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests import media
+
+REPO = Path(__file__).resolve().parents[2]
+RECORD = Path(__file__).with_name("analyze_video.json")
+# Parts of the result that describe the decision; timings and crop file names are left out.
+STABLE_KEYS = (
+    "verdict",
+    "reason",
+    "fake_probability",
+    "confidence",
+    "threshold",
+    "sequence_length",
+    "windows_scored",
+    "windows",
+    "people",
+    "video",
+    "warnings",
+)
+
+
+def face_then_empty(path: Path, frames: int = 60) -> Path:
+    """A face for the first third, then only the background: scored, face-lost and faceless windows in one video."""
+    faces = ((140, 60, 200),)
+    return media.write_video(
+        path, (media.scene(480, 360, faces if n < frames // 3 else (), n) for n in range(frames))
+    )
+
+
+def videos(folder: Path) -> dict[str, Path]:
+    """The golden videos, made by the tests' own media helpers."""
+    return {
+        "one_face": media.face_video(folder / "one_face.mp4", frames=48),
+        "two_faces": media.face_video(
+            folder / "two_faces.mp4", frames=30, width=720, height=360, faces=((30, 60, 220), (420, 80, 220))
+        ),
+        "faceless": media.faceless_video(folder / "faceless.mp4", frames=30),
+        "face_then_empty": face_then_empty(folder / "face_then_empty.mp4"),
+    }
+
+
+CHECKPOINTS = {10: "models/default_mobilenet_v2_10_frames.pt", 20: "models/default_mobilenet_v2_20_frames.pt"}
+
+
+def stable(result: dict) -> dict:
+    data = {key: result[key] for key in STABLE_KEYS}
+    data["video"] = {key: value for key, value in result["video"].items() if key != "path"}  # a temporary folder
+    data["checkpoint_sha256"] = result["checkpoint"]["sha256"]
+    return data
+
+
+def analyse(project: Path, video: Path, checkpoint: str) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "analyze_video", str(video), "--checkpoint", checkpoint, "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return stable(json.loads(completed.stdout))
+
+
+def record(project: Path, folder: Path) -> dict[str, dict]:
+    made = videos(folder)
+    return {
+        f"{name}@{length}": analyse(project, path, CHECKPOINTS[length])
+        for name, path in made.items()
+        for length in CHECKPOINTS
+    }
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else RECORD
+    with tempfile.TemporaryDirectory() as folder:
+        data = record(REPO, Path(folder))
+    target.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {target}: {len(data)} analyses")
