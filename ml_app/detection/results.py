@@ -28,16 +28,14 @@ class TrackScore:
     filled_frames: int  # frames whose box was filled in from neighbours rather than detected
     crops: np.ndarray | None = field(default=None, repr=False)  # (N, S, S, 3) uint8 RGB, as fed (before colour swap)
 
-    def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_dict(self) -> dict[str, Any]:
+        return {
             "track_id": self.track_id,
             "person_id": self.person_id,
             "fake_probability": round(self.fake_probability, 6),
             "filled_frames": self.filled_frames,
+            "boxes": self.boxes,
         }
-        if include_boxes:
-            data["boxes"] = self.boxes
-        return data
 
 
 @dataclass
@@ -52,13 +50,9 @@ class WindowResult:
     faces_found: int  # distinct faces seen in the window, complete or not
     tracks: list[TrackScore] = field(default_factory=list)
     frames_without_face: list[int] = field(default_factory=list)  # video frame indices with no face at all
+    fake_probability: float | None = None  # set by decision.decide from the tracks' scores
 
-    @property
-    def fake_probability(self) -> float | None:
-        """The most suspicious face decides the window: one swapped face makes a video fake."""
-        return max((t.fake_probability for t in self.tracks), default=None)
-
-    def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         probability = self.fake_probability
         return {
             "index": self.index,
@@ -70,7 +64,7 @@ class WindowResult:
             "status": self.status,
             "faces_found": self.faces_found,
             "fake_probability": None if probability is None else round(probability, 6),
-            "tracks": [t.to_dict(include_boxes) for t in self.tracks],
+            "tracks": [t.to_dict() for t in self.tracks],
             "frames_without_face": self.frames_without_face,
         }
 
@@ -110,7 +104,7 @@ class AnalysisResult:
     warnings: list[str] = field(default_factory=list)
     crop_files: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "reason": self.reason,
@@ -119,7 +113,7 @@ class AnalysisResult:
             "threshold": self.threshold,
             "sequence_length": self.sequence_length,
             "windows_scored": sum(1 for w in self.windows if w.status == "scored"),
-            "windows": [w.to_dict(include_boxes) for w in self.windows],
+            "windows": [w.to_dict() for w in self.windows],
             "people": [p.to_dict() for p in self.people],
             "video": self.video,
             "checkpoint": self.checkpoint,

@@ -3,8 +3,8 @@
 Three levels, each with the metrics of :mod:`.metrics` (FAKE positive):
 
 * ``clip``: one face followed through one window, what the network scores;
-* ``window``: the most suspicious face of a window (``WindowResult.fake_probability``);
-* ``video``: per person the mean of their windows, and the video the most suspicious person (``analyze_video``).
+* ``window`` and ``video``: the app's rule itself (:mod:`ml_app.detection.decision`): a window is its most
+  suspicious face, a person the mean of their windows, a video its most suspicious person.
 
 Labels are per video, so in a fake video with a real bystander the bystander's clips count as FAKE at clip level;
 the window and video levels are where that matters least. Reports break the numbers down per source dataset and per
@@ -23,15 +23,14 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ml_app.detection.decision import person_probability, video_probability, window_probability
+from ml_app.detection.scoring import fake_probabilities
+
 from .dataset import ClipDataset, ClipItem
 from .manifest import OK
 from .metrics import binary_metrics
 
 LEVELS = ("clip", "window", "video")
-
-
-def fake_probabilities(logits: torch.Tensor, fake_index: int) -> torch.Tensor:
-    return torch.softmax(logits.float(), dim=1)[:, fake_index]
 
 
 def score_dataset(
@@ -71,7 +70,10 @@ def level_scores(items: Sequence[ClipItem], scores: Sequence[float], level: str)
         for item, score in zip(items, scores, strict=True):
             windows[(item.video.video_id, item.clip.window)].append(float(score))
             labels[item.video.video_id] = is_fake(item.video.label)
-        return [(f"{video}/{window}", labels[video], max(values)) for (video, window), values in windows.items()]
+        return [
+            (f"{video}/{window}", labels[video], float(window_probability(values)))
+            for (video, window), values in windows.items()
+        ]
     if level != "video":
         raise ValueError(f"unknown level {level!r}")
     people: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -80,7 +82,7 @@ def level_scores(items: Sequence[ClipItem], scores: Sequence[float], level: str)
         people[item.video.video_id][item.clip.person].append(float(score))
         labels[item.video.video_id] = is_fake(item.video.label)
     return [
-        (video, labels[video], max(float(np.mean(values)) for values in persons.values()))
+        (video, labels[video], video_probability(person_probability(values) for values in persons.values()))
         for video, persons in people.items()
     ]
 

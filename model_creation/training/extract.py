@@ -2,8 +2,9 @@
 
 Windows are placed by ``plan_windows``, frames decoded by ``VideoReader``, faces found and followed by the
 checkpoint's detector and ``WindowTracker``, cropped by ``crop_face`` and accepted by the same "followed through the
-whole window" rule, all through ``prediction.collect_window_faces``: the function ``analyze_video`` itself calls. People
-are linked across windows by face descriptor as at inference, so evaluation can score a video the way the app does.
+whole window" rule, all through ``windows.collect_window_faces``: the function ``analyze_video`` itself calls. People
+are linked across windows by ``decision.link_people`` as at inference, so evaluation can score a video the way the
+app does.
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ml_app.detection.decision import link_people
 from ml_app.detection.errors import VideoError
 from ml_app.detection.faces import build_detector
-from ml_app.detection.prediction import StageTimer, collect_window_faces, link_people
 from ml_app.detection.preprocessing import Preprocessing
-from ml_app.detection.results import WindowResult
+from ml_app.detection.timing import StageTimer
 from ml_app.detection.video import VideoReader, plan_windows, probe_video
+from ml_app.detection.windows import collect_window_faces
 
 from .layouts import VideoEntry
 from .manifest import ClipRecord, VideoRecord
@@ -67,10 +68,6 @@ class ClipExtractor:
     def __init__(self, settings: ExtractSettings):
         self.settings = settings
         self.detector = build_detector(settings.preprocessing.detector)
-        # What collect_window_faces reads from a LoadedModel: the preprocessing and the detector, nothing else.
-        self._source = SimpleNamespace(
-            checkpoint=SimpleNamespace(preprocessing=settings.preprocessing), detector=self.detector
-        )
 
     def extract(self, entry: VideoEntry, out_root: Path) -> VideoRecord:
         """Write the clips of ``entry`` under ``out_root/clips/<video id>/``; never raises for a bad video."""
@@ -111,22 +108,18 @@ class ClipExtractor:
             return
         folder = out_root / CLIPS_DIR / entry.video_id
         folder.mkdir(parents=True, exist_ok=True)
-        linked: list[tuple[WindowResult, dict[int, np.ndarray]]] = []
+        linked: list[tuple[int, dict[int, np.ndarray]]] = []
         clips: dict[tuple[int, int], ClipRecord] = {}
         with VideoReader(info) as reader:
             for plan in plans:
-                faces = collect_window_faces(reader, plan, self._source, StageTimer())
+                faces = collect_window_faces(reader, plan, self.detector, prep, StageTimer())
                 record.faces_found = max(record.faces_found, faces.faces_found)
                 complete = faces.complete_tracks(prep.detector.min_detected_fraction)
-                descriptors = {}
                 for track in complete:
-                    crops = np.stack([faces.crops[track][offset] for offset in range(length)])
-                    frames = np.array([faces.frames[offset][0] for offset in range(length)], dtype=np.int64)
-                    boxes = np.array([faces.boxes[track][o].to_list() for o in range(length)], dtype=np.int32)
+                    frames = np.array(faces.frame_indices()[:length], dtype=np.int64)
+                    boxes = np.array(faces.track_boxes(track), dtype=np.int32)
                     name = f"w{plan.index:03d}_t{track}.npz"
-                    np.savez_compressed(folder / name, crops=crops, frames=frames, boxes=boxes)
-                    _, patch, box = faces.identity_patch[track]
-                    descriptors[track] = self.detector.encode(patch, box)
+                    np.savez_compressed(folder / name, crops=faces.sequence(track), frames=frames, boxes=boxes)
                     clips[(plan.index, track)] = ClipRecord(
                         file=f"{CLIPS_DIR}/{entry.video_id}/{name}",
                         window=plan.index,
@@ -138,17 +131,7 @@ class ClipExtractor:
                     )
                 if complete:
                     record.windows_with_face += 1
-                    window = WindowResult(
-                        plan.index,
-                        plan.start_frame,
-                        plan.start_frame + length - 1,
-                        plan.start_time,
-                        plan.start_time,
-                        length,
-                        "scored",
-                        faces.faces_found,
-                    )
-                    linked.append((window, descriptors))
+                    linked.append((plan.index, {track: faces.descriptor(track, self.detector) for track in complete}))
         for (window, track), person in link_people(linked).items():
             clips[(window, track)].person = person
         record.clips = sorted(clips.values(), key=lambda c: (c.window, c.track))

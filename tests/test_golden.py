@@ -1,0 +1,74 @@
+"""``analyze_video --json`` gives what it gave before the pipeline was cut into its jobs: the golden record in
+tests/golden/analyze_video.json was written by the earlier code (``python -m tests.golden.make_golden``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from .conftest import REPO
+from .golden.make_golden import CHECKPOINTS, RECORD, stable, videos
+
+TOLERANCE = 1e-6 + 1e-12  # the record holds probabilities rounded to 6 decimals
+
+
+def _differences(expected: Any, got: Any, where: str = "") -> list[str]:
+    """Where two JSON values differ, numbers compared within TOLERANCE."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        if set(expected) != set(got):
+            return [f"{where}: keys {sorted(set(expected) ^ set(got))} differ"]
+        return [d for key in expected for d in _differences(expected[key], got[key], f"{where}.{key}")]
+    if isinstance(expected, list) and isinstance(got, list):
+        if len(expected) != len(got):
+            return [f"{where}: {len(expected)} items expected, {len(got)} got"]
+        pairs = enumerate(zip(expected, got, strict=True))
+        return [d for i, (a, b) in pairs for d in _differences(a, b, f"{where}[{i}]")]
+    if isinstance(expected, float) or isinstance(got, float):
+        if isinstance(expected, bool) or isinstance(got, bool) or not isinstance(got, int | float):
+            return [f"{where}: {expected!r} expected, {got!r} got"]
+        return [] if math.isclose(expected, got, rel_tol=0, abs_tol=TOLERANCE) else [f"{where}: {expected} != {got}"]
+    return [] if expected == got else [f"{where}: {expected!r} expected, {got!r} got"]
+
+
+@pytest.fixture(scope="module")
+def golden_videos(tmp_path_factory) -> dict[str, Path]:
+    return videos(tmp_path_factory.mktemp("golden"))
+
+
+@pytest.fixture(scope="module")
+def record() -> dict[str, Any]:
+    return json.loads(RECORD.read_text())
+
+
+def test_the_record_covers_every_outcome(record):
+    """The record is worth comparing against: FAKE and INCONCLUSIVE verdicts, scored and faceless windows, people."""
+    verdicts = {entry["verdict"] for entry in record.values()}
+    statuses = {window["status"] for entry in record.values() for window in entry["windows"]}
+    assert {"FAKE", "INCONCLUSIVE"} <= verdicts and {"scored", "no_face"} <= statuses
+    assert max(len(entry["people"]) for entry in record.values()) == 2
+    assert len(record) == len(CHECKPOINTS) * 4
+
+
+@pytest.mark.parametrize("length", sorted(CHECKPOINTS))
+@pytest.mark.parametrize("name", ["one_face", "two_faces", "faceless", "face_then_empty"])
+def test_analyze_video_json_matches_the_golden_record(record, golden_videos, name, length):
+    out = StringIO()
+    call_command(
+        "analyze_video", str(golden_videos[name]), "--checkpoint", str(REPO / CHECKPOINTS[length]), "--json", stdout=out
+    )
+    got = stable(json.loads(out.getvalue()))
+    assert _differences(record[f"{name}@{length}"], got) == []
+
+
+def test_the_comparison_notices_a_changed_probability(record):
+    entry = json.loads(json.dumps(record["one_face@10"]))
+    entry["windows"][0]["tracks"][0]["fake_probability"] += 2e-6
+    entry["verdict"] = "REAL"
+    found = _differences(record["one_face@10"], entry)
+    assert len(found) == 2 and any("fake_probability" in d for d in found) and any("verdict" in d for d in found)
