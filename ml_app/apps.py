@@ -1,3 +1,5 @@
+"""The ml_app application: the site, the API, the job queue and the admin around the detection core."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""The model_creation application: its management commands preprocess datasets, train, evaluate and export."""
+
 from django.apps import AppConfig
 
 
