@@ -8,9 +8,9 @@
 Each measurement runs in a fresh process (so peak memory is that video's): it loads a random-initialised ResNeXt50 +
 LSTM checkpoint (with --shipped: the default MobileNetV2 + LSTM checkpoints in models/), analyses the video once
 ("first": oneDNN still compiling kernels) and again ("warm": what a worker that has served one request does).
-"one window" analyses a single window; "whole video" the default analysis (up to 8 windows spread over the video).
-With --baseline, the original app's prediction path (bench/original_app.py) runs on the same machine in the same
-invocation, and the table gives the ratio original / ours.
+"one window" analyses a single window; "whole video" the default analysis (``DEFAULT_MAX_WINDOWS`` windows spread
+over the video). With --baseline, the original app's prediction path (bench/original_app.py) runs on the same
+machine in the same invocation, and the table gives the ratio original / ours.
 Writes bench/out/results.json and prints Markdown tables. Not part of CI.
 """
 
@@ -37,7 +37,8 @@ def measure(video: str, checkpoint: str, max_windows: int) -> dict:
     """Runs inside a fresh process: load, analyse twice, report."""
     import torch
 
-    from ml_app.detection.prediction import analyze_video, load_detector_model
+    from ml_app.detection.model_loading import load_detector_model
+    from ml_app.detection.prediction import analyze_video
 
     started = time.perf_counter()
     loaded = load_detector_model(checkpoint, "cpu")
@@ -83,7 +84,7 @@ def make_checkpoints(lengths: list[int], folder: Path) -> dict[int, Path]:
 
 def shipped_checkpoints(lengths: list[int]) -> dict[int, Path]:
     """The default model's files (models/README.md), one per length."""
-    from model_creation.training.default_model import shipped_file
+    from ml_app.detection.defaults import shipped_file
 
     paths = {length: REPO / shipped_file(length) for length in lengths}
     missing = [str(path) for path in paths.values() if not path.is_file()]
@@ -94,14 +95,50 @@ def shipped_checkpoints(lengths: list[int]) -> dict[int, Path]:
 
 def legacy_state_dict(folder: Path) -> Path:
     """Random weights in the original app's layout, for the baseline to load on every request."""
-    sys.path.insert(0, str(BENCH))
     import torch
-    from original_app import Model
+
+    from bench.original_app import Model
 
     path = folder / "original_random_state_dict.pt"
     if not path.exists():
         torch.save(Model(2).state_dict(), path)
     return path
+
+
+def measure_ours(
+    clips: list[Path], lengths: list[int], models: dict[str, dict[int, Path]], samples: Path, shipped: bool
+) -> list[dict]:
+    """Every clip, length, mode (one window, the default number of windows) and model, each in a fresh process."""
+    from ml_app.detection.defaults import DEFAULT_MAX_WINDOWS
+
+    rows = []
+    for clip in clips:
+        for length in lengths:
+            for mode, windows in (("one window", 1), ("whole video", DEFAULT_MAX_WINDOWS)):
+                for model, checkpoints in models.items():
+                    command = [__file__, "--measure", str(clip), str(checkpoints[length]), str(windows)]
+                    result, wall = run_child(command)
+                    result.update(clip=str(clip.relative_to(samples)), length=length, mode=mode, process_wall=wall)
+                    if shipped:
+                        result["model"] = model
+                    rows.append(result)
+                    print(
+                        f"{clip.name} N={length} {mode} {model}: warm {result['warm']['total']:.2f} s", file=sys.stderr
+                    )
+    return rows
+
+
+def measure_baseline(clips: list[Path], samples: Path, out: Path) -> list[dict]:
+    """The original app's pipeline on the clips the README compares: dfdc_abqwwspghj at 20 frames, 720p at 100."""
+    state = legacy_state_dict(out / "checkpoints")
+    targets = [(c, 20) for c in clips if "dfdc_abqwwspghj" in c.name] + [(c, 100) for c in clips if "720p" in c.name]
+    baselines = []
+    for clip, length in targets:
+        original, wall = run_child([str(BENCH / "original_app.py"), str(clip), str(length), str(state)])
+        original.update(clip=str(clip.relative_to(samples)), length=length, process_wall=wall)
+        baselines.append(original)
+        print(f"original {clip.name} N={length}: {original['timings']['total']:.1f} s", file=sys.stderr)
+    return baselines
 
 
 def fmt(seconds: float) -> str:
@@ -134,32 +171,8 @@ def main() -> None:
     models = {"random ResNeXt50": make_checkpoints(args.lengths, args.out / "checkpoints")}
     if args.shipped:  # the shipped model, with the random ResNeXt50 measured beside it in the same run for ratios
         models = {"default MobileNetV2": shipped_checkpoints(args.lengths), **models}
-    rows = []
-    for clip in clips:
-        for length in args.lengths:
-            for mode, windows in (("one window", 1), ("whole video", 8)):
-                for model, checkpoints in models.items():
-                    command = [__file__, "--measure", str(clip), str(checkpoints[length]), str(windows)]
-                    result, wall = run_child(command)
-                    result.update(clip=str(clip.relative_to(args.samples)), length=length, mode=mode, process_wall=wall)
-                    if args.shipped:
-                        result["model"] = model
-                    rows.append(result)
-                    print(
-                        f"{clip.name} N={length} {mode} {model}: warm {result['warm']['total']:.2f} s", file=sys.stderr
-                    )
-
-    baselines = []
-    if args.baseline:
-        state = legacy_state_dict(args.out / "checkpoints")
-        targets = [(c, 20) for c in clips if "dfdc_abqwwspghj" in c.name] + [
-            (c, 100) for c in clips if "720p" in c.name
-        ]
-        for clip, length in targets:
-            original, wall = run_child([str(BENCH / "original_app.py"), str(clip), str(length), str(state)])
-            original.update(clip=str(clip.relative_to(args.samples)), length=length, process_wall=wall)
-            baselines.append(original)
-            print(f"original {clip.name} N={length}: {original['timings']['total']:.1f} s", file=sys.stderr)
+    rows = measure_ours(clips, args.lengths, models, args.samples, args.shipped)
+    baselines = measure_baseline(clips, args.samples, args.out) if args.baseline else []
 
     args.out.mkdir(parents=True, exist_ok=True)
     threads = rows[0]["torch_threads"]

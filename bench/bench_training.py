@@ -40,7 +40,7 @@ def measure(
     import torch
     from torch.utils.data import DataLoader
 
-    from ml_app.detection.network import BACKBONES, DeepfakeDetector, ModelConfig
+    from ml_app.detection.network import DeepfakeDetector, ModelConfig, get_backbone
     from ml_app.detection.preprocessing import Preprocessing, crops_to_tensor
     from model_creation.training.augment import AugmentSettings
     from model_creation.training.dataset import ClipDataset
@@ -48,7 +48,8 @@ def measure(
 
     torch.manual_seed(0)
     target = torch.device(device)
-    model = DeepfakeDetector(ModelConfig(backbone=backbone, hidden_size=BACKBONES[backbone]), pretrained="random")
+    hidden_size = get_backbone(backbone).feature_size
+    model = DeepfakeDetector(ModelConfig(backbone=backbone, hidden_size=hidden_size), pretrained="random")
     model.to(target).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(target.type, enabled=amp)
@@ -106,8 +107,10 @@ def measure(
 
 
 def main() -> None:
+    from ml_app.detection.network import BACKBONE_NAMES
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbones", nargs="+", default=["resnext50_32x4d", "mobilenet_v2"])
+    parser.add_argument("--backbones", nargs="+", choices=BACKBONE_NAMES, default=list(BACKBONE_NAMES))
     parser.add_argument("--sequence-length", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8)

@@ -6,7 +6,9 @@ images; build the validation dataset, which decodes the video again and runs ``f
 first N frames, crops ``faces[0]`` (or keeps the whole frame when there is none) and transforms it; load the model
 from its file (every request); run it. Its LSTM is the one with swapped axes; its weights here are random.
 
-Used only by bench/bench_pipeline.py: ``python bench/original_app.py VIDEO N STATE_DICT`` prints JSON timings.
+bench/bench_pipeline.py runs it (``python bench/original_app.py VIDEO N STATE_DICT`` prints JSON timings), and
+tests/test_legacy.py imports :class:`Model` and ``TRANSFORM`` from here: the one copy of the original's network that
+the converted checkpoints are proved against.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import sys
 import time
 import warnings
 
-warnings.filterwarnings("ignore")
+import torch
+from torch import nn
+from torchvision import models, transforms
 
-import cv2  # noqa: E402
-import face_recognition  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torchvision import models, transforms  # noqa: E402
+with warnings.catch_warnings():  # face_recognition's models package imports the deprecated pkg_resources
+    warnings.simplefilter("ignore")
+    import cv2
+    import face_recognition
 
 TRANSFORM = transforms.Compose(
     [
@@ -36,6 +39,9 @@ TRANSFORM = transforms.Compose(
 
 
 class Model(nn.Module):
+    """The original app's ``Model`` class, verbatim apart from ``weights=None`` (its LSTM reads the batch axis as
+    time, and ``forward`` returns the feature maps and the logits of the last step)."""
+
     def __init__(self, num_classes, latent_dim=2048, lstm_layers=1, hidden_dim=2048, bidirectional=False):
         super().__init__()
         model = models.resnext50_32x4d(weights=None)
@@ -114,4 +120,5 @@ def predict(video: str, sequence_length: int, state_dict_path: str) -> dict:
 
 
 if __name__ == "__main__":
+    warnings.filterwarnings("ignore")
     print(json.dumps(predict(sys.argv[1], int(sys.argv[2]), sys.argv[3])))

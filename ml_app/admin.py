@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from . import jobs
 from .detection.errors import DetectionError
 from .models import Analysis, Checkpoint, RejectedUpload
-from .registry import activate_checkpoint, fields_from, store_uploaded_file, validate_checkpoint_file
+from .registry import activate_checkpoint, register_upload, validate_new_file
 
 
 class CheckpointUploadForm(forms.ModelForm):
@@ -46,8 +46,8 @@ class CheckpointUploadForm(forms.ModelForm):
             for chunk in upload.chunks():
                 target.write(chunk)
         temporary = Path(name)
-        try:
-            validated = validate_checkpoint_file(temporary)
+        try:  # the registry's own check: refused if already registered, else validated once
+            self.validated = validate_new_file(temporary)
         except DetectionError as exc:
             temporary.unlink(missing_ok=True)
             message = exc.message.replace(temporary.name, upload.name)
@@ -57,12 +57,6 @@ class CheckpointUploadForm(forms.ModelForm):
             raise forms.ValidationError(
                 {"upload": f"The file could not be validated: {type(exc).__name__}: {exc}"}
             ) from exc
-        duplicate = Checkpoint.objects.filter(sha256=validated.checkpoint.sha256).first()
-        if duplicate is not None:
-            temporary.unlink(missing_ok=True)
-            raise forms.ValidationError({"upload": f"This file is already registered as '{duplicate}'."})
-        self.validated = validated
-        self.temporary = temporary
         return cleaned
 
 
@@ -121,16 +115,14 @@ class CheckpointAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        validated_fields = fields_from(form.validated)
-        stored = store_uploaded_file(form.temporary, form.cleaned_data["upload"].name)
-        for key, value in validated_fields.items():
-            setattr(obj, key, value)
-        obj.path = str(stored)
-        obj.source = Checkpoint.Source.UPLOAD
-        obj.save()
-        has_active = Checkpoint.objects.filter(sequence_length=obj.sequence_length, is_active=True).exists()
-        if form.cleaned_data.get("activate") or not has_active:
-            activate_checkpoint(obj)
+        # The registry stores the file and fills ``obj`` from the validated result, as for every other source.
+        register_upload(
+            form.validated,
+            form.cleaned_data["upload"].name,
+            activate=bool(form.cleaned_data.get("activate")),
+            notes=form.cleaned_data.get("notes", ""),
+            entry=obj,
+        )
         return None
 
     @admin.action(description="Activate for its sequence length")

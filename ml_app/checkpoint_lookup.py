@@ -1,17 +1,70 @@
-"""The detection core's checkpoint resolution, fed from Django settings."""
+"""Which checkpoint analyses N frames: the one decision, for the command line (the site reads the registry's active
+checkpoints directly, through ``registry.active_checkpoints``, and so agrees with it).
+
+With a database that holds the checkpoint registry, its active checkpoint for the length decides. Without one (a
+fresh clone before ``migrate``, or a length the registry has nothing active for), MODEL_MAPPING decides, and then the
+best file in the models folder (the preference order of ``detection.model_mapping``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from django.conf import settings
+from django.db import DatabaseError, connections
 
-from .detection.model_mapping import effective_mapping, resolve_checkpoint
+from .detection.errors import NoCheckpointForLength
+from .detection.model_mapping import CheckpointChoice, choose_from_mapping, effective_mapping
+from .models import Checkpoint
 
 
-def checkpoint_for_length(sequence_length: int) -> Path:
-    """The checkpoint that analyses ``sequence_length``-frame windows; NoCheckpointForLength says how to get one."""
-    return resolve_checkpoint(sequence_length, settings.MODEL_MAPPING, settings.MODELS_DIR, settings.BASE_DIR)
+def _database_file_missing() -> bool:
+    """True for an SQLite database whose file does not exist yet: looking would only create an empty one."""
+    database = connections["default"].settings_dict
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        return False
+    name = str(database.get("NAME") or "")
+    if connections["default"].is_in_memory_db() or name.startswith("file:"):
+        return False
+    return not Path(name).is_file()
+
+
+def _from_registry(sequence_length: int) -> tuple[CheckpointChoice | None, str]:
+    """The registry's active checkpoint for the length, or None and why the registry did not decide."""
+    if _database_file_missing():
+        return None, "no database yet, so no registry (manage.py migrate makes one)"
+    try:
+        entry = Checkpoint.objects.filter(sequence_length=sequence_length, is_active=True).first()
+    except DatabaseError:  # no such table (not migrated), or no database server to ask
+        return None, "the database has no checkpoint registry (manage.py migrate makes one)"
+    if entry is None:
+        return None, f"nothing active for {sequence_length} frames in the registry"
+    if not entry.file_path.is_file():
+        return None, f"the registry's active checkpoint for {sequence_length} frames, '{entry.name}', has no file"
+    return CheckpointChoice(entry.file_path, "registry", f"active in the registry for {sequence_length} frames"), ""
+
+
+def choose_checkpoint(sequence_length: int) -> CheckpointChoice:
+    """The checkpoint that analyses ``sequence_length``-frame windows, where the choice came from and why.
+
+    Raises NoCheckpointForLength saying how to get one.
+    """
+    choice, why_not_registry = _from_registry(sequence_length)
+    if choice is not None:
+        return choice
+    mapping = settings.MODEL_MAPPING
+    default = mapping == getattr(settings, "DEFAULT_MODEL_MAPPING", None)
+    try:
+        path, source, reason = choose_from_mapping(
+            sequence_length,
+            mapping,
+            settings.MODELS_DIR,
+            settings.BASE_DIR,
+            mapping_name="the default MODEL_MAPPING (the shipped default model)" if default else "MODEL_MAPPING",
+        )
+    except NoCheckpointForLength as exc:
+        raise NoCheckpointForLength(f"{exc.message} Registry: {why_not_registry}.") from exc
+    return CheckpointChoice(path, source, f"{reason}; {why_not_registry}")
 
 
 def available_checkpoints() -> dict[int, Path]:

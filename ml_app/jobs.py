@@ -1,43 +1,36 @@
-"""An analysis's life: created from a validated upload, queued, claimed by one worker, run, finished or failed.
+"""An analysis's life after it is submitted: queued, claimed by one worker, run, finished or failed, retried.
 
 Every state change is a conditional UPDATE (status and attempt number in the WHERE clause), so a message delivered
 twice, a worker presumed dead that comes back, or two watchdogs running at once never make two workers write one
 analysis. The watchdog (``recover_stale``) requeues analyses whose worker stopped reporting, up to
-ANALYSIS_MAX_ATTEMPTS, and then fails them with the reason: nothing stays "running" forever.
+ANALYSIS_MAX_ATTEMPTS, and then fails them with the reason: nothing stays "running" forever; ``refresh_if_stale`` is
+the same check for the one analysis a page or an API call is about to show.
+
+Jobs are sent to the queue by task name, so this module does not import the task (ml_app.tasks imports this one);
+creating an analysis from an upload is ml_app.submissions' work.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from .models import Analysis, Checkpoint
-from .uploads import ValidatedVideo
+from project_settings.celery import app as celery_app
+
+from .detection.stages import Stage, progress_percent
+from .models import Analysis
 
 log = logging.getLogger(__name__)
 
-STAGE_LABELS = {
-    "queued": "Waiting for a worker",
-    "requeued": "Waiting for a worker (retry)",
-    "loading": "Loading the model",
-    "probe": "Reading the video",
-    "windows": "Finding and following faces",
-    "network": "Scoring face sequences",
-    "saving": "Saving the evidence",
-    "done": "Done",
-    "failed": "Failed",
-    "reused": "Done (same video analysed before)",
-}
+ANALYZE_TASK = "ml_app.analyze_video"  # the name ml_app.tasks registers its task under
 HEARTBEAT_SECONDS = 5.0
 
 
@@ -45,68 +38,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-# --- creating -------------------------------------------------------------------------------------------------------
-
-
-def create_analysis(validated: ValidatedVideo, checkpoint: Checkpoint, owner=None) -> Analysis:
-    """Store the upload under the analysis' own folder and queue it, or reuse an earlier result for the same bytes
-    and the same checkpoint."""
-    upload = validated.upload
-    analysis = Analysis(
-        owner=owner,
-        original_name=validated.original_name,
-        size_bytes=upload.size,
-        sha256=upload.sha256,
-        sequence_length=checkpoint.sequence_length,
-        checkpoint=checkpoint,
-        checkpoint_sha256=checkpoint.sha256,
-    )
-    analysis.media_dir.mkdir(parents=True, exist_ok=True)
-    extension = Path(upload.name).suffix.lower()
-    target = analysis.media_dir / f"video{extension}"
-    upload.close()
-    shutil.move(str(upload.path), target)
-    analysis.video = str(target.relative_to(settings.MEDIA_ROOT))
-
-    earlier = (
-        Analysis.objects.filter(
-            sha256=analysis.sha256, checkpoint_sha256=analysis.checkpoint_sha256, status=Analysis.Status.DONE
-        )
-        .exclude(result=None)
-        .order_by("-finished_at")
-        .first()
-    )
-    if earlier is not None and _copy_evidence(earlier, analysis):
-        now = timezone.now()
-        analysis.status = Analysis.Status.DONE
-        analysis.stage = "reused"
-        analysis.progress = 100.0
-        analysis.result = earlier.result
-        analysis.verdict = earlier.verdict
-        analysis.fake_probability = earlier.fake_probability
-        analysis.timings = {"reused": True}
-        analysis.reused_from = earlier
-        analysis.started_at = analysis.finished_at = now
-        analysis.save()
-        return analysis
-
-    analysis.save()
-    transaction.on_commit(lambda: enqueue(analysis.pk, 1))
-    return analysis
-
-
-def _copy_evidence(source: Analysis, target: Analysis) -> bool:
-    """Copy the face crops of an earlier analysis; False if they are gone (then the video is analysed again)."""
-    if not source.crops_dir.is_dir():
-        return False
-    shutil.copytree(source.crops_dir, target.crops_dir, dirs_exist_ok=True)
-    return True
+# --- queueing -------------------------------------------------------------------------------------------------------
 
 
 def enqueue(analysis_id, attempt: int) -> None:
-    from .tasks import analyze_video_task
+    """Send the job for this attempt to the queue now."""
+    celery_app.send_task(ANALYZE_TASK, args=[str(analysis_id), attempt])
 
-    analyze_video_task.apply_async(args=[str(analysis_id), attempt])
+
+def enqueue_on_commit(analysis_id, attempt: int) -> None:
+    """Send the job once the transaction that queued the analysis commits (a worker must find the row)."""
+    transaction.on_commit(lambda: enqueue(analysis_id, attempt))
 
 
 def retry(analysis: Analysis) -> bool:
@@ -116,7 +58,7 @@ def retry(analysis: Analysis) -> bool:
         return False
     updated = Analysis.objects.filter(pk=analysis.pk, status=Analysis.Status.FAILED).update(
         status=Analysis.Status.QUEUED,
-        stage="requeued",
+        stage=Stage.REQUEUED,
         progress=0.0,
         error_code="",
         error_message="",
@@ -124,7 +66,7 @@ def retry(analysis: Analysis) -> bool:
         finished_at=None,
     )
     if updated:
-        transaction.on_commit(lambda: enqueue(analysis.pk, 1))
+        enqueue_on_commit(analysis.pk, 1)
     return bool(updated)
 
 
@@ -138,7 +80,7 @@ def claim(analysis_id: str, attempt: int) -> bool:
         Analysis.objects.filter(pk=analysis_id, status=Analysis.Status.QUEUED, attempts=attempt - 1).update(
             status=Analysis.Status.RUNNING,
             attempts=attempt,
-            stage="loading",
+            stage=Stage.LOADING,
             progress=0.0,
             started_at=now,
             heartbeat_at=now,
@@ -180,23 +122,23 @@ class Heartbeat:
 
 
 class ProgressReporter:
-    """Turns the core's (stage, fraction) callbacks into stage and percent in the database, at most twice a second."""
+    """Turns the core's (stage, fraction) callbacks into stage and percent in the database, at most twice a second.
 
-    SPANS = {"probe": (1.0, 4.0), "windows": (5.0, 90.0), "network": (90.0, 96.0), "done": (96.0, 96.0)}
+    The core's ``DONE`` is stored as ``SAVING``: the job still has the evidence to save.
+    """
 
     def __init__(self, analysis_id: str, attempt: int):
         self.analysis_id, self.attempt = analysis_id, attempt
         self._last = 0.0
 
-    def __call__(self, stage: str, fraction: float, force: bool = False) -> None:
+    def __call__(self, stage: Stage | str, fraction: float, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < 0.5 and fraction < 1.0:
             return
         self._last = now
-        low, high = self.SPANS.get(stage, (0.0, 0.0))
         _mine(self.analysis_id, self.attempt).update(
-            stage="saving" if stage == "done" else stage,
-            progress=round(low + (high - low) * max(0.0, min(1.0, fraction)), 1),
+            stage=Stage.SAVING if stage == Stage.DONE else stage,
+            progress=progress_percent(stage, fraction),
             heartbeat_at=timezone.now(),
         )
 
@@ -205,7 +147,7 @@ def finish(analysis_id: str, attempt: int, result_data: dict, timings: dict) -> 
     return bool(
         _mine(analysis_id, attempt).update(
             status=Analysis.Status.DONE,
-            stage="done",
+            stage=Stage.DONE,
             progress=100.0,
             result=result_data,
             verdict=result_data["verdict"],
@@ -221,7 +163,7 @@ def fail(analysis_id: str, attempt: int, code: str, message: str) -> bool:
     return bool(
         _mine(analysis_id, attempt).update(
             status=Analysis.Status.FAILED,
-            stage="failed",
+            stage=Stage.FAILED,
             error_code=code,
             error_message=message,
             finished_at=timezone.now(),
@@ -244,17 +186,16 @@ def recover_stale(queryset=None) -> dict[str, int]:
         if analysis.attempts < settings.ANALYSIS_MAX_ATTEMPTS:
             if running.update(
                 status=Analysis.Status.QUEUED,
-                stage="requeued",
+                stage=Stage.REQUEUED,
                 progress=0.0,
                 error_message=f"Attempt {analysis.attempts} stopped: its worker ({analysis.worker}) stopped "
                 "responding. Retrying.",
             ):
                 counts["requeued"] += 1
-                attempt = analysis.attempts + 1
-                transaction.on_commit(lambda pk=analysis.pk, attempt=attempt: enqueue(pk, attempt))
+                enqueue_on_commit(analysis.pk, analysis.attempts + 1)
         elif running.update(
             status=Analysis.Status.FAILED,
-            stage="failed",
+            stage=Stage.FAILED,
             error_code="worker_lost",
             error_message=f"The worker analysing this video stopped responding {analysis.attempts} times (it may "
             "have run out of memory or been restarted). The video is kept: retry, or try a shorter sequence length.",
@@ -264,6 +205,15 @@ def recover_stale(queryset=None) -> dict[str, int]:
     if any(counts.values()):
         log.warning("Watchdog: %s", counts)
     return counts
+
+
+def refresh_if_stale(analysis: Analysis) -> Analysis:
+    """Before showing a running analysis: if its worker went silent, requeue or fail it now and reload it."""
+    if analysis.status == Analysis.Status.RUNNING and any(
+        recover_stale(Analysis.objects.filter(pk=analysis.pk)).values()
+    ):
+        analysis.refresh_from_db()
+    return analysis
 
 
 def requeue_waiting() -> int:

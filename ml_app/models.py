@@ -13,6 +13,8 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
+from .detection.stages import Stage
+
 
 class Checkpoint(models.Model):
     """A checkpoint file the site may analyse with. One active checkpoint per sequence length.
@@ -92,7 +94,9 @@ class Analysis(models.Model):
     checkpoint = models.ForeignKey(Checkpoint, null=True, on_delete=models.SET_NULL, related_name="analyses")
     checkpoint_sha256 = models.CharField(max_length=64, blank=True, help_text="kept if the checkpoint is deleted")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    stage = models.CharField(max_length=40, default="queued")
+    stage = models.CharField(
+        max_length=40, choices=[(stage.value, stage.label) for stage in Stage], default=Stage.QUEUED.value
+    )
     progress = models.FloatField(default=0.0, help_text="percent")
     verdict = models.CharField(max_length=12, blank=True, db_index=True)
     fake_probability = models.FloatField(null=True, blank=True)

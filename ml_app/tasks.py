@@ -1,7 +1,9 @@
-"""The Celery task that analyses one uploaded video, and the worker's watchdog.
+"""The Celery task that analyses one uploaded video, and the worker's watchdog: a thin layer over ml_app.jobs (the
+job's states) and the detection core (the analysis itself).
 
-Heavy imports (torch, the detection core) happen inside the task, in the worker's child process, so the worker's
-parent process never initialises PyTorch before forking.
+The task is registered under ``jobs.ANALYZE_TASK``, the name ml_app.jobs sends jobs by. Heavy imports (torch, the
+detection core) happen inside the task, in the worker's child process, so the worker's parent process never
+initialises PyTorch before forking.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from . import jobs
+from .detection.stages import Stage
 from .models import Analysis
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="ml_app.analyze_video", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=jobs.ANALYZE_TASK, acks_late=True, reject_on_worker_lost=True)
 def analyze_video_task(analysis_id: str, attempt: int) -> None:
     """Analyse one video for one attempt; a delivery for an attempt already taken does nothing.
 
@@ -38,7 +41,8 @@ def _run(analysis_id: str, attempt: int) -> None:
     import torch
 
     from .detection.errors import DetectionError
-    from .detection.prediction import analyze_video, is_model_cached, load_detector_model
+    from .detection.model_loading import is_model_cached, load_detector_model
+    from .detection.prediction import analyze_video
 
     analysis = Analysis.objects.select_related("checkpoint").get(pk=analysis_id)
     checkpoint = analysis.checkpoint
@@ -71,7 +75,7 @@ def _run(analysis_id: str, attempt: int) -> None:
             batch_size=settings.DETECTION_BATCH_SIZE,
             progress=report,
         )
-        report("done", 1.0, force=True)
+        report(Stage.DONE, 1.0, force=True)
         result.save_crops(analysis.crops_dir)
         timings = {
             **result.timings,

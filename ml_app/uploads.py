@@ -1,6 +1,8 @@
-"""Receiving a video upload: the size limit is enforced while the bytes stream in, the file lands under a random name
-in the media folder (never under static/), and it is hashed on the way. Validation then checks name, content and
-duration, each failure with its own message.
+"""The building blocks of receiving a video upload: the size limit is enforced while the bytes stream in, the file
+lands under a random name in the media folder (never under static/), and it is hashed on the way. Validation then
+checks name, content and duration, each failure with its own message.
+
+ml_app.submissions puts these together; nothing else should need them.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from dataclasses import dataclass
@@ -24,7 +27,8 @@ from .detection.video import VideoInfo, probe_video
 class UploadRejected(Exception):
     """An upload the site refuses; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, code: str, message: str, status: int = 400, field: str = "video"):
+    def __init__(self, code: str, message: str, status: int = 400, field: str | None = "video"):
+        """``field`` is the form field the refusal is about (``None``: the request as a whole)."""
         super().__init__(message)
         self.code, self.message, self.status, self.field = code, message, status, field
 
@@ -42,19 +46,29 @@ class HashedUpload(UploadedFile):
         super().__init__(open(path, "rb"), name=name, content_type=content_type, size=size)  # noqa: SIM115
         self.path = path
         self.sha256 = sha256
+        self.kept = False
 
     def temporary_file_path(self) -> str:
         return str(self.path)
 
-    def discard(self) -> None:
+    def move_to(self, target: Path) -> None:
+        """Keep the file: move it to ``target``; ``discard`` leaves it alone afterwards."""
         self.close()
-        self.path.unlink(missing_ok=True)
+        shutil.move(str(self.path), target)
+        self.path, self.kept = target, True
+
+    def discard(self) -> None:
+        """Remove the file, unless it was kept (idempotent)."""
+        self.close()
+        if not self.kept:
+            self.path.unlink(missing_ok=True)
 
 
 class LimitedUploadHandler(FileUploadHandler):
     """Streams the file to disk and stops reading as soon as it passes ``limit`` bytes.
 
-    A request that announces a larger body is refused before any of it is read.
+    A request that announces a larger body is refused before any of it is read. ``uploads`` lists the files it
+    stored, so that whoever handles the request can remove those it did not keep.
     """
 
     def __init__(self, request=None, limit: int | None = None):
@@ -65,6 +79,7 @@ class LimitedUploadHandler(FileUploadHandler):
         self._path: Path | None = None
         self._hash = hashlib.sha256()
         self._size = 0
+        self.uploads: list[HashedUpload] = []
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
         if content_length and content_length > self.limit + 64 * 1024:  # leave room for the multipart envelope
@@ -95,7 +110,9 @@ class LimitedUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size):
         self._file.close()
-        return HashedUpload(self._path, self.file_name, self._size, self._hash.hexdigest(), self.content_type)
+        upload = HashedUpload(self._path, self.file_name, self._size, self._hash.hexdigest(), self.content_type)
+        self.uploads.append(upload)
+        return upload
 
     def upload_interrupted(self):
         self._abort()

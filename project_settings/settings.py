@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from model_creation.training.default_model import shipped_mapping
+from ml_app.detection.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_WINDOWS, VIDEO_EXTENSIONS, shipped_mapping
 
 from .broker import filesystem_transport_options
 from .env import env_bool, env_int, env_json, env_list, env_path, env_str, secret_key
@@ -151,16 +151,14 @@ if "MODEL_MAPPING" in os.environ:
 else:
     MODEL_MAPPING = dict(DEFAULT_MODEL_MAPPING)
 DEFAULT_SEQUENCE_LENGTH = env_int("DEFAULT_SEQUENCE_LENGTH", 20)
-DETECTION_MAX_WINDOWS = env_int("DETECTION_MAX_WINDOWS", 8)
-DETECTION_BATCH_SIZE = env_int("DETECTION_BATCH_SIZE", 2)
+DETECTION_MAX_WINDOWS = env_int("DETECTION_MAX_WINDOWS", DEFAULT_MAX_WINDOWS)
+DETECTION_BATCH_SIZE = env_int("DETECTION_BATCH_SIZE", DEFAULT_BATCH_SIZE)
 DETECTION_DEVICE = env_str("DETECTION_DEVICE", "auto")
 
 # --- uploads --------------------------------------------------------------------------------------------------------
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024  # enforced while the upload streams in
 MAX_VIDEO_SECONDS = env_int("MAX_VIDEO_SECONDS", 600)
-ALLOWED_VIDEO_EXTENSIONS = env_list(
-    "ALLOWED_VIDEO_EXTENSIONS", ["mp4", "mov", "m4v", "webm", "mkv", "avi", "mpg", "mpeg"]
-)
+ALLOWED_VIDEO_EXTENSIONS = env_list("ALLOWED_VIDEO_EXTENSIONS", list(VIDEO_EXTENSIONS))
 
 # --- the job queue --------------------------------------------------------------------------------------------------
 # Default: kombu's filesystem transport in STATE_DIR/queue, so web server and worker need no broker server. Set

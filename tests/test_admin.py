@@ -214,3 +214,79 @@ def test_an_exported_onnx_model_serves_the_site_when_mapped(
     analysis = Analysis.objects.get(pk=response.json()["id"])
     assert analysis.status == "done", analysis.error_message
     assert analysis.result["checkpoint"]["sha256"] == entry.sha256
+
+
+# --- one registration path: the admin, sync and train_model --register share the registry's functions ---------------
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts, per path, the registry's validations (load, build, forward pass) and the rows it creates."""
+    from ml_app import registry
+
+    calls: dict[str, list] = {"validated": [], "added": []}
+    validate, add = registry.validate_checkpoint_file, registry.add_validated
+
+    def counting_validate(path):
+        calls["validated"].append(Path(path).name)
+        return validate(path)
+
+    def counting_add(validated, source, **kwargs):
+        calls["added"].append(source)
+        return add(validated, source, **kwargs)
+
+    monkeypatch.setattr(registry, "validate_checkpoint_file", counting_validate)
+    monkeypatch.setattr(registry, "add_validated", counting_add)
+    return calls
+
+
+def test_admin_upload_and_sync_register_the_same_way(admin, site_dirs, settings, counted):
+    settings.BASE_DIR = site_dirs  # the models folder lies inside the project: paths are stored relative to it
+    uploaded = small_checkpoint(site_dirs / "upload_me.pt", sequence_length=10)
+    assert add_checkpoint(admin, uploaded.read_bytes(), name="My model.pt").status_code == 302
+    small_checkpoint(Path(settings.MODELS_DIR) / "twenty.pt", sequence_length=20)
+    call_command("sync_checkpoints", stdout=StringIO(), stderr=StringIO())
+    entries = {entry.source: entry for entry in Checkpoint.objects.all()}
+    assert set(entries) == {"upload", "models_dir"}
+    assert entries["upload"].path == "models/My_model.pt" and entries["models_dir"].path == "models/twenty.pt"
+    assert all(entry.file_path.is_file() for entry in entries.values())
+    assert counted["added"] == ["upload", "models_dir"], "both went through registry.add_validated"
+    upload, *others = counted["validated"]
+    assert upload.startswith(".upload-") and others == ["twenty.pt"], "each validated once, the upload not by sync"
+
+
+def test_a_duplicate_is_refused_by_the_admin_and_by_sync(admin, site_dirs, settings, counted):
+    content = small_checkpoint(site_dirs / "original.pt", sequence_length=10).read_bytes()
+    assert add_checkpoint(admin, content, name="original.pt").status_code == 302
+    (Path(settings.MODELS_DIR) / "copy_of_original.pt").write_bytes(content)
+    out = StringIO()
+    call_command("sync_checkpoints", stdout=out, stderr=StringIO())
+    assert Checkpoint.objects.count() == 1 and "registered: original" in out.getvalue()
+    response = add_checkpoint(admin, content, name="again.pt")
+    assert "already registered as &#x27;original (10 frames)&#x27;" in response.content.decode()
+    assert Checkpoint.objects.count() == 1
+    assert len(counted["validated"]) == 1, "known files are recognised by their sha256, not validated again"
+    assert counted["added"] == ["upload"]
+    folder = Path(settings.MODELS_DIR)
+    assert not list(folder.glob(".upload-*")) and not (folder / "again.pt").exists(), "nothing left of the refused one"
+
+
+def test_sync_validates_each_file_at_most_once_and_known_files_not_at_all(site_dirs, settings, tmp_path, counted):
+    folder = Path(settings.MODELS_DIR)
+    mapped = small_checkpoint(folder / "mapped_20.pt", sequence_length=20)  # in MODEL_MAPPING and in the folder
+    small_checkpoint(folder / "ten.pt", sequence_length=10)
+    (folder / "ten_copy.pt").write_bytes((folder / "ten.pt").read_bytes())
+    elsewhere = small_checkpoint(tmp_path / "forty.pt", sequence_length=40)
+    (folder / "broken.pt").write_text("<html>404</html>")
+    settings.MODEL_MAPPING = {20: str(mapped), 40: str(elsewhere)}
+    call_command("sync_checkpoints", stdout=StringIO(), stderr=StringIO())
+    validated = counted["validated"]
+    assert len(validated) == 3 and {"forty.pt", "mapped_20.pt"} < set(validated), validated
+    assert len({"ten.pt", "ten_copy.pt"} & set(validated)) == 1, "two files with one sha256: validated once"
+    assert Checkpoint.objects.count() == 3
+    counted["validated"].clear()
+    out = StringIO()
+    call_command("sync_checkpoints", stdout=out, stderr=StringIO())  # what every run.sh start does
+    assert counted["validated"] == [], "every file's sha256 is registered: nothing is loaded or built"
+    assert out.getvalue().count("registered: ") == 4, out.getvalue()  # ten.pt and its copy are the same entry
+    assert Checkpoint.objects.count() == 3

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from ml_app.detection.checkpoints import file_sha256
-from ml_app.detection.prediction import analyze_video, load_detector_model
+from ml_app.detection.files import file_sha256
+from ml_app.detection.model_loading import load_detector_model
+from ml_app.detection.prediction import analyze_video
 
 from . import media
 from .conftest import REPO, small_checkpoint
@@ -165,7 +166,7 @@ def test_cli_without_a_checkpoint_says_how_to_get_one(one_face_video, tmp_path):
         one_face_video,
         "--sequence-length",
         "40",
-        env={"MODELS_DIR": str(tmp_path), "MODEL_MAPPING": ""},
+        env={"MODELS_DIR": str(tmp_path), "MODEL_MAPPING": "", "STATE_DIR": str(tmp_path / "state")},
     )
     assert process.returncode == 4
     assert "No checkpoint for 40-frame sequences" in process.stderr
@@ -173,13 +174,95 @@ def test_cli_without_a_checkpoint_says_how_to_get_one(one_face_video, tmp_path):
 
 
 def test_cli_finds_the_checkpoint_for_the_length_in_the_models_folder(one_face_video, tmp_path):
+    """No database at all (a fresh clone before migrate): the models folder decides, and the command says so."""
     small_checkpoint(tmp_path / "mine.pt", sequence_length=12)
+    state = tmp_path / "state"
     process = manage(
-        "analyze_video", one_face_video, "--sequence-length", "12", "--json", env={"MODELS_DIR": str(tmp_path)}
+        "analyze_video",
+        one_face_video,
+        "--sequence-length",
+        "12",
+        "--json",
+        env={"MODELS_DIR": str(tmp_path), "STATE_DIR": str(state)},
     )
     assert process.returncode == 0, process.stderr
     result = json.loads(process.stdout)
     assert result["sequence_length"] == 12 and result["checkpoint"]["name"] == "mine"
+    choice = result["checkpoint_choice"]
+    assert choice["source"] == "models_dir" and choice["path"] == str(tmp_path / "mine.pt")
+    assert choice["reason"].startswith(f"best checkpoint for 12 frames in {tmp_path}/ (the only one)")
+    assert choice["reason"].endswith("; no database yet, so no registry (manage.py migrate makes one)")
+    assert not (state / "db.sqlite3").exists(), "looking for a registry creates no database"
+
+
+def test_cli_with_an_unmigrated_database_uses_model_mapping(one_face_video, tmp_path):
+    mine = small_checkpoint(tmp_path / "mapped.pt", sequence_length=12)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "db.sqlite3").write_bytes(b"")  # a database without the registry's table
+    process = manage(
+        "analyze_video",
+        one_face_video,
+        "--sequence-length",
+        "12",
+        "--max-windows",
+        "1",
+        env={
+            "MODELS_DIR": str(tmp_path / "none"),
+            "STATE_DIR": str(tmp_path / "state"),
+            "MODEL_MAPPING": json.dumps({"12": str(mine)}),
+        },
+    )
+    assert process.returncode == 0, process.stderr
+    expected = "checkpoint chosen: named in MODEL_MAPPING for 12 frames; the database has no checkpoint registry"
+    assert expected in process.stdout
+    assert str(mine) in process.stdout
+
+
+def _trained(path: Path, accuracy: float) -> Path:
+    """Mark a small checkpoint as trained with a reported accuracy: the folder's preference order favours it."""
+    import torch
+
+    payload = torch.load(path, weights_only=True)
+    payload["metrics"], payload["training"] = {"accuracy": accuracy}, {"epochs": 1}
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.django_db
+def test_the_registry_active_checkpoint_decides_like_on_the_site(one_face_video, site_dirs, settings):
+    from io import StringIO
+
+    from ml_app.checkpoint_lookup import choose_checkpoint
+    from ml_app.models import Checkpoint
+    from ml_app.registry import activate_checkpoint, active_checkpoints, register
+
+    preferred = _trained(small_checkpoint(settings.MODELS_DIR / "preferred.pt", sequence_length=10), 0.9)
+    plain = small_checkpoint(settings.MODELS_DIR / "plain.pt", sequence_length=10)  # untrained: never preferred
+    first = register(preferred, Checkpoint.Source.MODELS_DIR)
+    chosen = register(plain, Checkpoint.Source.MODELS_DIR)
+    assert first.is_active and not chosen.is_active
+    activate_checkpoint(chosen)  # an administrator's choice, against the folder's preference order
+    result = run_json(one_face_video, "--sequence-length", "10", "--max-windows", "1")
+    assert result["checkpoint"]["sha256"] == chosen.sha256 == active_checkpoints()[10].sha256, "as the site would"
+    assert result["checkpoint_choice"]["source"] == "registry"
+    assert result["checkpoint_choice"]["reason"] == "active in the registry for 10 frames"
+    assert result["checkpoint_choice"]["path"] == str(plain)
+    out = StringIO()
+    call_command("analyze_video", str(one_face_video), "--sequence-length", "10", "--max-windows", "1", stdout=out)
+    assert f"checkpoint chosen: active in the registry for 10 frames ({plain})" in out.getvalue()
+    Checkpoint.objects.update(is_active=False)  # nothing active for 10 frames: the folder decides, by preference
+    fallback = choose_checkpoint(10)
+    assert fallback.path == preferred and fallback.source == "models_dir"
+    assert "nothing active for 10 frames in the registry" in fallback.reason
+
+
+def test_checkpoint_option_is_reported(one_face_video, tiny_checkpoint):
+    result = run_json(one_face_video, "--checkpoint", tiny_checkpoint, "--max-windows", "1")
+    assert result["checkpoint_choice"] == {
+        "path": str(tiny_checkpoint),
+        "source": "option",
+        "reason": "given with --checkpoint",
+    }
 
 
 def test_cli_broken_checkpoint_exits_4(one_face_video, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -11,10 +13,14 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from ml_app import jobs
+from ml_app.api.serializers import AnalysisSerializer
 from ml_app.api.throttling import UploadThrottle, UserBurstThrottle
+from ml_app.detection.stages import Stage
 from ml_app.models import Analysis, RejectedUpload
 
 from .conftest import REPO
@@ -136,8 +142,8 @@ def test_bad_uploads_get_the_same_messages_as_the_page(
 ):
     body = one_face_video.read_bytes() if content is None else content
     error = assert_error(post_video(token_client(alice), body, name=name, length=length), status, code, message)
-    if code.endswith("sequence_length"):
-        assert "sequence_length" in error["fields"]
+    field = "sequence_length" if code.endswith("sequence_length") else "video"
+    assert error["fields"] == {field: [error["message"]]}
     assert RejectedUpload.objects.filter(code=code).exists()
     assert not Analysis.objects.exists()
 
@@ -154,7 +160,22 @@ def test_upload_without_a_file_or_as_json(active_checkpoint, alice):
 
 
 def test_upload_with_no_active_checkpoint(site_dirs, alice, one_face_video):
-    assert_error(post_video(token_client(alice), one_face_video.read_bytes()), 503, "no_checkpoint")
+    error = assert_error(post_video(token_client(alice), one_face_video.read_bytes()), 503, "no_checkpoint")
+    assert error["fields"] == {}
+
+
+def test_the_site_answers_refusals_in_the_api_error_shape(active_checkpoint, alice, client, one_face_video):
+    """One error shape: the site's JSON answer to a refused upload is the API's, field names included."""
+    for length in (60, "twenty"):
+        api = post_video(token_client(alice), one_face_video.read_bytes(), length=length)
+        site = client.post(
+            "/analyses/",
+            {"video": SimpleUploadedFile("clip.mp4", one_face_video.read_bytes()), "sequence_length": str(length)},
+            HTTP_ACCEPT="application/json",
+        )
+        assert site.status_code == api.status_code == 400
+        assert site.json() == api.json()
+        assert list(site.json()["error"]["fields"]) == ["sequence_length"]
 
 
 # --- reading, listing, deleting -------------------------------------------------------------------------------------
@@ -178,6 +199,51 @@ def test_full_result_once_done(active_checkpoint, alice, one_face_video):
     assert "path" not in result["video"] and "path" not in result["checkpoint"], "no server paths leak"
     assert {"decode", "detect", "network", "total"} <= set(result["timings"])
     assert result["people"][0]["thumbnail_url"].endswith("person0.jpg")
+
+
+def site_page_state(client, analysis_id) -> dict:
+    html = client.get(f"/analyses/{analysis_id}/").content.decode()
+    return json.loads(re.search(r'<script id="initial-state" type="application/json">(.*?)</script>', html, re.S)[1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_site_describes_an_analysis_exactly_as_the_api_does(active_checkpoint, alice, client, one_face_video):
+    """One serializer: the result page's polling answer and initial state are the API's representation."""
+    api = token_client(alice)
+    created = post_video(api, one_face_video.read_bytes())
+    assert created.status_code == 202
+    analysis_id = created.json()["id"]
+    for expected in ("queued", "done"):
+        if expected == "done":
+            run_inline(analysis_id)
+        polled = client.get(f"/analyses/{analysis_id}/status")
+        assert polled.status_code == 200 and polled["Cache-Control"] == "private, no-store"
+        from_api = api.get(f"/api/v1/analyses/{analysis_id}/").json()
+        assert polled.json() == from_api
+        assert site_page_state(client, analysis_id) == from_api
+        analysis = Analysis.objects.get(pk=analysis_id)
+        relative = AnalysisSerializer(analysis).data  # without a request: the same, with paths for URLs
+        assert relative["page_url"] == f"/analyses/{analysis_id}/"
+        absolute = json.dumps(relative, cls=DjangoJSONEncoder).replace('"/', '"http://testserver/')
+        assert json.loads(absolute) == from_api
+        assert from_api["status"] == expected and from_api["stage_label"] == Stage.label_of(from_api["stage"])
+    assert from_api["result"]["windows"][0]["tracks"][0]["boxes"], "the whole result, as the API sends it"
+
+
+def test_the_api_and_the_site_run_the_same_stale_check(active_checkpoint, alice, client, one_face_video, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    api = token_client(alice)
+    stale = timezone.now() - timedelta(seconds=settings.ANALYSIS_STALE_SECONDS + 5)
+    for read in (lambda pk: api.get(f"/api/v1/analyses/{pk}/"), lambda pk: client.get(f"/analyses/{pk}/status")):
+        analysis_id = post_video(api, one_face_video.read_bytes()).json()["id"]
+        assert jobs.claim(analysis_id, 1)
+        Analysis.objects.filter(pk=analysis_id).update(heartbeat_at=stale)
+        body = read(analysis_id).json()
+        assert body["status"] == "queued" and body["stage"] == Stage.REQUEUED, "requeued before it was described"
+        assert "stopped responding" in body["error"]["message"]
 
 
 def test_callers_see_only_their_own_analyses(active_checkpoint, alice, bob, one_face_video):

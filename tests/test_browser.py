@@ -1,6 +1,6 @@
 """In a real browser (Playwright driving Debian's Chromium): upload a clip, watch the progress, get the verdict and
-the timeline without reloading, and seek the video from the timeline. The site runs on a live server with a real
-Celery worker process behind it."""
+the timeline without reloading, and seek the video from the timeline; refusals are shown next to the field they are
+about. The site runs on a live server with a real Celery worker process behind it."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def test_upload_see_progress_then_verdict_and_timeline(
         page.click("#submit")
         page.wait_for_url("**/analyses/*/", timeout=30_000)
         address = page.url
+        assert "/api/" not in address and page.is_visible("#analysis"), "the result page, not the API's answer"
 
         stages = set()
         deadline = time.monotonic() + 120
@@ -112,7 +113,8 @@ def test_client_side_checks_stop_a_bad_file_before_upload(live_server, active_ch
     notes.write_text("not a video")
     page.goto(live_server.url + "/")
     page.set_input_files("#video-input", str(notes))
-    assert "is not a video file we accept" in page.inner_text("#upload-error")
+    assert "is not a video file we accept" in page.inner_text("#video-error"), "next to the file input"
+    assert not page.is_visible("#upload-error")
     page.click("#submit")
     time.sleep(0.5)
     assert page.url == live_server.url + "/" and not Analysis.objects.exists()
@@ -125,6 +127,25 @@ def test_server_side_refusal_is_shown_on_the_page(live_server, active_checkpoint
     page.goto(live_server.url + "/")
     page.set_input_files("#video-input", str(fake))
     page.click("#submit")
-    page.wait_for_selector("#upload-error:not([hidden])", timeout=15_000)
-    assert "text file" in page.inner_text("#upload-error")
+    page.wait_for_selector("#video-error:not([hidden])", timeout=15_000)
+    assert "text file" in page.inner_text("#video-error"), "the server's video error, next to the file input"
+    assert not page.is_visible("#upload-error") and not page.is_visible("#sequence-length-error")
     assert not page.is_visible("#upload-progress")
+
+
+def test_a_sequence_length_refusal_is_shown_next_to_the_select(
+    live_server, active_checkpoint, browser_page, one_face_video
+):
+    page = browser_page
+    page.goto(live_server.url + "/")
+    page.set_input_files("#video-input", str(one_face_video))
+    # A length the page does not offer (as if its checkpoint had been deactivated since the page was loaded).
+    page.evaluate("document.getElementById('sequence-length').add(new Option('60 frames', '60', true, true))")
+    page.click("#submit")
+    page.wait_for_selector("#sequence-length-error:not([hidden])", timeout=15_000)
+    assert "no active checkpoint for 60-frame windows" in page.inner_text("#sequence-length-error")
+    assert not page.is_visible("#video-error") and not page.is_visible("#upload-error")
+    assert page.get_attribute("#sequence-length", "aria-invalid") == "true"
+    page.select_option("#sequence-length", "10")
+    assert not page.is_visible("#sequence-length-error"), "choosing again clears the error"
+    assert not Analysis.objects.exists()

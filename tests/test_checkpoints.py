@@ -199,3 +199,42 @@ def test_old_style_zip_without_end_is_truncated_not_generic(checkpoint_file, tmp
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(errors.TruncatedCheckpoint):
         load_checkpoint(cut)
+
+
+# --- atomic writes --------------------------------------------------------------------------------------------------
+
+
+def test_an_atomic_write_whose_writer_raises_leaves_the_old_file_and_no_temporary(tmp_path):
+    from ml_app.detection.files import atomic_write
+
+    target = tmp_path / "state.pt"
+    target.write_bytes(b"old")
+
+    def half_then_fail(temporary):
+        temporary.write_bytes(b"half a new fi")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(target, half_then_fail)
+    assert target.read_bytes() == b"old"
+    assert [path.name for path in tmp_path.iterdir()] == ["state.pt"], "the temporary file is removed"
+    atomic_write(target, lambda temporary: temporary.write_bytes(b"new"))
+    assert target.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_failed_checkpoint_save_keeps_the_previous_checkpoint(checkpoint_file, tmp_path, monkeypatch):
+    _, path = checkpoint_file
+    checkpoint = load_checkpoint(path)  # a copy: saving sets its path and sha256
+    target = tmp_path / "kept.pt"
+    save_checkpoint(checkpoint, target)
+    before = target.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="no space"):
+        save_checkpoint(checkpoint, target)
+    monkeypatch.undo()
+    assert target.read_bytes() == before and load_checkpoint(target).sequence_length == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.pt"]

@@ -103,7 +103,8 @@ def test_default_checkpoint_tells_a_self_blended_fake_from_its_real_source(one_f
     """On a face it has never seen, the shipped 20-frame model scores a self-blended copy as more fake."""
     import numpy as np
 
-    from ml_app.detection.prediction import analyze_video, load_detector_model
+    from ml_app.detection.model_loading import load_detector_model
+    from ml_app.detection.prediction import analyze_video
     from ml_app.detection.preprocessing import crops_to_tensor
     from model_creation.training import sbi
 
@@ -121,7 +122,8 @@ def test_default_checkpoint_tells_a_self_blended_fake_from_its_real_source(one_f
 
 def test_shared_sample_clip_is_analysed_with_the_default_model():
     clip = shared_path("samples", "videos", "fake", "dfdc_abqwwspghj.mp4")
-    from ml_app.detection.prediction import analyze_video, load_detector_model
+    from ml_app.detection.model_loading import load_detector_model
+    from ml_app.detection.prediction import analyze_video
 
     result = analyze_video(clip, load_detector_model(REPO / settings.DEFAULT_MODEL_MAPPING[20], "cpu"))
     assert result.verdict in ("REAL", "FAKE") and not result.checkpoint["untrained"]

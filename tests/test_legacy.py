@@ -1,7 +1,8 @@
 """Importing the original ResNeXt+LSTM app's checkpoints: the converted model predicts what the original predicted.
 
-The original's module is rebuilt here from its published source (random weights), its state dict saved under the
-original's naming scheme, converted with ``manage.py import_checkpoint``, and both run on the same video.
+The original's module (``bench.original_app.Model``, its published source with random weights) has its state dict
+saved under the original's naming scheme, converted with ``manage.py import_checkpoint``, and both run on the same
+video.
 """
 
 from __future__ import annotations
@@ -13,51 +14,19 @@ import numpy as np
 import pytest
 import torch
 from django.core.management import CommandError, call_command
-from torch import nn
-from torchvision import models, transforms
 
+from bench.original_app import TRANSFORM as ORIGINAL_TRANSFORM
+from bench.original_app import Model as OriginalModel
 from ml_app.detection import errors
 from ml_app.detection.checkpoints import build_model, load_checkpoint, save_checkpoint
 from ml_app.detection.legacy import convert_legacy_state_dict, parse_legacy_name
-from ml_app.detection.prediction import analyze_video, load_detector_model
+from ml_app.detection.model_loading import load_detector_model
+from ml_app.detection.prediction import analyze_video
 from ml_app.detection.video import VideoReader, probe_video
 
 from . import media
 
 SEQUENCE = 10
-
-
-class OriginalModel(nn.Module):
-    """The original app's ``Model`` class, verbatim apart from ``weights=None``."""
-
-    def __init__(self, num_classes, latent_dim=2048, lstm_layers=1, hidden_dim=2048, bidirectional=False):
-        super().__init__()
-        model = models.resnext50_32x4d(weights=None)
-        self.model = nn.Sequential(*list(model.children())[:-2])
-        self.lstm = nn.LSTM(latent_dim, hidden_dim, lstm_layers, bidirectional)
-        self.relu = nn.LeakyReLU()
-        self.dp = nn.Dropout(0.4)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.linear1 = nn.Linear(2048, num_classes)
-
-    def forward(self, x):
-        batch_size, seq_length, c, h, w = x.shape
-        x = x.view(batch_size * seq_length, c, h, w)
-        fmap = self.model(x)
-        x = self.avgpool(fmap)
-        x = x.view(batch_size, seq_length, 2048)
-        x_lstm, _ = self.lstm(x, None)
-        return fmap, self.dp(self.linear1(x_lstm[:, -1, :]))
-
-
-ORIGINAL_TRANSFORM = transforms.Compose(
-    [
-        transforms.ToPILImage(),
-        transforms.Resize((112, 112)),
-        transforms.ToTensor(),
-        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ]
-)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,14 @@ import torch
 import torchvision
 
 from ml_app.detection.errors import ConfigurationError
-from ml_app.detection.network import DeepfakeDetector, ModelConfig
+from ml_app.detection.network import (
+    BACKBONE_NAMES,
+    BACKBONE_TABLE,
+    BACKBONES,
+    DeepfakeDetector,
+    ModelConfig,
+    get_backbone,
+)
 
 from .conftest import shared_path
 
@@ -122,3 +129,40 @@ def test_shipped_imagenet_mobilenet_weights_load():
     model = DeepfakeDetector(ModelConfig(backbone="mobilenet_v2", hidden_size=8), pretrained=path)
     assert model.pretrained_from == str(path)
     assert model.backbone[0][0].weight.abs().sum() > 0
+
+
+# --- the backbone table ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", BACKBONE_NAMES)
+def test_every_backbone_entry_builds_a_trunk_with_its_feature_size(name):
+    entry = get_backbone(name)
+    assert entry.name == name and BACKBONES[name] == entry.feature_size
+    trunk = entry.trunk().eval()
+    with torch.inference_mode():
+        features = trunk(torch.zeros(1, 3, 32, 32))
+    assert features.shape[1] == entry.feature_size
+    config = ModelConfig(backbone=name, hidden_size=4)
+    assert config.feature_size == entry.feature_size
+    assert DeepfakeDetector(config, "random").lstm.input_size == entry.feature_size
+
+
+@pytest.mark.parametrize("name", BACKBONE_NAMES)
+def test_every_backbone_entry_maps_all_torchvision_imagenet_keys_onto_its_trunk(name):
+    reference = torchvision.models.get_model(name, weights=None)
+    mapped = get_backbone(name).imagenet_keys(reference.state_dict())
+    trunk = get_backbone(name).trunk()
+    assert set(mapped) == set(trunk.state_dict()), "every trunk weight has a torchvision key, and no other key"
+    trunk.load_state_dict(mapped, strict=True)
+
+
+def test_the_table_drives_validation_and_every_backbone_choice():
+    from django.core.management import load_command_class
+
+    assert set(BACKBONE_NAMES) == set(BACKBONE_TABLE) and len(BACKBONE_NAMES) >= 2
+    with pytest.raises(ValueError, match="choose one of " + ", ".join(BACKBONE_NAMES)):
+        get_backbone("vgg16")
+    for app, command in (("model_creation", "train_model"), ("ml_app", "create_checkpoint")):
+        parser = load_command_class(app, command).create_parser("manage.py", command)
+        flag = next(action for action in parser._actions if "--backbone" in action.option_strings)
+        assert sorted(flag.choices) == sorted(BACKBONE_NAMES), command

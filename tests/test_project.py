@@ -95,3 +95,29 @@ def test_ruff_is_clean():
         pytest.fail("ruff is not installed: it is part of requirements-dev.txt")
     result = subprocess.run([ruff, "check", "."], check=False, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_settings_do_not_import_training_code_and_setup_imports_no_torch(tmp_path):
+    """Settings read the shipped file names from the detection core's defaults, not from model_creation.training;
+    django.setup() (admin included, so the registry too) stays free of torch, which keeps migrate, collectstatic and
+    each run.sh start quick. (INSTALLED_APPS imports the app package model_creation itself, never its training.)"""
+    code = (
+        "import os, sys, django\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'project_settings.settings')\n"
+        "django.setup()\n"
+        "from django.conf import settings\n"
+        "print(sorted(m for m in sys.modules if m.startswith('model_creation.training')))\n"
+        "print('torch' in sys.modules, 'ml_app.registry' in sys.modules, settings.DEFAULT_MODEL_MAPPING)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MODEL_"))}
+    output = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**clean, "STATE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    training, line = output.stdout.strip().splitlines()
+    assert training == "[]", f"settings imported {training}"
+    assert line.startswith("False True {10: 'models/default_mobilenet_v2_10_frames.pt'"), line

@@ -1,10 +1,14 @@
 """The site through Django's test client: upload validation, analyses, privacy of their URLs, media, delete, retry,
-reuse of earlier results, and the watchdog. The worker itself is exercised in test_worker.py."""
+reuse of earlier results, the watchdog, and the promises of the layout (one stage list, jobs sent by name). The
+worker itself is exercised in test_worker.py; that the site and the API describe an analysis alike, in test_api.py."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -17,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ml_app import jobs
+from ml_app.detection.stages import Stage
 from ml_app.models import Analysis, RejectedUpload
 from ml_app.uploads import sanitise_filename
 
@@ -34,6 +39,19 @@ def upload(client, path_or_bytes, name="clip.mp4", length=10, json_reply=True):
         {"video": SimpleUploadedFile(name, content, content_type="video/mp4"), "sequence_length": str(length)},
         **headers,
     )
+
+
+def field_error(html: str, element_id: str) -> str:
+    """The text of a field's error element on a re-rendered form; "" when it is hidden."""
+    match = re.search(rf'<p class="field-error" id="{element_id}"[^>]*?(hidden)?>(.*?)</p>', html, re.S)
+    assert match, f"no #{element_id} on the page"
+    return "" if match.group(1) else match.group(2).strip()
+
+
+def initial_state(html: str) -> dict:
+    match = re.search(r'<script id="initial-state" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "no initial state on the page"
+    return json.loads(match.group(1))
 
 
 def incoming_files(settings) -> list[Path]:
@@ -75,6 +93,7 @@ def test_bad_uploads_are_refused_with_a_specific_message(
     assert response.status_code == status
     error = response.json()["error"]
     assert error["code"] == code and message in error["message"]
+    assert error["fields"] == {"video": [error["message"]]}, "a file problem is the video field's error"
     assert RejectedUpload.objects.filter(code=code).count() == 1
     assert Analysis.objects.count() == 0
     assert incoming_files(settings) == []
@@ -121,9 +140,11 @@ def test_too_long_video(client, active_checkpoint, settings, one_face_video):
 def test_unknown_sequence_length(client, active_checkpoint, one_face_video):
     response = upload(client, one_face_video, length=60)
     assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["code"] == "unknown_sequence_length" and error["field"] == "sequence_length"
-    assert "choose one of: 10" in error["message"]
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields"}, "the API's error shape"
+    error = body["error"]
+    assert error["code"] == "unknown_sequence_length" and "choose one of: 10" in error["message"]
+    assert error["fields"] == {"sequence_length": [error["message"]]}
 
 
 def test_not_a_number_sequence_length(client, active_checkpoint, one_face_video):
@@ -133,11 +154,13 @@ def test_not_a_number_sequence_length(client, active_checkpoint, one_face_video)
         HTTP_ACCEPT="application/json",
     )
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_sequence_length"
+    assert list(response.json()["error"]["fields"]) == ["sequence_length"]
 
 
 def test_no_active_checkpoint(client, site_dirs, one_face_video):
     response = upload(client, one_face_video)
     assert response.status_code == 503 and response.json()["error"]["code"] == "no_checkpoint"
+    assert response.json()["error"]["fields"] == {}, "about the site, not about a field of the form"
 
 
 def test_video_shorter_than_the_window(client, active_checkpoint, tmp_path):
@@ -148,16 +171,41 @@ def test_video_shorter_than_the_window(client, active_checkpoint, tmp_path):
 def test_without_javascript_errors_come_back_on_the_form(client, active_checkpoint):
     response = upload(client, b"", name="empty.mp4", json_reply=False)
     assert response.status_code == 400
-    assert "is empty" in response.content.decode() and 'id="upload-form"' in response.content.decode()
+    html = response.content.decode()
+    assert 'id="upload-form"' in html
+    assert "is empty" in field_error(html, "video-error"), "next to the file input"
+    assert field_error(html, "sequence-length-error") == ""
+    assert re.search(r'id="upload-error"[^>]*hidden', html), "the general box stays hidden"
 
 
-def test_missing_csrf_token_is_refused(active_checkpoint, one_face_video):
+def test_without_javascript_a_sequence_length_error_is_next_to_the_select(client, active_checkpoint, one_face_video):
+    response = upload(client, one_face_video, length=60, json_reply=False)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "no active checkpoint for 60-frame windows" in field_error(html, "sequence-length-error")
+    assert field_error(html, "video-error") == ""
+
+
+def test_without_javascript_an_error_about_no_field_is_in_the_general_box(client, site_dirs, one_face_video):
+    response = upload(client, one_face_video, json_reply=False)
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert re.search(r'id="upload-error" role="alert" >No checkpoint is active', html)
+    assert field_error(html, "video-error") == "" and field_error(html, "sequence-length-error") == ""
+
+
+def test_missing_csrf_token_is_refused(active_checkpoint, one_face_video, settings, caplog):
     from django.test import Client
 
     strict = Client(enforce_csrf_checks=True)
     response = upload(strict, one_face_video)
     assert response.status_code == 403
+    strict.cookies["csrftoken"] = "a" * 32  # a cookie but no token in the form: the check reads the whole body
+    with caplog.at_level("WARNING", logger="django.security.csrf"):
+        response = upload(strict, one_face_video)
+    assert response.status_code == 403 and "CSRF token missing" in caplog.text
     assert Analysis.objects.count() == 0
+    assert incoming_files(settings) == [], "the body read for the CSRF check left no file behind"
 
 
 # --- a valid upload -------------------------------------------------------------------------------------------------
@@ -172,7 +220,9 @@ def test_valid_upload_is_stored_under_a_random_name_and_queued(
     assert response.status_code == 202
     state = response.json()
     analysis = Analysis.objects.get(pk=state["id"])
-    assert state["url"] == f"/analyses/{analysis.pk}/" and state["status"] == "queued"
+    assert state["page_url"] == f"http://testserver/analyses/{analysis.pk}/" and state["status"] == "queued"
+    assert state["url"] == f"http://testserver/api/v1/analyses/{analysis.pk}/", "url is the API's, as in the API"
+    assert state["stage"] == "queued" and state["stage_label"] == Stage.QUEUED.label
     assert analysis.original_name == "My holiday clip.mp4"
     assert analysis.sha256 == hashlib.sha256(one_face_video.read_bytes()).hexdigest()
     assert analysis.checkpoint == active_checkpoint and analysis.sequence_length == 10
@@ -183,7 +233,8 @@ def test_valid_upload_is_stored_under_a_random_name_and_queued(
     assert incoming_files(settings) == []
     messages_after = set((isolated_queue / "messages").iterdir()) - before
     assert len(messages_after) == 1, "one job message is in the queue"
-    assert str(analysis.pk) in messages_after.pop().read_text()
+    message = messages_after.pop().read_text()
+    assert str(analysis.pk) in message and '"task": "ml_app.analyze_video"' in message, "sent by the task's name"
 
 
 def test_other_file_fields_are_neither_stored_nor_hashed(client, active_checkpoint, settings, one_face_video):
@@ -251,17 +302,25 @@ def test_result_page_and_status_json(client, active_checkpoint, one_face_video, 
     assert page.status_code == 200 and page["Cache-Control"] == "private, no-store"
     assert "noindex" in page["X-Robots-Tag"]
     html = page.content.decode()
-    assert 'id="timeline"' in html and 'id="player"' in html and "initial-state" in html
+    assert 'id="timeline"' in html and 'id="player"' in html
     state = client.get(f"/analyses/{analysis.pk}/status").json()
-    assert state["status"] == "done" and state["progress"] == 100.0
+    assert initial_state(html) == state, "the page starts from what polling answers"
+    assert state["status"] == "done" and state["progress"] == 100.0 and state["stage_label"] == "Done"
     result = state["result"]
     assert result["verdict"] in ("REAL", "FAKE") and len(result["windows"]) == 4
-    assert all("boxes" not in track for w in result["windows"] for track in w["tracks"])
     assert state["checkpoint"]["name"] == "tiny_10_frames" and state["checkpoint"]["untrained"]
     assert {"probe", "decode", "detect", "crop", "network", "total", "checkpoint_load"} <= set(state["timings"])
-    thumb = result["crop_files"]["windows"]["0"]["0"]["thumb"]
-    crop = client.get(state["crops_url"] + thumb)
+    crop = client.get(result["windows"][0]["tracks"][0]["thumbnail_url"])
     assert crop.status_code == 200 and crop["Content-Type"] == "image/jpeg"
+    assert client.get(result["people"][0]["thumbnail_url"]).status_code == 200
+
+
+def test_the_site_does_not_leak_server_paths(client, active_checkpoint, one_face_video, site_checkpoint, settings):
+    analysis = finished_analysis(client, one_face_video, site_checkpoint)
+    sent = client.get(f"/analyses/{analysis.pk}/status").content.decode()
+    sent += client.get(f"/analyses/{analysis.pk}/").content.decode()
+    for secret in (str(settings.MEDIA_ROOT), str(site_checkpoint.parent), analysis.video, "crop_files"):
+        assert secret not in sent
 
 
 def test_unknown_or_malformed_analysis_ids_are_not_found(client, active_checkpoint):
@@ -451,5 +510,83 @@ def test_errors_are_pages_not_tracebacks(client, site_dirs):
 
 def test_status_json_is_valid_for_queued_jobs(client, active_checkpoint, one_face_video):
     state = upload(client, one_face_video).json()
-    polled = client.get(state["url"] + "status").json()
+    polled = client.get(state["page_url"] + "status").json()
     assert polled["status"] == "queued" and polled["result"] is None
+    assert polled == state, "the upload's answer and the polling answer are one description"
+
+
+# --- one home for each decision -------------------------------------------------------------------------------------
+
+
+def imported_modules(module: str) -> set[str]:
+    """Every module a module of ours imports, function-level imports included, relative names made absolute; for
+    ``from package import name`` both ``package`` and ``package.name``."""
+    path = REPO.joinpath(*module.split(".")).with_suffix(".py")
+    package = module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            source = ".".join(base + ([node.module] if node.module else []))
+            found |= {source} | {f"{source}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_jobs_does_not_import_the_task_module():
+    """jobs sends the task by name; importing tasks there would hide an import cycle (tasks imports jobs)."""
+    assert "ml_app.tasks" not in imported_modules("ml_app.jobs")
+    assert "ml_app.jobs" in imported_modules("ml_app.tasks"), "the helper resolves relative imports"
+    code = (
+        "import sys, django; django.setup(); import ml_app.jobs;"
+        "print('ml_app.tasks' in sys.modules, 'ml_app.views' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project_settings.settings"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+
+
+def test_the_site_and_the_api_share_one_submission_service():
+    api, site = imported_modules("ml_app.api.views"), imported_modules("ml_app.views")
+    assert "ml_app.views" not in api, "the API does not borrow from the site's views"
+    assert "ml_app.submissions" in api and "ml_app.submissions" in site
+    assert "ml_app.api.serializers.describe" in site, "the site describes analyses with the API's serializer"
+
+
+def test_the_stage_field_offers_exactly_the_stage_enumeration():
+    field = Analysis._meta.get_field("stage")
+    assert field.choices == [(stage.value, stage.label) for stage in Stage]
+    assert field.default == Stage.QUEUED
+    assert Analysis().get_stage_display() == Stage.QUEUED.label
+
+
+def test_the_stage_choices_are_migrated():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "ml_app", "--check", "--dry-run", stdout=out)  # exits 1 if a migration is missing
+    assert "No changes detected" in out.getvalue()
+
+
+def test_progress_reports_store_stages_and_the_shared_percentages(client, active_checkpoint, one_face_video):
+    from ml_app.detection.stages import progress_percent
+
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    assert jobs.claim(str(analysis.pk), 1)
+    analysis.refresh_from_db()
+    assert analysis.stage == Stage.LOADING
+    report = jobs.ProgressReporter(str(analysis.pk), 1)
+    for stage, fraction, stored in [
+        (Stage.PROBE, 0.0, Stage.PROBE),
+        ("windows", 0.5, Stage.WINDOWS),  # a plain string from the core works as well
+        (Stage.NETWORK, 0.95, Stage.NETWORK),
+        (Stage.DONE, 1.0, Stage.SAVING),  # the job still saves the evidence
+    ]:
+        report(stage, fraction, force=True)
+        analysis.refresh_from_db()
+        assert (analysis.stage, analysis.progress) == (stored, progress_percent(Stage(stage), fraction))
+        state = client.get(f"/analyses/{analysis.pk}/status").json()
+        assert state["stage"] == stored and state["stage_label"] == Stage(stored).label

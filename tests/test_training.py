@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from django.core.management import CommandError, call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
 from ml_app.detection.errors import NotACheckpoint
-from ml_app.detection.prediction import analyze_video, load_detector_model
+from ml_app.detection.model_loading import load_detector_model
+from ml_app.detection.prediction import analyze_video
 from model_creation.training import augment, layouts, metrics
 from model_creation.training.dataset import ClipItem
 from model_creation.training.evaluate import level_scores
@@ -304,6 +306,65 @@ def test_bad_input_is_a_one_line_error(tmp_path):
         run("train_model", "--manifest", tmp_path / "m.json", "--output", tmp_path / "t", *TINY)
     with pytest.raises(CommandError, match="--activate needs --register"):
         run("train_model", "--manifest", tmp_path / "m.json", "--output", tmp_path / "t2", "--activate", *TINY)
+
+
+def command_flags(app: str, name: str) -> dict:
+    """The argparse actions of a management command, by destination."""
+    from django.core.management import load_command_class
+
+    parser = load_command_class(app, name).create_parser("manage.py", name)
+    return {action.dest: action for action in parser._actions}
+
+
+def test_train_model_flags_take_their_defaults_and_choices_from_train_config():
+    from dataclasses import MISSING, fields
+
+    from django.core.management import load_command_class
+
+    from ml_app.detection.network import BACKBONE_NAMES
+    from model_creation.management.commands.train_model import DEFAULTS
+    from model_creation.training.config import BALANCE_CHOICES, DEVICE_CHOICES, TrainConfig
+
+    assert {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING} == DEFAULTS
+    assert TrainConfig(manifest="m", output="o").to_dict() == {**DEFAULTS, "manifest": "m", "output": "o"}
+    flags = command_flags("model_creation", "train_model")
+    assert flags["backbone"].choices == BACKBONE_NAMES and flags["balance"].choices == BALANCE_CHOICES
+    assert flags["device"].choices == DEVICE_CHOICES
+    for name in ("backbone", "num_layers", "dropout", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs"):
+        value = DEFAULTS[name]
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        assert f"default {shown}" in flags[name].help, name
+    for name in ("patience", "balance", "val_fraction", "workers", "seed", "device", "pretrained"):
+        assert f"default {DEFAULTS[name]}" in flags[name].help, name
+    # Nothing given stays None, so that a resumed run can tell the flags the user changed from the defaults.
+    parser = load_command_class("model_creation", "train_model").create_parser("manage.py", "train_model")
+    parsed = vars(parser.parse_args(["--output", "out"]))
+    assert all(parsed[name] is None for name in DEFAULTS if name in parsed)
+
+
+def test_preprocess_videos_defaults_are_the_apps():
+    from ml_app.detection.defaults import DEFAULT_MAX_WINDOWS
+    from ml_app.detection.preprocessing import Preprocessing
+    from model_creation.training.options import preprocessing_from_options
+
+    assert preprocessing_from_options({}) == Preprocessing()
+    assert preprocessing_from_options({"margin": 0.5, "detector_max_side": 0}) == Preprocessing(
+        margin=0.5, detector=replace(Preprocessing().detector, max_side=None)
+    )
+    flags = command_flags("model_creation", "preprocess_videos")
+    assert flags["windows"].default == DEFAULT_MAX_WINDOWS
+    assert f"default {Preprocessing().image_size}" in flags["image_size"].help
+    assert f"default {Preprocessing().detector.max_side}" in flags["detector_max_side"].help
+
+
+def test_dataset_layouts_read_the_shared_video_extensions(tmp_path):
+    from ml_app.detection.defaults import VIDEO_EXTENSIONS
+
+    names = [f"real/clip_{extension}.{extension.upper()}" for extension in VIDEO_EXTENSIONS] + ["fake/notes.txt"]
+    touch(tmp_path, *names, "fake/f.mp4")
+    entries = read_layout("folder", tmp_path)
+    assert sorted(e.relpath for e in entries if e.label == "REAL") == sorted(names[: len(VIDEO_EXTENSIONS)])
+    assert [e.relpath for e in entries if e.label == "FAKE"] == ["fake/f.mp4"]
 
 
 # --- metrics, splits, augmentation ----------------------------------------------------------------------------------

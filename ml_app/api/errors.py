@@ -1,6 +1,8 @@
-"""One error shape for every 4xx and 5xx the API answers:
+"""One error shape for every 4xx and 5xx the API answers, and for the site's JSON answers too:
 
 {"error": {"code": "not_a_video", "message": "'clip.mp4' is not a readable video: ...", "fields": {"video": [...]}}}
+
+``fields`` names the form fields an error is about (empty when it is about the request as a whole).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def rejection_body(error: UploadRejected) -> dict[str, Any]:
+    """A refused upload: its message, under the field it is about when there is one."""
+    return error_body(error.code, error.message, {error.field: [error.message]} if error.field else None)
+
+
 def _flatten(detail: Any) -> dict[str, list[str]]:
     if isinstance(detail, dict):
         return {
@@ -48,8 +55,7 @@ def _flatten(detail: Any) -> dict[str, list[str]]:
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's handler, reshaped; anything it does not handle becomes a logged 500 in the same shape."""
     if isinstance(exc, UploadRejected):
-        fields = {exc.field: [exc.message]} if exc.field else {}
-        return Response(error_body(exc.code, exc.message, fields), status=exc.status)
+        return Response(rejection_body(exc), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -1,5 +1,7 @@
-"""The API's representations. Results are rendered through these serializers, so the OpenAPI schema describes exactly
-what is sent (fields not declared here never leave the server: file paths on the server, for example)."""
+"""The representations of analyses and checkpoints, for the API and the site alike (the result page's initial state and
+its polling answer are AnalysisSerializer's output too). Results are rendered through these serializers, so the
+OpenAPI schema describes exactly what is sent (fields not declared here never leave the server: file paths on the
+server, for example)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..jobs import STAGE_LABELS
+from ..detection.stages import Stage
 from ..models import Analysis, Checkpoint
 
 
@@ -213,7 +215,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_stage_label(self, analysis: Analysis) -> str:
-        return STAGE_LABELS.get(analysis.stage, analysis.stage)
+        return Stage.label_of(analysis.stage)
 
     @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
     def get_error(self, analysis: Analysis) -> dict | None:
@@ -231,6 +233,11 @@ class AnalysisSerializer(serializers.ModelSerializer):
             return None
         crops_url = self._absolute(reverse("ml_app:analysis", args=[analysis.pk]) + "crops/")
         return ResultSerializer(_with_crop_urls(analysis.result, crops_url)).data
+
+
+def describe(analysis: Analysis, request=None) -> dict:
+    """An analysis as the API and the site send it; URLs are absolute when ``request`` is given."""
+    return AnalysisSerializer(analysis, context={"request": request}).data
 
 
 class ActiveCheckpointSerializer(serializers.ModelSerializer):

@@ -8,11 +8,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import jobs
+from .. import jobs, submissions
 from ..models import Analysis
 from ..registry import active_checkpoints
-from ..uploads import LimitedUploadHandler, UploadRejected
-from ..views import receive_upload, record_rejection, start_analysis
 from .serializers import ActiveCheckpointSerializer, AnalysisCreateSerializer, AnalysisSerializer, ErrorSerializer
 
 _ERRORS = {
@@ -67,7 +65,7 @@ class AnalysisViewSet(
     def initialize_request(self, request, *args, **kwargs) -> Request:
         # Before anything reads the body (authentication's CSRF check can): the streaming size limit.
         if request.method == "POST":
-            request.upload_handlers = [LimitedUploadHandler(request)]
+            submissions.prepare(request)
         return super().initialize_request(request, *args, **kwargs)
 
     def get_queryset(self):
@@ -94,21 +92,12 @@ class AnalysisViewSet(
         responses={202: AnalysisSerializer, **_UPLOAD_ERRORS, **_ERRORS},
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
-        try:
-            upload, length = receive_upload(request)
-            analysis = start_analysis(upload, length, owner=request.user)
-        except UploadRejected as error:
-            record_rejection(request, error)
-            raise
+        analysis = submissions.submit(request)  # a refusal is an UploadRejected: errors.api_exception_handler
         data = self.get_serializer(analysis).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
-        analysis = self.get_object()
-        if analysis.status == Analysis.Status.RUNNING and any(
-            jobs.recover_stale(Analysis.objects.filter(pk=analysis.pk)).values()
-        ):
-            analysis.refresh_from_db()
+        analysis = jobs.refresh_if_stale(self.get_object())
         return Response(self.get_serializer(analysis).data)
 
 

@@ -14,7 +14,6 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from .errors import (
     UnsafeCheckpoint,
     UnsupportedCheckpointVersion,
 )
+from .files import atomic_write, file_sha256
 from .network import DeepfakeDetector, ModelConfig
 from .preprocessing import Preprocessing
 
@@ -43,7 +43,7 @@ _LEGACY_KEYS = ("model.0.weight", "lstm.weight_ih_l0", "linear1.weight")
 
 
 @dataclass
-class Checkpoint:
+class CheckpointFile:
     """A checkpoint in memory. ``path`` and ``sha256`` identify the file it was loaded from or saved to."""
 
     architecture: ModelConfig
@@ -104,28 +104,14 @@ class Checkpoint:
         }
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike, half: bool = False) -> str:
+def save_checkpoint(checkpoint: CheckpointFile, path: str | os.PathLike, half: bool = False) -> str:
     """Write atomically (a reader never sees half a file); returns the file's sha256. ``half`` stores float16."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not checkpoint.name:
         checkpoint.name = path.stem
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(checkpoint.to_payload(half=half), temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    payload = checkpoint.to_payload(half=half)
+    atomic_write(path, lambda temporary: torch.save(payload, temporary))
     checkpoint.path = path
     checkpoint.sha256 = file_sha256(path)
     return checkpoint.sha256
@@ -187,7 +173,7 @@ def read_checkpoint_file(path: str | os.PathLike) -> tuple[Any, str]:
     return payload, hashlib.sha256(data).hexdigest()
 
 
-def checkpoint_from_payload(payload: Any, name: str) -> Checkpoint:
+def checkpoint_from_payload(payload: Any, name: str) -> CheckpointFile:
     """Validate a loaded payload's structure and settings (not yet its weights)."""
     if looks_like_legacy_state_dict(payload):
         raise LegacyStateDict(
@@ -217,7 +203,7 @@ def checkpoint_from_payload(payload: Any, name: str) -> Checkpoint:
     length = payload.get("sequence_length")
     if not isinstance(length, int) or length < 1:
         raise NotACheckpoint(f"'{name}' has no valid sequence length ({length!r}).")
-    return Checkpoint(
+    return CheckpointFile(
         architecture=architecture,
         preprocessing=preprocessing,
         sequence_length=length,
@@ -230,7 +216,7 @@ def checkpoint_from_payload(payload: Any, name: str) -> Checkpoint:
     )
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike) -> CheckpointFile:
     """Load and validate a checkpoint file (weights included; see :func:`build_model` for the architecture check)."""
     path = Path(path)
     payload, digest = read_checkpoint_file(path)
@@ -243,7 +229,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return checkpoint
 
 
-def build_model(checkpoint: Checkpoint) -> DeepfakeDetector:
+def build_model(checkpoint: CheckpointFile) -> DeepfakeDetector:
     """The checkpoint's architecture with its weights, in eval mode; ArchitectureMismatch if they do not fit."""
     with torch.device("meta"):  # no random initialisation of weights that are overwritten at once
         model = DeepfakeDetector(checkpoint.architecture, pretrained=None)
@@ -281,7 +267,7 @@ def new_checkpoint(
     sequence_length: int,
     model: DeepfakeDetector | None = None,
     **details: Any,
-) -> Checkpoint:
+) -> CheckpointFile:
     """A checkpoint of ``model`` (or of a freshly initialised one, marked untrained)."""
     training = dict(details.pop("training", {}) or {})
     pretrained = details.pop("pretrained", "random")
@@ -289,7 +275,7 @@ def new_checkpoint(
         model = DeepfakeDetector(architecture, pretrained=pretrained)
         training.setdefault("untrained", True)
         training.setdefault("backbone_init", model.pretrained_from)
-    return Checkpoint(
+    return CheckpointFile(
         architecture=architecture,
         preprocessing=preprocessing,
         sequence_length=sequence_length,

@@ -16,9 +16,6 @@ class DetectionError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
-
 
 # --- video ----------------------------------------------------------------------------------------------------------
 

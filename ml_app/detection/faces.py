@@ -34,7 +34,7 @@ class Detection:
 
 
 class FaceDetector(Protocol):
-    """What the tracker needs from a detector."""
+    """What the tracker (``detect``, ``detect_near``) and the linking of people across windows (``encode``) need."""
 
     settings: DetectorSettings
 
@@ -43,6 +43,9 @@ class FaceDetector(Protocol):
 
     def detect_near(self, image: np.ndarray, box: Box) -> Detection | None:
         """The face closest to ``box`` in its neighbourhood, or None if it is no longer there."""
+
+    def encode(self, image: np.ndarray, box: Box) -> np.ndarray:
+        """A descriptor of the face in ``box`` (1-D float32; near descriptors: the same person), to link windows."""
 
 
 _models_lock = threading.Lock()

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .checkpoints import Checkpoint, looks_like_legacy_state_dict
+from .checkpoints import CheckpointFile, looks_like_legacy_state_dict
 from .errors import ArchitectureMismatch, ConfigurationError, NotACheckpoint
 from .network import ModelConfig
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, DetectorSettings, Preprocessing
@@ -82,7 +82,7 @@ def convert_legacy_state_dict(
     source_sha256: str | None = None,
     sequence_length: int | None = None,
     accuracy: float | None = None,
-) -> Checkpoint:
+) -> CheckpointFile:
     """Build a checkpoint from the original app's state dict. The caller builds the model to check the weights."""
     if not looks_like_legacy_state_dict(state):
         raise NotACheckpoint(
@@ -114,7 +114,7 @@ def convert_legacy_state_dict(
     if accuracy is not None:
         metrics["accuracy"] = accuracy / 100.0 if accuracy > 1 else accuracy
         metrics["accuracy_source"] = "reported in the original file name; not measured here"
-    return Checkpoint(
+    return CheckpointFile(
         architecture=legacy_architecture(),
         preprocessing=legacy_preprocessing(),
         sequence_length=int(sequence_length),

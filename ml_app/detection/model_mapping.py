@@ -1,28 +1,30 @@
-"""Which checkpoint analyses which sequence length.
+"""Which checkpoint analyses which sequence length, without a database.
 
 ``MODEL_MAPPING`` (a setting, ``{frames: path}``) names checkpoints explicitly; lengths it does not name are looked up
-in the models folder, where every valid checkpoint announces its own sequence length. Among several for one length the
-trained one with the best reported accuracy wins, as in the original app, which picked by the accuracy in the name.
-Summaries read only the small metadata record of a file (tensors are memory-mapped, not read), so scanning a folder of
-large checkpoints is quick.
+in the models folder, where every valid checkpoint announces its own sequence length. Among several for one length
+the preference order below decides (the registry's sync uses the same order to pick what becomes active). Summaries
+read only the small metadata record of a file (tensors are memory-mapped, not read), so scanning a folder of large
+checkpoints is quick.
+
+Where a database with the checkpoint registry exists, its active checkpoint decides instead: see
+``ml_app.checkpoint_lookup.choose_checkpoint``, the one place that combines the two.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-import torch
-
-from .checkpoints import checkpoint_from_payload, read_checkpoint_file
 from .errors import CheckpointError, NoCheckpointForLength
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_LENGTHS = (10, 20, 40, 60, 80, 100)
+# How the preferred checkpoint for a length is chosen among several, in words (for messages and reasons).
+PREFERENCE_ORDER = "trained first, then highest reported accuracy, then newest"
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,21 @@ class CheckpointSummary:
     untrained: bool
 
 
+class CheckpointChoice(NamedTuple):
+    """The file that analyses a sequence length, where the choice came from (``registry``, ``mapping``,
+    ``models_dir`` or ``option``) and why, in words."""
+
+    path: Path
+    source: str
+    reason: str
+
+
 def summarize_checkpoint(path: str | os.PathLike) -> CheckpointSummary:
     """Metadata of a checkpoint without reading its weights; raises CheckpointError like ``load_checkpoint``."""
+    import torch  # here, not at the top: choosing among known files (the registry's sync) needs no torch
+
+    from .checkpoints import checkpoint_from_payload, read_checkpoint_file
+
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -53,14 +68,17 @@ def summarize_checkpoint(path: str | os.PathLike) -> CheckpointSummary:
     )
 
 
+def checkpoint_files(models_dir: str | os.PathLike) -> list[Path]:
+    """The files in the models folder that may be checkpoints (``*.pt``), in name order."""
+    folder = Path(models_dir)
+    return sorted(folder.glob("*.pt")) if folder.is_dir() else []
+
+
 def discover_checkpoints(models_dir: str | os.PathLike) -> tuple[list[CheckpointSummary], dict[Path, str]]:
     """Valid checkpoints in a folder, and the files skipped with the reason for each."""
     found: list[CheckpointSummary] = []
     skipped: dict[Path, str] = {}
-    folder = Path(models_dir)
-    if not folder.is_dir():
-        return found, skipped
-    for path in sorted(folder.glob("*.pt")):
+    for path in checkpoint_files(models_dir):
         try:
             found.append(summarize_checkpoint(path))
         except CheckpointError as exc:
@@ -69,13 +87,40 @@ def discover_checkpoints(models_dir: str | os.PathLike) -> tuple[list[Checkpoint
     return found, skipped
 
 
-def _preference(summary: CheckpointSummary) -> tuple:
-    return (not summary.untrained, summary.accuracy or 0.0, summary.path.stat().st_mtime)
+def preference(summary: CheckpointSummary) -> tuple:
+    """The sort key of the one preference order (larger is better): trained, then accuracy, then newest file."""
+    try:
+        modified = summary.path.stat().st_mtime
+    except OSError:
+        modified = 0.0
+    return (not summary.untrained, summary.accuracy or 0.0, modified)
+
+
+def best_first(summaries: Iterable[CheckpointSummary]) -> list[CheckpointSummary]:
+    """``summaries`` in preference order, the preferred one first."""
+    return sorted(summaries, key=preference, reverse=True)
 
 
 def _absolute(path: str | os.PathLike, base_dir: Path) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else base_dir / path
+
+
+def _shown(path: Path, base_dir: Path) -> str:
+    """A folder as people see it: relative to the project where it is inside, absolute otherwise."""
+    try:
+        return f"{path.resolve().relative_to(base_dir.resolve())}/"
+    except ValueError:
+        return f"{path}/"
+
+
+def _best_in_folder(models_dir: str | os.PathLike) -> dict[int, tuple[CheckpointSummary, int]]:
+    """The preferred checkpoint per length in the folder, and how many there were for that length."""
+    found, _ = discover_checkpoints(models_dir)
+    by_length: dict[int, list[CheckpointSummary]] = {}
+    for summary in found:
+        by_length.setdefault(summary.sequence_length, []).append(summary)
+    return {length: (best_first(group)[0], len(group)) for length, group in by_length.items()}
 
 
 def effective_mapping(
@@ -84,13 +129,7 @@ def effective_mapping(
     """MODEL_MAPPING's entries, completed with the best checkpoint found in the models folder for other lengths."""
     base = Path(base_dir)
     result: dict[int, Path] = {int(length): _absolute(path, base) for length, path in (mapping or {}).items()}
-    found, _ = discover_checkpoints(models_dir)
-    best: dict[int, CheckpointSummary] = {}
-    for summary in found:
-        current = best.get(summary.sequence_length)
-        if current is None or _preference(summary) > _preference(current):
-            best[summary.sequence_length] = summary
-    for length, summary in best.items():
+    for length, (summary, _) in _best_in_folder(models_dir).items():
         result.setdefault(length, summary.path)
     return dict(sorted(result.items()))
 
@@ -105,27 +144,47 @@ def how_to_get_checkpoint(sequence_length: int) -> str:
     )
 
 
+def choose_from_mapping(
+    sequence_length: int,
+    mapping: Mapping[int | str, str] | None,
+    models_dir: str | os.PathLike,
+    base_dir: str | os.PathLike,
+    mapping_name: str = "MODEL_MAPPING",
+) -> CheckpointChoice:
+    """The checkpoint for ``sequence_length`` from MODEL_MAPPING, else the best in the models folder, with why;
+    NoCheckpointForLength says exactly how to get one."""
+    base = Path(base_dir)
+    explicit = {int(length): path for length, path in (mapping or {}).items()}
+    if sequence_length in explicit:
+        path = _absolute(explicit[sequence_length], base)
+        if not path.is_file():
+            raise NoCheckpointForLength(
+                f"MODEL_MAPPING names '{path}' for {sequence_length} frames, but that file does not exist. "
+                + how_to_get_checkpoint(sequence_length)
+            )
+        return CheckpointChoice(path, "mapping", f"named in {mapping_name} for {sequence_length} frames")
+    best = _best_in_folder(models_dir)
+    if sequence_length in best:
+        summary, count = best[sequence_length]
+        among = "the only one" if count == 1 else f"the preferred of {count}: {PREFERENCE_ORDER}"
+        return CheckpointChoice(
+            summary.path,
+            "models_dir",
+            f"best checkpoint for {sequence_length} frames in {_shown(Path(models_dir), base)} ({among})",
+        )
+    available = sorted({*explicit, *best})
+    lengths = ", ".join(str(n) for n in available) or "none"
+    raise NoCheckpointForLength(
+        f"No checkpoint for {sequence_length}-frame sequences (available: {lengths}). "
+        + how_to_get_checkpoint(sequence_length)
+    )
+
+
 def resolve_checkpoint(
     sequence_length: int,
     mapping: Mapping[int | str, str] | None,
     models_dir: str | os.PathLike,
     base_dir: str | os.PathLike,
 ) -> Path:
-    """The checkpoint file for ``sequence_length``, or NoCheckpointForLength saying exactly how to get one."""
-    explicit = {int(length): path for length, path in (mapping or {}).items()}
-    if sequence_length in explicit:
-        path = _absolute(explicit[sequence_length], Path(base_dir))
-        if not path.is_file():
-            raise NoCheckpointForLength(
-                f"MODEL_MAPPING names '{path}' for {sequence_length} frames, but that file does not exist. "
-                + how_to_get_checkpoint(sequence_length)
-            )
-        return path
-    available = effective_mapping(mapping, models_dir, base_dir)
-    if sequence_length in available:
-        return available[sequence_length]
-    lengths = ", ".join(str(n) for n in available) or "none"
-    raise NoCheckpointForLength(
-        f"No checkpoint for {sequence_length}-frame sequences (available: {lengths}). "
-        + how_to_get_checkpoint(sequence_length)
-    )
+    """The checkpoint file for ``sequence_length`` (see :func:`choose_from_mapping`)."""
+    return choose_from_mapping(sequence_length, mapping, models_dir, base_dir).path

@@ -7,13 +7,17 @@ see each other's frames (the original app's LSTM read its batch axis as time). T
 * ``legacy_last_frame``: what the original app's code computes: every frame goes through the LSTM as its own
   one-step sequence and the window is scored by its last frame. Only that frame reaches the backbone.
 
-ImageNet weights are never downloaded: they come from torchvision's local cache or a file the caller names.
+The backbones live in one table, ``BACKBONE_TABLE``: per CNN its trunk, its feature size and how torchvision's
+ImageNet keys map onto the trunk. Validation, the LSTM's input size, weight loading and every command's
+``--backbone`` choices read it, so adding a backbone is one entry. ImageNet weights are never downloaded: they come
+from torchvision's local cache or a file the caller names.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +31,68 @@ from .preprocessing import settings_from_dict
 
 log = logging.getLogger(__name__)
 
-BACKBONES: dict[str, int] = {"resnext50_32x4d": 2048, "mobilenet_v2": 1280}
+StateDict = dict[str, torch.Tensor]
+
+
+def _resnext50_trunk() -> nn.Sequential:
+    return nn.Sequential(*list(torchvision.models.resnext50_32x4d(weights=None).children())[:-2])
+
+
+def _resnext50_keys(state: StateDict) -> StateDict:
+    """torchvision keys conv1, bn1, layer1..4 -> trunk indices 0, 1, 4..7 (relu and maxpool hold no weights)."""
+    rename = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
+    mapped = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        if head in rename:
+            mapped[f"{rename[head]}.{rest}"] = value
+    return mapped
+
+
+def _mobilenet_v2_trunk() -> nn.Sequential:
+    return torchvision.models.mobilenet_v2(weights=None).features
+
+
+def _mobilenet_v2_keys(state: StateDict) -> StateDict:
+    """torchvision keys ``features.N...`` -> trunk keys ``N...`` (the classifier is dropped)."""
+    return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One entry of the backbone table: everything the project knows about a CNN it can put before the LSTM.
+
+    ``name`` is torchvision's model name (its ImageNet weights are looked up in torchvision's cache under it);
+    ``trunk`` builds the network without its pooling and classifier, randomly initialised, and its output has
+    ``feature_size`` channels; ``imagenet_keys`` turns a torchvision ImageNet state dict of the whole model into the
+    trunk's keys.
+    """
+
+    name: str
+    feature_size: int
+    trunk: Callable[[], nn.Sequential]
+    imagenet_keys: Callable[[StateDict], StateDict]
+
+
+BACKBONE_TABLE: dict[str, Backbone] = {
+    entry.name: entry
+    for entry in (
+        Backbone("resnext50_32x4d", 2048, _resnext50_trunk, _resnext50_keys),
+        Backbone("mobilenet_v2", 1280, _mobilenet_v2_trunk, _mobilenet_v2_keys),
+    )
+}
+# The backbone names, in the table's order: what command-line flags offer as choices.
+BACKBONE_NAMES: tuple[str, ...] = tuple(BACKBONE_TABLE)
+# Feature size per backbone, derived from the table (ml_app's create_checkpoint command reads this name).
+BACKBONES: dict[str, int] = {name: entry.feature_size for name, entry in BACKBONE_TABLE.items()}
+
+
+def get_backbone(name: str) -> Backbone:
+    """The table's entry for ``name``; ValueError naming the choices when there is none."""
+    try:
+        return BACKBONE_TABLE[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_NAMES)}") from None
 
 
 @dataclass(frozen=True)
@@ -44,8 +109,7 @@ class ModelConfig:
     num_classes: int = 2
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        get_backbone(self.backbone)  # ValueError for a name the table does not hold
         if self.head not in ("mean", "legacy_last_frame"):
             raise ValueError(f"unknown head {self.head!r}")
         if self.hidden_size < 1 or self.num_layers < 1 or self.num_classes != 2:
@@ -55,7 +119,7 @@ class ModelConfig:
 
     @property
     def feature_size(self) -> int:
-        return BACKBONES[self.backbone]
+        return get_backbone(self.backbone).feature_size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,9 +129,9 @@ class ModelConfig:
         return settings_from_dict(cls, data, "architecture")
 
 
-def _cached_imagenet_file(backbone: str) -> Path | None:
+def _cached_imagenet_file(name: str) -> Path | None:
     """torchvision's own cache file for this backbone's ImageNet weights, if some earlier download left one."""
-    weights_enum = torchvision.models.get_model_weights(backbone)
+    weights_enum = torchvision.models.get_model_weights(name)
     cache = Path(torch.hub.get_dir()) / "checkpoints"
     for weights in weights_enum:
         candidate = cache / os.path.basename(weights.url)
@@ -76,16 +140,7 @@ def _cached_imagenet_file(backbone: str) -> Path | None:
     return None
 
 
-def _backbone_trunk(backbone: str) -> nn.Sequential:
-    """The backbone without its pooling and classifier, as an ``nn.Sequential``."""
-    if backbone == "resnext50_32x4d":
-        model = torchvision.models.resnext50_32x4d(weights=None)
-        return nn.Sequential(*list(model.children())[:-2])
-    model = torchvision.models.mobilenet_v2(weights=None)
-    return model.features
-
-
-def load_imagenet_weights(trunk: nn.Sequential, backbone: str, source: str | os.PathLike | None) -> str:
+def load_imagenet_weights(trunk: nn.Sequential, name: str, source: str | os.PathLike | None) -> str:
     """Initialise ``trunk`` from ImageNet weights; returns where they came from ("random" when none were found).
 
     ``source`` is "imagenet" (torchvision's cache), a path to a torchvision state dict file, "random", or None when
@@ -94,37 +149,27 @@ def load_imagenet_weights(trunk: nn.Sequential, backbone: str, source: str | os.
     if source is None:  # weights come from a checkpoint right after: nothing to say
         return "none"
     if source in ("random", "none"):
-        log.info("Backbone %s: random initialisation (no pretrained weights requested).", backbone)
+        log.info("Backbone %s: random initialisation (no pretrained weights requested).", name)
         return "random"
-    path = _cached_imagenet_file(backbone) if source == "imagenet" else Path(source)
+    path = _cached_imagenet_file(name) if source == "imagenet" else Path(source)
     if path is None:
         log.warning(
             "Backbone %s: no ImageNet weights in torchvision's cache (%s); using random initialisation. "
             "Pass a weights file to use pretrained weights.",
-            backbone,
+            name,
             Path(torch.hub.get_dir()) / "checkpoints",
         )
         return "random"
     if not path.is_file():
         raise ConfigurationError(f"Pretrained weights file '{path}' does not exist.")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if backbone == "resnext50_32x4d":
-        # torchvision keys: conv1, bn1, layer1..4 -> trunk indices 0, 1, 4..7 (relu and maxpool hold no weights)
-        rename = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
-        prefix_of = lambda key: key.split(".", 1)  # noqa: E731
-        mapped = {}
-        for key, value in state.items():
-            head, rest = prefix_of(key)
-            if head in rename:
-                mapped[f"{rename[head]}.{rest}"] = value
-    else:
-        mapped = {key[len("features.") :]: value for key, value in state.items() if key.startswith("features.")}
+    mapped = get_backbone(name).imagenet_keys(state)
     missing, unexpected = trunk.load_state_dict(mapped, strict=False)
     if missing or unexpected:
         raise ConfigurationError(
-            f"'{path}' does not hold {backbone} weights ({len(missing)} missing, {len(unexpected)} unexpected keys)."
+            f"'{path}' does not hold {name} weights ({len(missing)} missing, {len(unexpected)} unexpected keys)."
         )
-    log.info("Backbone %s: ImageNet weights from %s.", backbone, path)
+    log.info("Backbone %s: ImageNet weights from %s.", name, path)
     return str(path)
 
 
@@ -135,7 +180,7 @@ class DeepfakeDetector(nn.Module):
         super().__init__()
         self.config = config
         self.channels_last = False
-        self.backbone = _backbone_trunk(config.backbone)
+        self.backbone = get_backbone(config.backbone).trunk()
         self.pretrained_from = load_imagenet_weights(self.backbone, config.backbone, pretrained)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.lstm = nn.LSTM(

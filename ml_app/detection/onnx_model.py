@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from .checkpoints import Checkpoint, checkpoint_from_payload, file_sha256
+from .checkpoints import CheckpointFile, checkpoint_from_payload
 from .errors import CheckpointNotFound, ConfigurationError, NotACheckpoint
+from .files import file_sha256
 
 METADATA_KEY = "deepfake_checkpoint"
 INPUT_NAME = "clips"
@@ -61,7 +62,7 @@ class OnnxModel:
         return self  # always on the CPU
 
 
-def load_onnx_checkpoint(path: str | os.PathLike) -> tuple[Checkpoint, OnnxModel]:
+def load_onnx_checkpoint(path: str | os.PathLike) -> tuple[CheckpointFile, OnnxModel]:
     """The checkpoint description stored in an exported file, and the model to run it."""
     path = Path(path)
     if not path.is_file():

@@ -14,7 +14,7 @@ from .decision import decide, link_people, too_short_reason
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_WINDOWS
 from .model_loading import LoadedModel
 from .results import AnalysisResult, TrackScore, WindowResult
-from .scoring import BatchScorer
+from .scoring import BatchScorer, ScoreSink
 from .stages import Progress, Stage
 from .timing import StageTimer
 from .video import VideoInfo, VideoReader, plan_windows, probe_video
@@ -39,6 +39,15 @@ def _track(faces: WindowFaces, track_id: int, colour_order: str, keep_crops: boo
         filled_frames=faces.filled.get(track_id, 0),
         crops=crops,
     )
+
+
+def _score_of(track: TrackScore) -> ScoreSink:
+    """Where the scorer puts a track's fake probability."""
+
+    def receive(probability: float) -> None:
+        track.fake_probability = probability
+
+    return receive
 
 
 def _truncation_warning(reader: VideoReader, info: VideoInfo) -> str | None:
@@ -106,7 +115,7 @@ def analyze_video(
             for track_id in complete:
                 track = _track(faces, track_id, prep.colour_order, keep_crops)
                 window.tracks.append(track)
-                scorer.add(faces.sequence(track_id), lambda p, track=track: setattr(track, "fake_probability", p))
+                scorer.add(faces.sequence(track_id), _score_of(track))
             collected.append((window, faces))
         warning = _truncation_warning(reader, info)
         if warning:

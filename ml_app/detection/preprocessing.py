@@ -157,7 +157,7 @@ def crop_face(image: np.ndarray, box: Box, prep: Preprocessing) -> np.ndarray:
     size = prep.image_size
     if prep.resize == "pil_bilinear":
         # Exactly what torchvision's Resize((size, size)) does to a PIL image: the original app's transform.
-        resized = np.array(Image.fromarray(np.ascontiguousarray(patch)).resize((size, size), Image.BILINEAR))
+        resized = np.array(Image.fromarray(np.ascontiguousarray(patch)).resize((size, size), Image.Resampling.BILINEAR))
     else:
         interpolation = cv2.INTER_AREA if patch.shape[0] >= size else cv2.INTER_LINEAR
         resized = cv2.resize(np.ascontiguousarray(patch), (size, size), interpolation=interpolation)

@@ -77,8 +77,6 @@ class WindowTracker:
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._next_offset = 0
-        self.full_scans = 0
-        self.local_scans = 0
         self.seconds = 0.0
 
     # --- feeding ---------------------------------------------------------------------------------------------------
@@ -117,7 +115,6 @@ class WindowTracker:
         ]
 
     def _follow(self, track: _Track, offset: int, frame: DecodedFrame) -> bool:
-        self.local_scans += 1
         found = self.detector.detect_near(frame.image, track.predicted_box(offset))
         if found is not None:
             track.detections[offset] = found
@@ -125,7 +122,6 @@ class WindowTracker:
         return False
 
     def _full_scan(self, offset: int, frame: DecodedFrame) -> None:
-        self.full_scans += 1
         claimed: set[int] = set()
         new_tracks: list[_Track] = []
         for found in self.detector.detect(frame.image):
@@ -158,7 +154,6 @@ class WindowTracker:
         misses = 0
         box = track.detections[offset].box
         for earlier, frame in reversed([item for item in self._buffer if item[0] < offset]):
-            self.local_scans += 1
             found = self.detector.detect_near(frame.image, box)
             if found is None:
                 misses += 1

@@ -133,13 +133,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 
     container = _open(path)
     try:
-        if container.format.name in _IMAGE_FORMATS:
-            raise NotAVideo(f"'{path.name}' is a still image ({container.format.name}), not a video.")
-        if not container.streams.video:
-            if container.streams.audio:
-                raise NoVideoStream(f"'{path.name}' holds audio but no video stream: there are no faces to analyse.")
-            raise NoVideoStream(f"'{path.name}' holds no video stream.")
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         first = _first_frame(container, stream, path)
         rotation = _rotation_of(first)
         time_base = stream.time_base
@@ -162,14 +156,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         if not duration:
             duration = count / fps
 
-        keyframes: list[float] = []
-        try:
-            entries = stream.index_entries
-        except (AttributeError, NotImplementedError):
-            entries = None
-        if entries:
-            keyframes = sorted(float(entry.timestamp * time_base) - start for entry in entries if entry.is_keyframe)
-
+        keyframes = _keyframe_times(stream, start)
         coded_w, coded_h = first.width, first.height
         width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
         return VideoInfo(
@@ -191,6 +178,29 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         )
     finally:
         container.close()
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    """The first video stream; NotAVideo or NoVideoStream when the file has none worth reading."""
+    if container.format.name in _IMAGE_FORMATS:
+        raise NotAVideo(f"'{path.name}' is a still image ({container.format.name}), not a video.")
+    if not container.streams.video:
+        if container.streams.audio:
+            raise NoVideoStream(f"'{path.name}' holds audio but no video stream: there are no faces to analyse.")
+        raise NoVideoStream(f"'{path.name}' holds no video stream.")
+    return container.streams.video[0]
+
+
+def _keyframe_times(stream: av.VideoStream, start: float) -> list[float]:
+    """Seconds (from the video's start) of the keyframes the container's index lists; empty without an index."""
+    try:
+        entries = stream.index_entries
+    except (AttributeError, NotImplementedError):
+        entries = None
+    time_base = stream.time_base
+    if not entries or time_base is None:
+        return []
+    return sorted(float(entry.timestamp * time_base) - start for entry in entries if entry.is_keyframe)
 
 
 def _first_frame(container: av.container.InputContainer, stream, path: Path) -> av.VideoFrame:
@@ -261,7 +271,6 @@ class VideoReader:
         self._frames: Iterator[av.VideoFrame] | None = None
         self._last_time: float | None = None  # time of the last frame taken from the decoder
         self.ended_at: float | None = None  # time at which decoding stopped early, if it did
-        self.decode_errors: list[str] = []
 
     def __enter__(self) -> VideoReader:
         return self
@@ -296,8 +305,7 @@ class VideoReader:
             frame = next(self._frames)
         except StopIteration:
             return None
-        except av.error.FFmpegError as exc:
-            self.decode_errors.append(str(exc))
+        except av.error.FFmpegError:  # a damaged frame ends the stream; read_window records where (ended_at)
             return None
         if frame.time is not None:
             self._last_time = float(frame.time) - self.info.start_time

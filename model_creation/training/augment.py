@@ -88,6 +88,7 @@ def _blur_and_compress(frame: np.ndarray, params: SequenceParams) -> np.ndarray:
         frame = cv2.GaussianBlur(frame, (0, 0), params.blur_sigma)
     if params.jpeg_quality is not None:
         ok, encoded = cv2.imencode(".jpg", frame[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
-        if ok:
-            frame = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[:, :, ::-1]
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            frame = decoded[:, :, ::-1]
     return frame

@@ -11,11 +11,30 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-LENGTHS = (10, 20, 40)
+from ml_app.detection.defaults import SHIPPED_LENGTHS, SHIPPED_NAME, shipped_file, shipped_mapping
+
+# Where the shipped files live and which lengths ship are ml_app.detection.defaults' (the app reads them too).
+__all__ = [
+    "BACKBONE",
+    "DATASET",
+    "EPOCHS",
+    "FAKE_METHODS",
+    "LENGTHS",
+    "NAME",
+    "TEST_FAKE_SAMPLES",
+    "TEST_REAL_SAMPLES",
+    "Row",
+    "dataset_rows",
+    "shipped_file",
+    "shipped_mapping",
+    "write_dataset_csv",
+]
+LENGTHS = SHIPPED_LENGTHS
+NAME = SHIPPED_NAME
+BACKBONE = "mobilenet_v2"
 # Epochs per length: an epoch costs time in proportion to the frames, and 40-frame clips carry more evidence each,
 # so the longest model gets fewer epochs (with early stopping after 5 epochs without progress, as for the others).
 EPOCHS = {10: 15, 20: 15, 40: 8}
-NAME = "default_mobilenet_v2_{length}_frames"
 DATASET = "shared-data"
 
 # Held out for the model card's test figures: every fourth real clip in name order, one real sample with several
@@ -28,16 +47,6 @@ FAKE_METHODS = {
     "ffpp_df_003_000.mp4": "ffpp-deepfakes",
     "demo_fake_720p.mp4": "face-swap-demo",
 }
-
-
-def shipped_file(length: int) -> str:
-    """Where the default model for ``length`` frames lives, relative to the project folder."""
-    return f"models/{NAME.format(length=length)}.pt"
-
-
-def shipped_mapping(project: Path) -> dict[int, str]:
-    """The default MODEL_MAPPING: every length whose shipped file is present."""
-    return {length: shipped_file(length) for length in LENGTHS if (project / shipped_file(length)).is_file()}
 
 
 @dataclass(frozen=True)

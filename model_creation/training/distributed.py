@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ml_app.detection.prediction import resolve_device
+from ml_app.detection.model_loading import resolve_device
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,12 @@ def level_scores(items: Sequence[ClipItem], scores: Sequence[float], level: str)
         for item, score in zip(items, scores, strict=True):
             windows[(item.video.video_id, item.clip.window)].append(float(score))
             labels[item.video.video_id] = is_fake(item.video.label)
-        return [
-            (f"{video}/{window}", labels[video], float(window_probability(values)))
-            for (video, window), values in windows.items()
-        ]
+        rows = []
+        for (video, window), values in windows.items():
+            probability = window_probability(values)
+            assert probability is not None, "a window key exists only with a clip score"
+            rows.append((f"{video}/{window}", labels[video], probability))
+        return rows
     if level != "video":
         raise ValueError(f"unknown level {level!r}")
     people: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))

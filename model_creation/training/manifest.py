@@ -14,13 +14,12 @@ import csv
 import datetime as dt
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ml_app.detection.checkpoints import file_sha256
 from ml_app.detection.errors import ConfigurationError
+from ml_app.detection.files import atomic_write, atomic_write_text, file_sha256
 from ml_app.detection.preprocessing import Preprocessing
 
 FORMAT = "deepfake-preprocess-manifest"
@@ -127,7 +126,7 @@ class Manifest:
         """Write the JSON (atomically) and the CSV beside it; returns the JSON's sha256."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, json.dumps(self.to_dict(), indent=1))
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
         self._write_csv(path.with_suffix(".csv"))
         self.path, self.root, self.sha256 = path, path.parent, file_sha256(path)
         return self.sha256
@@ -150,47 +149,38 @@ class Manifest:
             "fps",
             "faces_found",
         ]
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".csv")
-        with os.fdopen(handle, "w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(columns)
-            for video, clip in self.clips():
-                writer.writerow(
-                    [
-                        clip.file,
-                        video.video,
-                        video.label,
-                        video.dataset,
-                        video.split,
-                        video.group,
-                        video.method,
-                        clip.window,
-                        clip.start_frame,
-                        clip.track,
-                        clip.person,
-                        clip.frames,
-                        clip.filled,
-                        round(video.fps, 3),
-                        video.faces_found,
-                    ]
-                )
-        os.replace(temporary, path)
 
+        def write(temporary: Path) -> None:
+            with open(temporary, "w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(columns)
+                for video, clip in self.clips():
+                    writer.writerow(
+                        [
+                            clip.file,
+                            video.video,
+                            video.label,
+                            video.dataset,
+                            video.split,
+                            video.group,
+                            video.method,
+                            clip.window,
+                            clip.start_frame,
+                            clip.track,
+                            clip.person,
+                            clip.frames,
+                            clip.filled,
+                            round(video.fps, 3),
+                            video.faces_found,
+                        ]
+                    )
 
-def _atomic_write(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        atomic_write(path, write)
 
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write: an interrupted run never leaves half a record that a resumed run would trust."""
-    _atomic_write(path, json.dumps(data, indent=1))
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def load_manifest(path: str | os.PathLike) -> Manifest:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from ml_app.detection.checkpoints import FORMAT, FORMAT_VERSION, build_model, load_checkpoint
+from ml_app.detection.files import atomic_write
 from ml_app.detection.onnx_model import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, OnnxModel
 
 from .metrics import json_safe
@@ -74,35 +74,35 @@ def export_onnx(
     example = torch.zeros(2, length, 3, size, size)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=".tmp-", suffix=".onnx")
-    os.close(handle)
-    try:
+    shapes: list[tuple[int, ...]] = [(2, length, 3, size, size), (3, length, 3, size, size)]
+    differences: list[float] = []
+
+    def write(temporary: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation and LSTM batch-size notes
             torch.onnx.export(
                 model,
                 (example,),
-                temporary,
+                str(temporary),
                 dynamo=False,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch", 1: "time"}, OUTPUT_NAME: {0: "batch"}},
                 opset_version=opset,
             )
-        exported = onnx.load(temporary)
+        exported = onnx.load(str(temporary))
         entry = exported.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, checkpoint_metadata(checkpoint)
         exported.doc_string = f"Deepfake detector {checkpoint.name} ({checkpoint.architecture.backbone} + LSTM)"
-        onnx.save(exported, temporary)
-        shapes = [(2, length, 3, size, size), (3, length, 3, size, size)]
+        onnx.save(exported, str(temporary))
         logits, probabilities = parity(model, OnnxModel(temporary), shapes)
+        differences.extend((logits, probabilities))
         if not (np.isfinite(logits) and logits <= tolerance and probabilities <= tolerance):
             raise ExportError(
                 f"The ONNX model differs from PyTorch by {logits:.2e} in logits and {probabilities:.2e} in "
                 f"probabilities, above the tolerance {tolerance:.0e}; the file was not written."
             )
-        os.replace(temporary, output)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+
+    atomic_write(output, write)
+    logits, probabilities = differences
     return ExportResult(output, logits, probabilities, tolerance, shapes)

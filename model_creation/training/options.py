@@ -34,11 +34,24 @@ def preprocessing_from_file(path: Path) -> Preprocessing:
         raise ValueError(f"'{path}': {exc.message}") from exc
 
 
+def crop_defaults() -> dict[str, Any]:
+    """The crop flags' defaults, taken from the app's own Preprocessing and DetectorSettings (max side 0: none)."""
+    prep, detector = Preprocessing(), DetectorSettings()
+    return {
+        "image_size": prep.image_size,
+        "margin": prep.margin,
+        "detector_model": detector.model,
+        "detector_max_side": detector.max_side or 0,
+        "full_detect_every": detector.full_detect_every,
+    }
+
+
 def preprocessing_from_options(options: dict[str, Any]) -> Preprocessing:
-    """The Preprocessing the crop flags describe (defaults: the app's defaults)."""
+    """The Preprocessing the crop flags describe; a flag that is missing or None keeps the app's default."""
+    values = {**crop_defaults(), **{key: value for key, value in options.items() if value is not None}}
     detector = DetectorSettings(
-        model=options["detector_model"],
-        max_side=options["detector_max_side"] or None,
-        full_detect_every=options["full_detect_every"],
+        model=values["detector_model"],
+        max_side=values["detector_max_side"] or None,
+        full_detect_every=values["full_detect_every"],
     )
-    return Preprocessing(detector=detector, image_size=options["image_size"], margin=options["margin"])
+    return Preprocessing(detector=detector, image_size=values["image_size"], margin=values["margin"])

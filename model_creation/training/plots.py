@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -32,7 +32,7 @@ def plot_curves(history: Sequence[dict], path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_roc(curves: dict[str, tuple[Sequence[int], Sequence[float]]], path: Path, title: str = "ROC") -> Path:
+def plot_roc(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], path: Path, title: str = "ROC") -> Path:
     """One ROC curve per named (labels, scores) pair, with its AUC in the legend."""
     from .metrics import roc_auc
 

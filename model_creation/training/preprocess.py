@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -137,9 +137,9 @@ def run_preprocess(
     bar = tqdm(total=len(todo), desc="videos", unit="video", file=sys.stderr, disable=not progress or not todo)
     try:
         if workers <= 1 or len(todo) <= 1:
-            extractor = ClipExtractor(settings) if todo else None
+            extractor = ClipExtractor(settings) if todo else None  # loads the detector only when there is work
             for entry in todo:
-                records[entry.video_id] = _process(extractor, entry, out_dir)
+                records[entry.video_id] = _process(cast(ClipExtractor, extractor), entry, out_dir)
                 bar.update(1)
         else:
             _run_pool(todo, out_dir, settings, workers, records, bar)

@@ -57,12 +57,13 @@ class SbiParams:
 
 def sample_params(settings: SbiSettings, rng: np.random.Generator) -> SbiParams:
     roll = rng.random()
+    red, green, blue = (float(v) for v in rng.uniform(-settings.channel_shift, settings.channel_shift, 3))
     return SbiParams(
         blend=float(rng.choice(settings.blend)),
         scale=float(rng.uniform(*settings.scale)),
         shift_x=float(rng.uniform(-settings.shift, settings.shift)),
         shift_y=float(rng.uniform(-settings.shift, settings.shift)),
-        channel_shift=tuple(float(v) for v in rng.uniform(-settings.channel_shift, settings.channel_shift, 3)),
+        channel_shift=(red, green, blue),
         brightness=float(rng.uniform(1 - settings.brightness, 1 + settings.brightness)),
         contrast=float(rng.uniform(1 - settings.contrast, 1 + settings.contrast)),
         filter="sharpen" if roll < settings.sharpen else "blur" if roll < settings.sharpen + settings.blur else "none",
@@ -132,14 +133,14 @@ def face_mask(points: np.ndarray, shape: tuple[int, int], params: SbiParams) -> 
     height, width = shape
     used = points[_INNER_FACE] if params.inner_mask else points
     hull = cv2.convexHull(np.round(used).astype(np.int32))
-    mask = np.zeros((height, width), dtype=np.uint8)
+    mask: np.ndarray = np.zeros((height, width), dtype=np.uint8)
     cv2.fillConvexPoly(mask, hull, 255)
     face_size = _face_size(points)
     grow = round(abs(params.mask_grow) * face_size)
     if grow >= 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         mask = cv2.dilate(mask, kernel) if params.mask_grow > 0 else cv2.erode(mask, kernel)
-    soft = mask.astype(np.float32) / 255.0
+    soft: np.ndarray = mask.astype(np.float32) / 255.0
     sigma = max(0.5, params.mask_soften * face_size)
     soft = cv2.GaussianBlur(soft, (0, 0), sigma)
     peak = float(soft.max())

@@ -64,7 +64,16 @@ def assign_splits(
             f"The training videos form {len(clips_per_group)} group(s); a validation set needs at least two groups "
             "(videos linked by source or identity always stay together)."
         )
-    totals = Counter()
+    val_groups = _validation_groups(clips_per_group, val_fraction, seed)
+    for video in pool:
+        if video.group in val_groups:
+            split_of[video.video_id] = VAL
+    return SplitResult(split_of, "groups", _leaks(videos, split_of))
+
+
+def _validation_groups(clips_per_group: dict[str, Counter], val_fraction: float, seed: int) -> set[str]:
+    """Whole groups, drawn in a seeded order, until each class has about ``val_fraction`` of its clips."""
+    totals: Counter[str] = Counter()
     for counter in clips_per_group.values():
         totals.update(counter)
     order = sorted(clips_per_group)
@@ -85,7 +94,4 @@ def assign_splits(
             val_groups.add(group)
             in_val.update(clips_per_group[group])
             left_for_training.subtract(labels_in_group)
-    for video in pool:
-        if video.group in val_groups:
-            split_of[video.video_id] = VAL
-    return SplitResult(split_of, "groups", _leaks(videos, split_of))
+    return val_groups

@@ -1,6 +1,8 @@
 // Result page: polls the analysis' status while it is queued or running, then draws the verdict and its evidence:
 // a timeline of each window's fake probability over the video (click to play that window), people, windows with
 // their face thumbnails, and stage timings. Everything is built with DOM calls and textContent (no HTML injection).
+// The state is the API's description of the analysis (AnalysisSerializer): the server names the stage
+// (stage_label) and gives each face thumbnail its URL, so nothing here knows the stages or the crop files.
 (function () {
   "use strict";
   const root = document.getElementById("analysis");
@@ -9,6 +11,8 @@
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
   let timer = null;
+
+  const isRunning = (state) => state.status === "queued" || state.status === "running";
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -35,7 +39,7 @@
   }
 
   function renderProgress(state) {
-    const running = state.status === "queued" || state.status === "running";
+    const running = isRunning(state);
     $("progress-section").hidden = !running;
     $("job-fill").style.width = (state.progress || 0) + "%";
     const attempt = state.attempts > 1 ? " (attempt " + state.attempts + ")" : "";
@@ -115,16 +119,12 @@
     $("timeline").replaceChildren(chart);
   }
 
-  function cropFiles(result, window, track) {
-    const byWindow = (result.crop_files.windows || {})[String(window.index)] || {};
-    return byWindow[String(track.track_id)];
-  }
-
-  function renderPeople(state, result) {
+  function renderPeople(result) {
     const items = result.people.map((person) => {
       const card = el("div", { class: "person" });
-      const file = (result.crop_files.people || {})[String(person.person_id)];
-      if (file) card.append(el("img", { src: state.crops_url + file, alt: "person " + person.person_id, loading: "lazy" }));
+      if (person.thumbnail_url) {
+        card.append(el("img", { src: person.thumbnail_url, alt: "person " + person.person_id, loading: "lazy" }));
+      }
       const verdictClass = person.verdict === "FAKE" ? "fake" : "real";
       card.append(el("div", { class: "score " + verdictClass },
         person.verdict + " · " + person.fake_probability.toFixed(3)));
@@ -134,14 +134,13 @@
     $("people").replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, "No face was scored.")]));
   }
 
-  function renderWindows(state, result) {
+  function renderWindows(result) {
     const rows = result.windows.map((w) => {
       const row = el("div", { class: "window-row", "data-window": w.index, title: "Play this window" });
       const faces = el("div", { class: "faces" });
       w.tracks.forEach((track) => {
-        const files = cropFiles(result, w, track);
-        if (files) {
-          faces.append(el("img", { src: state.crops_url + files.thumb, loading: "lazy",
+        if (track.thumbnail_url) {
+          faces.append(el("img", { src: track.thumbnail_url, loading: "lazy",
             alt: `face ${track.track_id} in window ${w.index}` }));
         }
       });
@@ -191,8 +190,8 @@
     const result = state.result;
     renderVerdict(state, result);
     renderTimeline(result);
-    renderPeople(state, result);
-    renderWindows(state, result);
+    renderPeople(result);
+    renderWindows(result);
     renderTimings(state, result);
   }
 
@@ -204,7 +203,7 @@
       })
       .then((state) => {
         render(state);
-        if (state.status === "queued" || state.status === "running") timer = setTimeout(poll, 1000);
+        if (isRunning(state)) timer = setTimeout(poll, 1000);
       })
       .catch((error) => {
         if (error.message === "gone") {
@@ -217,5 +216,5 @@
 
   const initial = JSON.parse(document.getElementById("initial-state").textContent);
   render(initial);
-  if (initial.status === "queued" || initial.status === "running") timer = setTimeout(poll, 500);
+  if (isRunning(initial)) timer = setTimeout(poll, 500);
 })();

@@ -1,5 +1,7 @@
 // Upload page: drag and drop, a type and size check before anything is sent, and an upload progress bar.
-// Without JavaScript the form still posts normally.
+// Errors are shown next to the field they are about (the server's {"error": {"code", "message", "fields"}} names
+// it), or in the general error box when they concern no field of the form. Without JavaScript the form still posts
+// normally and the server puts its message in the same places.
 (function () {
   "use strict";
   const form = document.getElementById("upload-form");
@@ -18,6 +20,36 @@
   function showError(message) {
     errorBox.textContent = message;
     errorBox.hidden = !message;
+  }
+
+  // The message box of a form field (data-error-for="<field name>"), or null when the form has none for it.
+  function fieldBox(name) {
+    return Array.from(form.querySelectorAll("[data-error-for]")).find((box) => box.dataset.errorFor === name) || null;
+  }
+
+  function showFieldError(name, message) {
+    const box = fieldBox(name);
+    if (!box) return false;
+    box.textContent = message;
+    box.hidden = !message;
+    const control = form.elements.namedItem(name);
+    if (control && control.setAttribute) {
+      if (message) control.setAttribute("aria-invalid", "true");
+      else control.removeAttribute("aria-invalid");
+    }
+    return true;
+  }
+
+  function clearErrors() {
+    showError("");
+    form.querySelectorAll("[data-error-for]").forEach((box) => showFieldError(box.dataset.errorFor, ""));
+  }
+
+  // A server error: each field's messages next to that field; the general box for the rest.
+  function showServerError(error) {
+    const fields = error.fields || {};
+    const unplaced = Object.keys(fields).filter((name) => !showFieldError(name, [].concat(fields[name]).join(" ")));
+    if (!Object.keys(fields).length || unplaced.length) showError(error.message);
   }
 
   function megabytes(bytes) {
@@ -40,10 +72,13 @@
   function chose() {
     const file = input.files[0];
     chosen.textContent = file ? file.name + " (" + megabytes(file.size) + ")" : "";
-    showError(file ? check(file) : "");
+    clearErrors();
+    showFieldError("video", file ? check(file) : "");
   }
 
   input.addEventListener("change", chose);
+  const length = form.elements.namedItem("sequence_length");
+  if (length) length.addEventListener("change", () => showFieldError("sequence_length", ""));
   ["dragenter", "dragover"].forEach((type) =>
     zone.addEventListener(type, (event) => { event.preventDefault(); zone.classList.add("dragging"); }));
   ["dragleave", "drop"].forEach((type) =>
@@ -58,8 +93,8 @@
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const problem = check(input.files[0]);
-    if (problem) { showError(problem); return; }
-    showError("");
+    clearErrors();
+    if (problem) { showFieldError("video", problem); return; }
     const request = new XMLHttpRequest();
     request.open("POST", form.action);
     request.setRequestHeader("Accept", "application/json");
@@ -72,14 +107,15 @@
     request.addEventListener("load", () => {
       let body = null;
       try { body = JSON.parse(request.responseText); } catch (e) { body = null; }
-      if (request.status === 202 && body && body.url) {
+      if (request.status === 202 && body && body.page_url) {
         label.textContent = "Uploaded. Opening the analysis…";
-        window.location.assign(body.url);
+        window.location.assign(body.page_url);  // body.url is the analysis in the API
         return;
       }
       progress.hidden = true;
       submit.disabled = false;
-      showError(body && body.error ? body.error.message : "The upload failed (HTTP " + request.status + "). Try again.");
+      if (body && body.error) showServerError(body.error);
+      else showError("The upload failed (HTTP " + request.status + "). Try again.");
     });
     request.addEventListener("error", () => {
       progress.hidden = true;

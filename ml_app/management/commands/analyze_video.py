@@ -39,7 +39,11 @@ class Command(BaseCommand):
             help=f"frames per window; picks the checkpoint (default {settings.DEFAULT_SEQUENCE_LENGTH}, "
             "or the length of --checkpoint)",
         )
-        parser.add_argument("--checkpoint", help="checkpoint file to use instead of the configured one")
+        parser.add_argument(
+            "--checkpoint",
+            help="checkpoint file to use; by default the registry's active one for the length, as on the site (without "
+            "a registry: MODEL_MAPPING, then the best file in the models folder). The output says which and why.",
+        )
         parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
         parser.add_argument(
             "--max-windows", type=int, default=settings.DETECTION_MAX_WINDOWS, help="windows spread over the video"
@@ -57,15 +61,17 @@ class Command(BaseCommand):
             probe_seconds = time.perf_counter() - started
         except VideoError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
-        from ml_app.checkpoint_lookup import checkpoint_for_length
-        from ml_app.detection.prediction import analyze_video, load_detector_model
+        from ml_app.checkpoint_lookup import choose_checkpoint
+        from ml_app.detection.model_loading import load_detector_model
+        from ml_app.detection.model_mapping import CheckpointChoice
+        from ml_app.detection.prediction import analyze_video
 
         try:
             if options["checkpoint"]:
-                checkpoint_path = Path(options["checkpoint"])
+                choice = CheckpointChoice(Path(options["checkpoint"]), "option", "given with --checkpoint")
             else:
-                checkpoint_path = checkpoint_for_length(options["sequence_length"] or settings.DEFAULT_SEQUENCE_LENGTH)
-            loaded = load_detector_model(checkpoint_path, options["device"])
+                choice = choose_checkpoint(options["sequence_length"] or settings.DEFAULT_SEQUENCE_LENGTH)
+            loaded = load_detector_model(choice.path, options["device"])
             wanted = options["sequence_length"]
             if wanted and wanted != loaded.sequence_length:
                 raise CommandError(
@@ -91,13 +97,16 @@ class Command(BaseCommand):
         result.timings["checkpoint_load"] = loaded.load_seconds
         if options["save_crops"]:
             result.save_crops(options["save_crops"])
+        chosen = {"path": str(choice.path), "source": choice.source, "reason": choice.reason}
         if options["json"]:
-            self.stdout.write(json.dumps(result.to_dict(), indent=2))
+            self.stdout.write(json.dumps({**result.to_dict(), "checkpoint_choice": chosen}, indent=2))
         else:
-            self.stdout.write(format_summary(Path(options["path"]).name, result, options["save_crops"]))
+            self.stdout.write(format_summary(Path(options["path"]).name, result, options["save_crops"], chosen))
 
 
-def format_summary(name: str, result: AnalysisResult, crops_dir: str | None = None) -> str:
+def format_summary(
+    name: str, result: AnalysisResult, crops_dir: str | None = None, choice: dict[str, str] | None = None
+) -> str:
     """A few readable lines: verdict first, then the evidence and where the time went."""
     lines = []
     if result.verdict == "INCONCLUSIVE":
@@ -114,6 +123,8 @@ def format_summary(name: str, result: AnalysisResult, crops_dir: str | None = No
         + ("untrained" if ck["untrained"] else f"reported accuracy {accuracy:.1%}" if accuracy else "no metrics")
         + f", sha256 {ck['sha256'][:12]}…)"
     )
+    if choice:
+        lines.append(f"  checkpoint chosen: {choice['reason']} ({choice['path']})")
     video = result.video
     rotation = f", rotated {video['rotation']}°" if video["rotation"] else ""
     lines.append(

@@ -7,9 +7,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ml_app.checkpoint_lookup import available_checkpoints
+from ml_app.checkpoint_lookup import choose_checkpoint
 from ml_app.detection.checkpoints import new_checkpoint, save_checkpoint
-from ml_app.detection.errors import DetectionError
+from ml_app.detection.errors import DetectionError, NoCheckpointForLength
 from ml_app.detection.network import BACKBONES, ModelConfig
 from ml_app.detection.preprocessing import DetectorSettings, Preprocessing
 
@@ -37,16 +37,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-missing",
             action="store_true",
-            help="do nothing when a checkpoint for this sequence length is already configured or in the models folder",
+            help="do nothing when this sequence length has a checkpoint already (active in the registry, named in "
+            "MODEL_MAPPING or in the models folder)",
         )
 
     def handle(self, *args, **options) -> None:
         length = options["sequence_length"]
         backbone = options["backbone"]
         if options["if_missing"]:
-            existing = available_checkpoints().get(length)
-            if existing is not None and existing.is_file():
-                self.stdout.write(f"A checkpoint for {length} frames exists: {existing}")
+            try:
+                existing = choose_checkpoint(length)
+            except NoCheckpointForLength:
+                existing = None
+            if existing is not None:
+                self.stdout.write(f"A checkpoint for {length} frames exists: {existing.path} ({existing.reason})")
                 return
         output = Path(options["output"] or settings.MODELS_DIR / f"untrained_{backbone}_{length}_frames.pt")
         if output.exists() and not options["force"]:

@@ -9,9 +9,11 @@ from ml_app.registry import active_checkpoints, sync_checkpoints
 
 class Command(BaseCommand):
     help = (
-        "Register every checkpoint named in MODEL_MAPPING or found in the models folder (validated: safe load, "
-        "architecture, a forward pass). MODEL_MAPPING's entries become active; other lengths get the best file found "
-        "if none is active yet. Files that are not valid checkpoints are listed with the reason."
+        "Register every checkpoint named in MODEL_MAPPING or found in the models folder (validated once: safe load, "
+        "architecture, a forward pass; a file whose sha256 is registered already is not validated again). An "
+        "operator's MODEL_MAPPING entries become active; other lengths get the best file found (trained first, then "
+        "highest reported accuracy, then newest) if none is active yet. Files that are not valid checkpoints are "
+        "listed with the reason."
     )
 
     def handle(self, *args, **options) -> None:

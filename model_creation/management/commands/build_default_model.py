@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from model_creation.training.default_model import DATASET, EPOCHS, LENGTHS, NAME, write_dataset_csv
+from model_creation.training.default_model import BACKBONE, DATASET, EPOCHS, LENGTHS, NAME, write_dataset_csv
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -107,7 +107,7 @@ class Command(BaseCommand):
                 "--sequence-length",
                 length,
                 "--backbone",
-                "mobilenet_v2",
+                BACKBONE,
                 "--hidden-size",
                 options["hidden_size"],
                 "--pretrained",

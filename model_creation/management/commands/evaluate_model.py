@@ -60,7 +60,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options) -> None:
-        from ml_app.detection.prediction import load_detector_model
+        from ml_app.detection.model_loading import load_detector_model
         from model_creation.training.manifest import ManifestError, load_manifest
 
         if bool(options["manifest"]) == bool(options["videos"]):

@@ -6,17 +6,17 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ml_app.detection.defaults import DEFAULT_MAX_WINDOWS
 from model_creation.training.layouts import LAYOUTS, LayoutError, in_shard, parse_shard, read_layout
-from model_creation.training.options import one_line, preprocessing_from_file, preprocessing_from_options
+from model_creation.training.options import (
+    crop_defaults,
+    one_line,
+    preprocessing_from_file,
+    preprocessing_from_options,
+)
 
-_CROP_FLAGS = ("image_size", "margin", "detector_model", "detector_max_side", "full_detect_every")
-_CROP_DEFAULTS = {
-    "image_size": 112,
-    "margin": 0.25,
-    "detector_model": "hog",
-    "detector_max_side": 640,
-    "full_detect_every": 10,
-}
+_CROP_DEFAULTS = crop_defaults()  # the app's Preprocessing / DetectorSettings defaults
+_CROP_FLAGS = tuple(_CROP_DEFAULTS)
 _REPORT_LINES = 40
 
 
@@ -34,13 +34,36 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", help="dataset name recorded per video (default: the layout's name)")
         sampling = parser.add_argument_group("sampling")
         sampling.add_argument("--sequence-length", type=int, default=20, help="frames per window (default 20)")
-        sampling.add_argument("--windows", type=int, default=8, help="windows spread over each video (default 8)")
+        sampling.add_argument(
+            "--windows",
+            type=int,
+            default=DEFAULT_MAX_WINDOWS,
+            help=f"windows spread over each video (default {DEFAULT_MAX_WINDOWS})",
+        )
         crops = parser.add_argument_group("crops (stored in the manifest and later in the checkpoint)")
-        crops.add_argument("--image-size", type=int, help="crop size in pixels (default 112)")
-        crops.add_argument("--margin", type=float, help="margin around the face, fraction of its size (default 0.25)")
-        crops.add_argument("--detector-model", choices=["hog", "cnn"], help="face_recognition model (default hog)")
-        crops.add_argument("--detector-max-side", type=int, help="full-frame scan size, 0 = full resolution (640)")
-        crops.add_argument("--full-detect-every", type=int, help="frames between full-frame scans (default 10)")
+        crops.add_argument(
+            "--image-size", type=int, help=f"crop size in pixels (default {_CROP_DEFAULTS['image_size']})"
+        )
+        crops.add_argument(
+            "--margin",
+            type=float,
+            help=f"margin around the face, fraction of its size (default {_CROP_DEFAULTS['margin']})",
+        )
+        crops.add_argument(
+            "--detector-model",
+            choices=["hog", "cnn"],
+            help=f"face_recognition model (default {_CROP_DEFAULTS['detector_model']})",
+        )
+        crops.add_argument(
+            "--detector-max-side",
+            type=int,
+            help=f"full-frame scan size, 0 = full resolution (default {_CROP_DEFAULTS['detector_max_side']})",
+        )
+        crops.add_argument(
+            "--full-detect-every",
+            type=int,
+            help=f"frames between full-frame scans (default {_CROP_DEFAULTS['full_detect_every']})",
+        )
         crops.add_argument(
             "--preprocessing-from",
             metavar="FILE",
@@ -127,7 +150,7 @@ class Command(BaseCommand):
                 flags = ", ".join("--" + name.replace("_", "-") for name in given)
                 raise ValueError(f"--preprocessing-from sets every crop setting; drop {flags}.")
             return preprocessing_from_file(Path(options["preprocessing_from"]))
-        return preprocessing_from_options({**_CROP_DEFAULTS, **{k: options[k] for k in given}})
+        return preprocessing_from_options({name: options[name] for name in given})
 
     def _report(self, summary) -> None:
         counts = summary.status_counts()

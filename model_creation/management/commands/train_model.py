@@ -16,26 +16,24 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ml_app.detection.network import BACKBONE_NAMES
+from model_creation.training.config import (
+    BALANCE_CHOICES,
+    DEVICE_CHOICES,
+    SYNTHESIZE_CHOICES,
+    train_defaults,
+)
 from model_creation.training.options import one_line
 
-# Flags whose value is None unless given, so that a resumed run can tell what the user changed.
-DEFAULTS: dict[str, Any] = {
-    "backbone": "resnext50_32x4d",
-    "epochs": 20,
-    "batch_size": 8,
-    "lr": 1e-4,
-    "weight_decay": 1e-4,
-    "warmup_epochs": 1.0,
-    "patience": 5,
-    "val_fraction": 0.15,
-    "balance": "loss",
-    "seed": 0,
-    "device": "auto",
-    "workers": 2,
-    "dropout": 0.4,
-    "num_layers": 1,
-    "pretrained": "imagenet",
-}
+# Every flag's value is None unless given, so that a resumed run can tell what the user changed; the defaults (and
+# the choices) are TrainConfig's, in model_creation/training/config.py.
+DEFAULTS: dict[str, Any] = train_defaults()
+
+
+def _default(name: str) -> str:
+    """A TrainConfig default as the help text shows it."""
+    value = DEFAULTS[name]
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class Command(BaseCommand):
@@ -49,44 +47,62 @@ class Command(BaseCommand):
         parser.add_argument("--manifest", help="manifest.json from preprocess_videos or merge_manifests")
         parser.add_argument("--output", required=True, help="folder for checkpoints, logs and plots")
         model = parser.add_argument_group("model")
-        model.add_argument("--backbone", choices=["resnext50_32x4d", "mobilenet_v2"], help="default resnext50_32x4d")
+        model.add_argument("--backbone", choices=BACKBONE_NAMES, help=f"default {_default('backbone')}")
         model.add_argument("--hidden-size", type=int, help="LSTM units (default: the backbone's feature size)")
-        model.add_argument("--num-layers", type=int, help="LSTM layers (default 1)")
+        model.add_argument("--num-layers", type=int, help=f"LSTM layers (default {_default('num_layers')})")
         model.add_argument("--bidirectional", action="store_true", default=None, help="bidirectional LSTM")
-        model.add_argument("--dropout", type=float, help="before the classifier (default 0.4)")
+        model.add_argument("--dropout", type=float, help=f"before the classifier (default {_default('dropout')})")
         model.add_argument("--sequence-length", type=int, help="frames per clip (default: the manifest's)")
         model.add_argument(
-            "--pretrained", help="imagenet (torchvision's cache only; default), random, or a backbone weights file"
+            "--pretrained",
+            help=f"imagenet (torchvision's cache only), random, or a backbone weights file (default "
+            f"{_default('pretrained')})",
         )
         optimisation = parser.add_argument_group("optimisation")
-        optimisation.add_argument("--epochs", type=int, help="default 20")
-        optimisation.add_argument("--batch-size", type=int, help="clips per step and process (default 8)")
-        optimisation.add_argument("--lr", type=float, help="peak learning rate, AdamW (default 1e-4)")
-        optimisation.add_argument("--weight-decay", type=float, help="default 1e-4")
-        optimisation.add_argument("--warmup-epochs", type=float, help="linear warm-up before the cosine (default 1)")
-        optimisation.add_argument("--patience", type=int, help="stop after this many epochs without a better AUC (5)")
+        optimisation.add_argument("--epochs", type=int, help=f"default {_default('epochs')}")
         optimisation.add_argument(
-            "--balance", choices=["loss", "sampler", "none"], help="class balance: loss weights (default) or sampler"
+            "--batch-size", type=int, help=f"clips per step and process (default {_default('batch_size')})"
+        )
+        optimisation.add_argument("--lr", type=float, help=f"peak learning rate, AdamW (default {_default('lr')})")
+        optimisation.add_argument("--weight-decay", type=float, help=f"default {_default('weight_decay')}")
+        optimisation.add_argument(
+            "--warmup-epochs",
+            type=float,
+            help=f"linear warm-up before the cosine (default {_default('warmup_epochs')})",
+        )
+        optimisation.add_argument(
+            "--patience",
+            type=int,
+            help=f"stop after this many epochs without a better AUC (default {_default('patience')})",
+        )
+        optimisation.add_argument(
+            "--balance",
+            choices=BALANCE_CHOICES,
+            help=f"class balance: loss weights, sampler or none (default {_default('balance')})",
         )
         optimisation.add_argument("--no-augment", action="store_true", default=None, help="no augmentation")
         optimisation.add_argument("--no-amp", action="store_true", default=None, help="no mixed precision on CUDA")
         data = parser.add_argument_group("data")
         data.add_argument(
             "--synthesize-fakes",
-            choices=["sbi"],
+            choices=SYNTHESIZE_CHOICES,
             help="sbi: add a self-blended fake of every real clip (works with or without labelled fakes)",
         )
-        data.add_argument("--val-fraction", type=float, help="clips per class for validation when split by group")
+        data.add_argument(
+            "--val-fraction",
+            type=float,
+            help=f"clips per class for validation when split by group (default {_default('val_fraction')})",
+        )
         data.add_argument(
             "--ignore-manifest-split",
             action="store_true",
             default=None,
             help="split by group even when the dataset gives its own split",
         )
-        data.add_argument("--workers", type=int, help="data loading processes (default 2)")
+        data.add_argument("--workers", type=int, help=f"data loading processes (default {_default('workers')})")
         run = parser.add_argument_group("running")
-        run.add_argument("--seed", type=int, help="default 0")
-        run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto")
+        run.add_argument("--seed", type=int, help=f"default {_default('seed')}")
+        run.add_argument("--device", choices=DEVICE_CHOICES, help=f"default {_default('device')}")
         run.add_argument("--name", help="checkpoint name (default <backbone>_<N>_frames_<date>)")
         run.add_argument(
             "--resume", nargs="?", const="", metavar="STATE", help="continue from OUTPUT/train_state.pt (or STATE)"
@@ -211,8 +227,8 @@ def register_checkpoint(path: Path, name: str, activate: bool = False) -> tuple[
 
     Returns the copy and a note on the registry entry.
     """
+    from ml_app.detection.defaults import SUPPORTED_LENGTHS
     from ml_app.detection.errors import DetectionError
-    from ml_app.detection.model_mapping import SUPPORTED_LENGTHS
     from ml_app.models import Checkpoint
     from ml_app.registry import register
 

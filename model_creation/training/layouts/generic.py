@@ -1,0 +1,105 @@
+"""Layouts for data people arrange themselves: ``folder`` (``real/`` and ``fake/`` folders, optionally under
+``train/``, ``val/``, ``test/``) and ``csv`` (``filename,label`` rows, with optional ``split``, ``group``,
+``original`` and ``method`` columns under a header).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..labels import OneMeans, parse_label
+from .common import LayoutError, VideoEntry, grouper, relative, split_name, videos_under
+
+
+def folder_layout(root: Path, dataset: str = "folder", group_regex: str | None = None) -> list[VideoEntry]:
+    """``real/`` and ``fake/`` folders (any case), optionally inside ``train/``, ``val/`` or ``test/``."""
+    group_of = grouper(group_regex, dataset)
+    entries = []
+    for path in videos_under(root):
+        parts = path.relative_to(root).parts
+        lowered = [part.lower() for part in parts[:-1]]
+        where = next((i for i, part in enumerate(lowered) if part in ("real", "fake")), None)
+        if where is None:
+            continue
+        split = next((split_name(part) for part in lowered[:where] if split_name(part)), "")
+        label = lowered[where].upper()
+        method = parts[where + 1] if label == "FAKE" and len(parts) - 1 > where + 1 else ""
+        relpath = relative(path, root)
+        entries.append(VideoEntry(path, relpath, label, dataset, group_of(relpath), split, method))
+    if not entries:
+        raise LayoutError(f"'{root}' holds no videos under a real/ or fake/ folder (the 'folder' layout).")
+    return entries
+
+
+# --- csv ------------------------------------------------------------------------------------------------------------
+
+_FILE_COLUMNS = ("file", "filename", "path", "video", "name")
+
+
+def _csv_header(first: list[str], csv_path: Path, one_means: OneMeans) -> dict[str, int] | None:
+    """Column index by lower-case name when the first row is a header (``file`` for the file column), else None."""
+    if len(first) >= 2 and parse_label(first[1], one_means) is not None:
+        return None  # a filename,label row
+    names = [cell.strip().lower() for cell in first]
+    file_column = next((names.index(n) for n in _FILE_COLUMNS if n in names), None)
+    if file_column is None or "label" not in names:
+        raise LayoutError(
+            f"'{csv_path}': the first row is neither a filename,label row nor a header naming a file column "
+            f"({', '.join(_FILE_COLUMNS)}) and a label column."
+        )
+    header = {name: index for index, name in enumerate(names)}
+    header["file"] = file_column
+    return header
+
+
+def csv_layout(
+    csv_path: Path,
+    videos_dir: Path | None = None,
+    dataset: str = "csv",
+    one_means: OneMeans = "REAL",
+    group_regex: str | None = None,
+) -> list[VideoEntry]:
+    """``filename,label`` rows; paths relative to ``videos_dir`` (default: the CSV's folder)."""
+    if not csv_path.is_file():
+        raise LayoutError(f"'{csv_path}' is not a file: the 'csv' layout reads a CSV of filename,label rows.")
+    root = videos_dir or csv_path.parent
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise LayoutError(f"'{csv_path}' is empty.")
+    header = _csv_header(rows[0], csv_path, one_means)
+    if header:
+        rows = rows[1:]
+    group_of = grouper(group_regex, dataset)
+
+    def cell(row: list[str], name: str, default: int | None = None) -> str:
+        index = header.get(name, default) if header else default
+        return row[index].strip() if index is not None and index < len(row) else ""
+
+    entries = []
+    first_line = 2 if header else 1
+    for line, row in enumerate(rows, start=first_line):
+        name, raw_label = cell(row, "file", 0), cell(row, "label", 1)
+        label = parse_label(raw_label, one_means)
+        if not name or label is None:
+            raise LayoutError(
+                f"'{csv_path}' line {line}: expected a file name and a label REAL, FAKE, 0 or 1, got {row!r}."
+            )
+        path = (root / name).resolve() if not Path(name).is_absolute() else Path(name)
+        relpath = Path(name).as_posix()
+        original = cell(row, "original")
+        if cell(row, "group"):
+            group = f"{dataset}:{cell(row, 'group')}"
+        elif original and not group_regex:
+            group = f"{dataset}:{Path(original).stem}"
+        else:
+            group = group_of(relpath)
+        entries.append(
+            VideoEntry(
+                path, relpath, label, dataset, group, split_name(cell(row, "split")), cell(row, "method"), original
+            )
+        )
+    if not entries:
+        raise LayoutError(f"'{csv_path}' has a header but no rows.")
+    return entries

@@ -1,0 +1,144 @@
+"""Which clips a training run learns from and is validated on, and the loaders that feed them.
+
+Owns reading the manifest for a run, the group-aware split, self-blended fakes, the class weights, the samplers (a
+DistributedSampler per rank, or :class:`WeightedEpochSampler` for ``--balance sampler``) and the DataLoaders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from .augment import AugmentSettings
+from .config import TrainConfig, TrainError
+from .dataset import ClipDataset, ClipItem, with_self_blended
+from .distributed import Distributed
+from .evaluate import usable_items
+from .manifest import Manifest, load_manifest
+from .splits import TRAIN, VAL, SplitError, SplitResult, assign_splits
+
+
+class WeightedEpochSampler(Sampler[int]):
+    """Draws (with replacement) by weight, the same draw on every rank, each rank taking its slice."""
+
+    def __init__(self, weights: list[float], rank: int, world_size: int, seed: int):
+        self.weights = torch.as_tensor(weights, dtype=torch.float64)
+        self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, 0
+        self.per_rank = math.ceil(len(weights) / world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        drawn = torch.multinomial(self.weights, self.per_rank * self.world_size, replacement=True, generator=generator)
+        return iter(drawn[self.rank :: self.world_size].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+@dataclass
+class TrainingData:
+    """Everything a run knows about its data once it is loaded."""
+
+    manifest: Manifest
+    sequence_length: int
+    split: SplitResult
+    counts: dict[str, dict[str, int]]  # clips per split and label, before self-blending
+    synthesized: dict[str, int]  # self-blended fakes added per split
+    train_set: ClipDataset
+    val_set: ClipDataset
+    val_items: list[ClipItem]
+    class_weights: torch.Tensor
+    train_sampler: WeightedEpochSampler | DistributedSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+
+
+def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str], None]):
+    videos = [video for video in manifest.videos if video.status == "ok" and video.clips]
+    if not videos:
+        raise TrainError(f"'{manifest.path}' has no video with face clips to train on.")
+    try:
+        split = assign_splits(videos, config.val_fraction, config.seed, config.use_manifest_split)
+    except SplitError as exc:
+        raise TrainError(str(exc)) from exc
+    if split.leaking_groups:
+        say(
+            f"warning: the manifest's own split puts {len(split.leaking_groups)} group(s) on more than one "
+            f"side (e.g. {', '.join(split.leaking_groups[:3])}); pass --ignore-manifest-split to split by "
+            "group instead."
+        )
+    items = {name: usable_items(split.videos(videos, name)) for name in (TRAIN, VAL)}
+    synthesized = {TRAIN: 0, VAL: 0}
+    if config.synthesize_fakes == "sbi":
+        for name in (TRAIN, VAL):
+            before = len(items[name])
+            items[name] = with_self_blended(items[name])
+            synthesized[name] = len(items[name]) - before
+    for name in (TRAIN, VAL):
+        labels = Counter(item.video.label for item in items[name])
+        if name == TRAIN and len(labels) < 2:
+            raise TrainError(f"The training split has only {dict(labels)}: both REAL and FAKE clips are needed.")
+        if not items[name]:
+            raise TrainError(f"The {name} split is empty.")
+    return split, split.counts(videos), items, synthesized
+
+
+def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[str], None]) -> TrainingData:
+    """Read the manifest, split it, and build this rank's datasets, samplers and loaders; TrainError says why not."""
+    try:
+        manifest = load_manifest(config.manifest)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from exc
+    length = config.sequence_length or manifest.sequence_length
+    if length > manifest.sequence_length:
+        raise TrainError(
+            f"--sequence-length {length} is longer than the manifest's clips ({manifest.sequence_length} frames); "
+            "preprocess with a longer --sequence-length."
+        )
+    split, counts, items, synthesized = _items_per_split(config, manifest, say)
+    augment = AugmentSettings() if config.augment else None
+    train_set = ClipDataset(manifest, items[TRAIN], length, augment, config.seed)
+    val_set = ClipDataset(manifest, items[VAL], length, None, config.seed)
+    targets = train_set.targets()
+    per_class = Counter(targets)
+    class_weights = torch.tensor(
+        [len(targets) / (2 * per_class[c]) if per_class[c] else 0.0 for c in range(2)], dtype=torch.float32
+    )
+    train_sampler: WeightedEpochSampler | DistributedSampler
+    if config.balance == "sampler":
+        weights = [1.0 / per_class[t] for t in targets]
+        train_sampler = WeightedEpochSampler(weights, dist.rank, dist.world_size, config.seed)
+    else:
+        train_sampler = DistributedSampler(
+            train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=config.seed
+        )
+    val_sampler: DistributedSampler = DistributedSampler(
+        val_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=False
+    )
+    pin = dist.device.type == "cuda"
+    train_loader = DataLoader(
+        train_set, config.batch_size, sampler=train_sampler, num_workers=config.workers, pin_memory=pin
+    )
+    val_loader = DataLoader(val_set, config.batch_size, sampler=val_sampler, num_workers=config.workers, pin_memory=pin)
+    return TrainingData(
+        manifest=manifest,
+        sequence_length=length,
+        split=split,
+        counts=counts,
+        synthesized=synthesized,
+        train_set=train_set,
+        val_set=val_set,
+        val_items=items[VAL],
+        class_weights=class_weights,
+        train_sampler=train_sampler,
+        train_loader=train_loader,
+        val_loader=val_loader,
+    )

@@ -1,0 +1,104 @@
+"""The resumable state of a training run (``train_state.pt``): what it holds, writing it, and restoring from it.
+
+The state holds the weights, optimiser, scheduler, gradient scaler, RNG states and :class:`Progress` (history, best
+epoch, early-stopping counter, where the backbone's weights came from), as plain containers and tensors only, so it
+loads with ``torch.load(weights_only=True)``. It is written atomically after every epoch; a resumed run must use
+the manifest the interrupted one used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ml_app.detection.files import atomic_write
+
+from . import rng_state
+from .config import TrainConfig, TrainError
+
+STATE_FORMAT = "deepfake-train-state"
+STATE_FORMAT_VERSION = 1
+STATE_FILE = "train_state.pt"
+
+
+def _no_best() -> dict[str, Any]:
+    return {"epoch": 0, "score": -math.inf, "metrics": {}}
+
+
+@dataclass
+class Progress:
+    """How far a run has come: the part of the state that is not weights or optimiser."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=_no_best)  # epoch (1-based, 0: none yet), score, metrics
+    bad_epochs: int = 0  # epochs since the best one
+    start_epoch: int = 0  # epochs already done when this process started
+    backbone_init: str = ""
+
+
+@dataclass
+class Optimisation:
+    """The objects whose state a resumed run continues with."""
+
+    model: nn.Module  # the plain module, never its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+
+
+def capture_state(
+    epoch: int, config: TrainConfig, manifest_sha256: str | None, parts: Optimisation, progress: Progress
+) -> dict[str, Any]:
+    """The state after ``epoch`` epochs, as ``torch.save`` stores it."""
+    best = progress.best
+    return {
+        "format": STATE_FORMAT,
+        "format_version": STATE_FORMAT_VERSION,
+        "epoch": epoch,
+        "config": config.to_dict(),
+        "manifest_sha256": manifest_sha256,
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "rng": rng_state.capture(),
+        "history": progress.history,
+        "best": {"epoch": best["epoch"], "score": best["score"], "metrics": best["metrics"]},
+        "bad_epochs": progress.bad_epochs,
+        "backbone_init": progress.backbone_init,
+    }
+
+
+def save_state(state: dict[str, Any], path: Path) -> None:
+    atomic_write(path, lambda temporary: torch.save(state, temporary))
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def restore_state(state: dict[str, Any], manifest_sha256: str | None, parts: Optimisation) -> Progress:
+    """Load ``state`` into ``parts`` (and the RNGs); returns the run's progress. TrainError if the manifest changed."""
+    if state.get("manifest_sha256") != manifest_sha256:
+        raise TrainError(
+            "The manifest changed since the interrupted run (its sha256 differs); resume with the same manifest "
+            "or start a new run in a new --output folder."
+        )
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.scheduler.load_state_dict(state["scheduler"])
+    parts.scaler.load_state_dict(state["scaler"])
+    progress = Progress(
+        history=list(state["history"]),
+        best=dict(state["best"]),
+        bad_epochs=int(state["bad_epochs"]),
+        start_epoch=int(state["epoch"]),
+        backbone_init=state.get("backbone_init", "resumed"),
+    )
+    rng_state.restore(state["rng"])
+    return progress
