@@ -183,7 +183,7 @@ def test_cli_finds_the_checkpoint_for_the_length_in_the_models_folder(one_face_v
         "--sequence-length",
         "12",
         "--json",
-        env={"MODELS_DIR": str(tmp_path), "STATE_DIR": str(state)},
+        env={"MODELS_DIR": str(tmp_path), "STATE_DIR": str(state), "DATABASE_URL": f"sqlite:///{state}/db.sqlite3"},
     )
     assert process.returncode == 0, process.stderr
     result = json.loads(process.stdout)
@@ -209,6 +209,7 @@ def test_cli_with_an_unmigrated_database_uses_model_mapping(one_face_video, tmp_
         env={
             "MODELS_DIR": str(tmp_path / "none"),
             "STATE_DIR": str(tmp_path / "state"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'state' / 'db.sqlite3'}",
             "MODEL_MAPPING": json.dumps({"12": str(mine)}),
         },
     )
