@@ -4,6 +4,8 @@
     .venv/bin/python bench/bench_pipeline.py --baseline         # also the original app's pipeline, for ratios
     .venv/bin/python bench/bench_pipeline.py --shipped --lengths 10 20 40 --clips dfdc_abqwwspghj
                                                                 # the default model in models/, beside random ResNeXt50
+    .venv/bin/python bench/bench_pipeline.py --shipped --baseline --lengths 20 --clips dfdc_abqwwspghj --no-prefetch
+                                                                # issue 11's ratio, the original app, decoding A/B
 
 Each measurement runs in a fresh process (so peak memory is that video's): it loads a random-initialised ResNeXt50 +
 LSTM checkpoint (with --shipped: the default MobileNetV2 + LSTM checkpoints in models/), analyses the video once
@@ -11,6 +13,10 @@ LSTM checkpoint (with --shipped: the default MobileNetV2 + LSTM checkpoints in m
 "one window" analyses a single window; "whole video" the default analysis (``DEFAULT_MAX_WINDOWS`` windows spread
 over the video). With --baseline, the original app's prediction path (bench/original_app.py) runs on the same
 machine in the same invocation, and the table gives the ratio original / ours.
+Every whole-video row also times decoding every frame of the clip once with PyAV, in the same process (twice around
+the warm analysis, with PyAV's default threading and with frame threads), for issue 11's ratio: whole-video analysis
+/ decoding every frame. With --no-prefetch each whole-video row is measured again without decoding ahead in a thread
+(``overlap_decoding=False``), in the same run, for the gain of that alone.
 Writes bench/out/results.json and prints Markdown tables. Not part of CI.
 """
 
@@ -30,11 +36,28 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 DEFAULT_SAMPLES = REPO.parent / "shared" / "data" / "samples" / "videos"
-STAGES = ("probe", "decode", "detect", "crop", "network")
+STAGES = ("probe", "decode", "decode_wait", "detect", "crop", "network")
+RATIO_TARGET = 1.3  # issue 11: whole-video default analysis at most 1.3x decoding every frame of the clip once
 
 
-def measure(video: str, checkpoint: str, max_windows: int) -> dict:
-    """Runs inside a fresh process: load, analyse twice, report."""
+def decode_every_frame(video: str, thread_type: str | None = None) -> float:
+    """Seconds PyAV takes to decode every frame of ``video`` once (no conversion); ``thread_type`` None: PyAV's
+    default threading (SLICE, which x264's one-slice frames cannot use), else e.g. "AUTO" (frame threads)."""
+    import av
+
+    with av.open(video) as container:
+        stream = container.streams.video[0]
+        if thread_type:
+            stream.codec_context.thread_type = thread_type
+        started = time.perf_counter()
+        for _ in container.decode(stream):
+            pass
+        return time.perf_counter() - started
+
+
+def measure(video: str, checkpoint: str, max_windows: int, prefetch: bool = True) -> dict:
+    """Runs inside a fresh process: load, analyse twice, report; a whole-video row also decodes every frame, before
+    and after the warm analysis."""
     import torch
 
     from ml_app.detection.model_loading import load_detector_model
@@ -43,12 +66,26 @@ def measure(video: str, checkpoint: str, max_windows: int) -> dict:
     started = time.perf_counter()
     loaded = load_detector_model(checkpoint, "cpu")
     load_seconds = time.perf_counter() - started
-    first = analyze_video(video, loaded, max_windows=max_windows, keep_crops=False)
-    warm = analyze_video(video, loaded, max_windows=max_windows, keep_crops=False)
+    options = {"max_windows": max_windows, "keep_crops": False, "overlap_decoding": prefetch}
+    first = analyze_video(video, loaded, **options)
+    decode_all: dict[str, list[float]] = {"default": [], "frame threads": []}
+    whole = max_windows > 1
+    if whole:
+        decode_all["default"].append(decode_every_frame(video))
+        decode_all["frame threads"].append(decode_every_frame(video, "AUTO"))
+    cpu = time.process_time()
+    warm = analyze_video(video, loaded, **options)
+    cpu = time.process_time() - cpu
+    if whole:
+        decode_all["frame threads"].append(decode_every_frame(video, "AUTO"))
+        decode_all["default"].append(decode_every_frame(video))
     return {
         "checkpoint_load": load_seconds,
         "first": first.timings,
         "warm": warm.timings,
+        "warm_cpu": cpu,
+        "prefetch": prefetch,
+        "decode_all": decode_all,
         "verdict": warm.verdict,
         "windows": len(warm.windows),
         "windows_scored": sum(1 for w in warm.windows if w.status == "scored"),
@@ -82,6 +119,27 @@ def make_checkpoints(lengths: list[int], folder: Path) -> dict[int, Path]:
     return paths
 
 
+def with_default_detector(paths: dict[int, Path], folder: Path) -> dict[int, Path]:
+    """The shipped checkpoints' weights with today's default face detector (CenterFace): the same network, so the
+    same cost, as a default model rebuilt with that detector."""
+    from dataclasses import replace
+
+    from ml_app.detection.checkpoints import load_checkpoint, save_checkpoint
+    from ml_app.detection.preprocessing import DetectorSettings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for length, path in paths.items():
+        target = folder / f"{path.stem}_centerface.pt"
+        if not target.exists():
+            checkpoint = load_checkpoint(path)
+            checkpoint.preprocessing = replace(checkpoint.preprocessing, detector=DetectorSettings())
+            checkpoint.name += "_centerface"
+            save_checkpoint(checkpoint, target, half=True)
+        made[length] = target
+    return made
+
+
 def shipped_checkpoints(lengths: list[int]) -> dict[int, Path]:
     """The default model's files (models/README.md), one per length."""
     from ml_app.detection.defaults import shipped_file
@@ -106,18 +164,27 @@ def legacy_state_dict(folder: Path) -> Path:
 
 
 def measure_ours(
-    clips: list[Path], lengths: list[int], models: dict[str, dict[int, Path]], samples: Path, shipped: bool
+    clips: list[Path],
+    lengths: list[int],
+    models: dict[str, dict[int, Path]],
+    samples: Path,
+    shipped: bool,
+    no_prefetch: bool = False,
 ) -> list[dict]:
-    """Every clip, length, mode (one window, the default number of windows) and model, each in a fresh process."""
+    """Every clip, length, mode (one window, the default number of windows) and model, each in a fresh process;
+    with ``no_prefetch`` also the whole video without decoding ahead, right after the row with it."""
     from ml_app.detection.defaults import DEFAULT_MAX_WINDOWS
 
+    modes = [("one window", 1, True), ("whole video", DEFAULT_MAX_WINDOWS, True)]
+    if no_prefetch:
+        modes.append(("whole video, no prefetch", DEFAULT_MAX_WINDOWS, False))
     rows = []
     for clip in clips:
         for length in lengths:
-            for mode, windows in (("one window", 1), ("whole video", DEFAULT_MAX_WINDOWS)):
+            for mode, windows, prefetch in modes:
                 for model, checkpoints in models.items():
                     command = [__file__, "--measure", str(clip), str(checkpoints[length]), str(windows)]
-                    result, wall = run_child(command)
+                    result, wall = run_child([*command, *([] if prefetch else ["--no-prefetch"])])
                     result.update(clip=str(clip.relative_to(samples)), length=length, mode=mode, process_wall=wall)
                     if shipped:
                         result["model"] = model
@@ -157,33 +224,78 @@ def main() -> None:
         action="store_true",
         help="also time the default checkpoints in models/ (ratios to ResNeXt50)",
     )
+    parser.add_argument(
+        "--default-detector",
+        action="store_true",
+        help="with --shipped: also the shipped weights with today's default detector (CenterFace)",
+    )
+    parser.add_argument(
+        "--no-prefetch",
+        action="store_true",
+        help="also time each whole video without decoding ahead in a thread (overlap_decoding=False)",
+    )
     parser.add_argument("--measure", nargs=3, metavar=("VIDEO", "CHECKPOINT", "MAX_WINDOWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.measure:
         video, checkpoint, windows = args.measure
-        print(json.dumps(measure(video, checkpoint, int(windows))))
+        print(json.dumps(measure(video, checkpoint, int(windows), prefetch=not args.no_prefetch)))
         return
 
     clips = [c for c in sorted(args.samples.rglob("*.mp4")) if not args.clips or any(k in c.name for k in args.clips)]
+    load_before = _load_average()
     if not clips:
         sys.exit(f"no clips under {args.samples}")
     models = {"random ResNeXt50": make_checkpoints(args.lengths, args.out / "checkpoints")}
     if args.shipped:  # the shipped model, with the random ResNeXt50 measured beside it in the same run for ratios
-        models = {"default MobileNetV2": shipped_checkpoints(args.lengths), **models}
-    rows = measure_ours(clips, args.lengths, models, args.samples, args.shipped)
+        shipped = shipped_checkpoints(args.lengths)
+        models = {"default MobileNetV2": shipped, **models}
+        if args.default_detector:
+            centerface = with_default_detector(shipped, args.out / "checkpoints")
+            models = {"default MobileNetV2, CenterFace": centerface, **models}
+    rows = measure_ours(clips, args.lengths, models, args.samples, args.shipped, args.no_prefetch)
     baselines = measure_baseline(clips, args.samples, args.out) if args.baseline else []
 
     args.out.mkdir(parents=True, exist_ok=True)
     threads = rows[0]["torch_threads"]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {threads}"
+    machine += f"; load average before / after: {load_before} / {_load_average()}"
     name = "results_shipped.json" if args.shipped else "results.json"
     (args.out / name).write_text(
         json.dumps({"machine": machine, "shipped": args.shipped, "rows": rows, "baselines": baselines}, indent=2)
     )
     print(render(rows, baselines, machine))
+    print("\n" + render_decode_ratio(rows))
     if args.shipped:
         print("\n" + render_model_ratios(rows))
+
+
+def _load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def render_decode_ratio(rows: list[dict]) -> str:
+    """Issue 11: whole-video analysis (warm) / decoding every frame of the clip once with PyAV, from one process."""
+    lines = [
+        "| clip | N | mode | model | whole video, warm | its CPU seconds | decode every frame: PyAV default "
+        f"| frame threads | ratio (target {RATIO_TARGET}x) | ratio to frame-threaded decoding | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        decode_all = row.get("decode_all", {})
+        if not decode_all.get("default"):
+            continue
+        plain = sum(decode_all["default"]) / len(decode_all["default"])
+        threaded = sum(decode_all["frame threads"]) / len(decode_all["frame threads"])
+        total = row["warm"]["total"]
+        lines.append(
+            f"| {row['clip']} | {row['length']} | {row['mode']} | {row.get('model', 'random ResNeXt50')} | "
+            f"**{fmt(total)}** | {fmt(row['warm_cpu'])} | "
+            f"{' / '.join(fmt(v) for v in decode_all['default'])} | "
+            f"{' / '.join(fmt(v) for v in decode_all['frame threads'])} | "
+            f"**{total / plain:.2f}x** | {total / threaded:.2f}x | {row['peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def render_model_ratios(rows: list[dict]) -> str:

@@ -293,3 +293,57 @@ def test_a_batch_of_two_videos_gives_each_the_same_output_as_alone(one_face_vide
     with torch.inference_mode():
         together = torch.softmax(loaded.model(clips), dim=1)[:, prep.fake_index]
     assert together.tolist() == pytest.approx([first.fake_probability, second.fake_probability], abs=1e-5)
+
+
+def test_decoding_ahead_and_scoring_aside_do_not_change_the_result(two_face_video, tiny_checkpoint):
+    loaded = load_detector_model(tiny_checkpoint, "cpu")
+    results = [
+        analyze_video(two_face_video, loaded, overlap_decoding=decoding, overlap_network=network).to_dict()
+        for decoding, network in ((False, False), (True, False), (True, True))
+    ]
+    timings = [result.pop("timings") for result in results]
+    assert results[0] == results[1] == results[2]
+    assert "decode_wait" not in timings[0] and "decode_wait" in timings[1]
+    assert all({"probe", "decode", "detect", "crop", "network", "total"} <= set(t) for t in timings)
+
+
+def test_each_window_frame_is_converted_once_and_cropped_where_it_lies(one_face_video, tiny_checkpoint, monkeypatch):
+    """The pixels the detector searches and the crops are cut from are the arrays the reader converted: no frame is
+    converted twice, copied on the way, or converted at all outside the windows."""
+    from ml_app.detection import video, windows
+
+    converted: dict[int, object] = {}  # id -> the array itself, kept so that no later array can reuse its id
+    original_convert = video.convert_frame
+
+    def counting_convert(frame, reformatter, rotation):
+        image = original_convert(frame, reformatter, rotation)
+        converted[id(image)] = image
+        return image
+
+    seen: dict[str, list[int]] = {"detect": [], "crop": []}
+    original_crop = windows.crop_face
+
+    def recording_crop(image, box, prep):
+        seen["crop"].append(id(image))
+        return original_crop(image, box, prep)
+
+    loaded = load_detector_model(tiny_checkpoint, "cpu")
+    detector = loaded.detector
+    original_detect, original_near = detector.detect, detector.detect_near
+
+    def detect(image, *args, **kwargs):
+        seen["detect"].append(id(image))
+        return original_detect(image, *args, **kwargs)
+
+    def detect_near(image, *args, **kwargs):
+        seen["detect"].append(id(image))
+        return original_near(image, *args, **kwargs)
+
+    monkeypatch.setattr(video, "convert_frame", counting_convert)
+    monkeypatch.setattr(windows, "crop_face", recording_crop)
+    monkeypatch.setattr(detector, "detect", detect)
+    monkeypatch.setattr(detector, "detect_near", detect_near)
+    result = analyze_video(one_face_video, loaded, max_windows=3)  # 48 frames: windows 0-7, 20-27, 40-47
+    assert len(converted) == sum(w.frames for w in result.windows) == 24, "the 24 frames of the windows, once each"
+    assert seen["detect"] and set(seen["detect"]) <= set(converted)
+    assert len(seen["crop"]) == 24 and set(seen["crop"]) <= set(converted)

@@ -43,14 +43,16 @@ def _imports(name: str, path: Path) -> set[str]:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            candidates = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            # ``from package import module`` needs the module; ``from module import name`` the module itself
+            candidates = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
         else:
             continue
         for candidate in candidates:
             module = candidate
             while module and module not in MODULES:
                 module = module.rpartition(".")[0]
-            if module and module != name:
+            # a module always runs its parent packages first: that is no circle, however the package imports it
+            if module and module != name and not name.startswith(module + "."):
                 targets.add(module)
     return targets
 

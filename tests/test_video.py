@@ -178,3 +178,114 @@ def test_random_bytes(tmp_path):
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     with pytest.raises(errors.NotAVideo):
         probe_video(path)
+
+
+# --- decoding cost: threads, frames left undecoded, one conversion per frame --------------------------------------
+
+
+def _b_frame_video(path, keyint: int):
+    """150 numbered frames encoded with B-frames (a reference B in the middle of each group, two that are not, as
+    x264's defaults write), a keyframe every ``keyint`` frames."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        params = f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=3:b-adapt=0:b-pyramid=normal"
+        stream.options = {"preset": "fast", "x264-params": params}
+        for number in range(150):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(media.index_pattern(320, 240, number))):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def b_frame_video(media_dir):
+    """One keyframe: every window is reached by decoding on, never by seeking."""
+    return _b_frame_video(media_dir / "b_frames.mp4", keyint=150)
+
+
+@pytest.fixture(scope="module")
+def b_frame_seek_video(media_dir):
+    """A keyframe every 30 frames: most windows are reached by seeking."""
+    return _b_frame_video(media_dir / "b_frames_keyint30.mp4", keyint=30)
+
+
+def _read_all(info, plans, **reader_options):
+    with VideoReader(info, **reader_options) as reader:
+        frames = [frame for plan in plans for frame in reader.read_window(plan.start_time, plan.length)]
+        return frames, reader.frames_decoded
+
+
+@pytest.mark.parametrize("thread_type", ["SLICE", "FRAME", "AUTO"])
+@pytest.mark.parametrize("video", ["numbered_video", "b_frame_video", "b_frame_seek_video"])
+def test_threaded_decoding_gives_the_frames_of_single_threaded_decoding(request, video, thread_type):
+    info = probe_video(request.getfixturevalue(video))
+    plans = plan_windows(info, sequence_length=10, max_windows=5)  # gaps of 20-30 frames between windows
+    reference, _ = _read_all(info, plans, threads=1, thread_type="NONE", skip_nonref=False)
+    for threads in (0, 2):
+        frames, _ = _read_all(info, plans, threads=threads, thread_type=thread_type)
+        assert (
+            [f.index for f in frames]
+            == [f.index for f in reference]
+            == [n for plan in plans for n in range(plan.start_frame, plan.start_frame + plan.length)]
+        )
+        assert [f.time for f in frames] == [f.time for f in reference]
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, reference, strict=True)), "same pixels"
+
+
+def test_non_reference_frames_before_a_window_are_not_decoded(b_frame_video):
+    info = probe_video(b_frame_video)
+    plans = plan_windows(info, sequence_length=10, max_windows=4)  # 0-9, 47-56, 93-102, 140-149
+    everything, decoded_all = _read_all(info, plans, skip_nonref=False)
+    skipping, decoded = _read_all(info, plans)
+    assert decoded_all == 150, "without skipping every frame up to the last window is decoded"
+    assert 40 + 10 <= decoded < 120, "the non-reference B-frames between the windows were left undecoded"
+    assert [f.index for f in skipping] == [f.index for f in everything]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(skipping, everything, strict=True))
+    assert [media.read_index(f.image) for f in skipping] == [f.index for f in skipping]
+
+
+def test_only_frames_of_windows_are_converted_and_each_once(numbered_video, monkeypatch):
+    from ml_app.detection import video
+
+    converted: list[int] = []
+    original = video.convert_frame
+
+    def counting(frame, reformatter, rotation):
+        image = original(frame, reformatter, rotation)
+        converted.append(media.read_index(image))
+        return image
+
+    monkeypatch.setattr(video, "convert_frame", counting)
+    info = probe_video(numbered_video)
+    plans = plan_windows(info, sequence_length=10, max_windows=5)
+    frames, decoded = _read_all(info, plans)
+    wanted = [n for plan in plans for n in range(plan.start_frame, plan.start_frame + plan.length)]
+    assert converted == wanted == [f.index for f in frames], "one conversion per frame of a window, none other"
+    assert decoded > len(wanted), "the frames between windows were decoded (no seek saves work here) but not converted"
+
+
+def test_the_conversion_gives_pyav_rgb24_pixels(b_frame_video):
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    from ml_app.detection.video import convert_frame
+
+    reformatter = VideoReformatter()
+    with av.open(str(b_frame_video)) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number % 7 == 0:
+                assert np.array_equal(convert_frame(frame, reformatter, 0), frame.to_ndarray(format="rgb24"))
+
+
+def test_decoding_time_is_counted_by_the_reader(numbered_video):
+    from ml_app.detection.timing import StageTimer
+
+    timer = StageTimer()
+    info = probe_video(numbered_video)
+    with VideoReader(info, timer=timer) as reader:
+        assert len(list(reader.read_window(4.0, 10))) == 10
+    assert set(timer.seconds) == {"decode"} and timer.seconds["decode"] > 0

@@ -9,28 +9,31 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
+
+import numpy as np
 
 from .decision import decide, link_people, too_short_reason
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_WINDOWS
 from .model_loading import LoadedModel
+from .prefetch import WindowPrefetcher
 from .results import AnalysisResult, TrackScore, WindowResult
 from .scoring import BatchScorer, ScoreSink
 from .stages import Progress, Stage
 from .timing import StageTimer
 from .video import VideoInfo, VideoReader, plan_windows, probe_video
-from .windows import WindowFaces, collect_window_faces
+from .windows import FrameSource, WindowFaces, collect_window_faces
 
 
 def _no_progress(stage: Stage, fraction: float) -> None:
     """The progress callback when nobody listens."""
 
 
-def _track(faces: WindowFaces, track_id: int, colour_order: str, keep_crops: bool) -> TrackScore:
+def _track(faces: WindowFaces, track_id: int, sequence: np.ndarray, colour_order: str, keep_crops: bool) -> TrackScore:
     """A complete track's evidence; its score arrives from the scorer. Crops are kept in RGB for display."""
     crops = None
     if keep_crops:
-        crops = faces.sequence(track_id)
-        crops = crops[..., ::-1].copy() if colour_order == "BGR" else crops
+        crops = sequence[..., ::-1].copy() if colour_order == "BGR" else sequence
     return TrackScore(
         track_id=track_id,
         person_id=-1,
@@ -50,10 +53,10 @@ def _score_of(track: TrackScore) -> ScoreSink:
     return receive
 
 
-def _truncation_warning(reader: VideoReader, info: VideoInfo) -> str | None:
-    if reader.ended_at is not None and reader.ended_at + 1.0 < info.duration:
+def _truncation_warning(ended_at: float | None, info: VideoInfo) -> str | None:
+    if ended_at is not None and ended_at + 1.0 < info.duration:
         return (
-            f"Decoding stopped at {reader.ended_at:.1f} s although the file says it lasts {info.duration:.1f} s: "
+            f"Decoding stopped at {ended_at:.1f} s although the file says it lasts {info.duration:.1f} s: "
             "it is probably truncated. Only the part that decodes was analysed."
         )
     return None
@@ -70,12 +73,14 @@ def analyze_video(
     progress: Progress | None = None,
     info: VideoInfo | None = None,
     overlap_network: bool = True,
+    overlap_decoding: bool = True,
 ) -> AnalysisResult:
     """Analyse one video with a loaded checkpoint. Raises a VideoError for files that are not usable video.
 
     ``info`` is the video's probe when the caller already has it (validation usually probes first).
     With ``overlap_network`` the network scores finished windows while later ones are decoded and searched for faces;
-    the stage timings then add up to more than the total.
+    with ``overlap_decoding`` a thread decodes the next frames while faces are searched for in the current ones. The
+    stage timings then add up to more than the total. Neither changes a result.
     """
     started = time.perf_counter()
     timer = StageTimer()
@@ -106,22 +111,25 @@ def analyze_video(
 
     scorer = BatchScorer(loaded, batch_size, timer, background=overlap_network)
     collected: list[tuple[WindowResult, WindowFaces]] = []
-    with VideoReader(info) as reader:
-        for number, plan in enumerate(plans):
-            report(Stage.WINDOWS, number / len(plans))
-            faces = collect_window_faces(reader, plan, loaded.detector, prep, timer)
-            complete = faces.complete_tracks(prep.detector.min_detected_fraction)
-            window = faces.to_window(complete)
-            for track_id in complete:
-                track = _track(faces, track_id, prep.colour_order, keep_crops)
-                window.tracks.append(track)
-                scorer.add(faces.sequence(track_id), _score_of(track))
-            collected.append((window, faces))
-        warning = _truncation_warning(reader, info)
+    with VideoReader(info, timer=timer) as reader:
+        source: FrameSource
+        with WindowPrefetcher(reader, plans, timer) if overlap_decoding else nullcontext(reader) as source:
+            for number, plan in enumerate(plans):
+                report(Stage.WINDOWS, number / len(plans))
+                faces = collect_window_faces(source, plan, loaded.detector, prep, timer)
+                complete = faces.complete_tracks(prep.detector.min_detected_fraction)
+                window = faces.to_window(complete)
+                for track_id in complete:
+                    sequence = faces.sequence(track_id)
+                    track = _track(faces, track_id, sequence, prep.colour_order, keep_crops)
+                    window.tracks.append(track)
+                    scorer.add(sequence, _score_of(track))
+                collected.append((window, faces))
+        warning = _truncation_warning(reader.ended_at, info)
         if warning:
             result.warnings.append(warning)
     report(Stage.NETWORK, 0.95)
-    scorer.finish()
+    scorer.flush()  # the last sequences are scored while the faces are described for linking people
 
     with timer.stage("detect"):
         descriptors = [
@@ -129,6 +137,7 @@ def analyze_video(
             for window, faces in collected
         ]
         people_of = link_people(descriptors)
+    scorer.finish()
     result.windows = [window for window, _ in collected]
     decide(result, people_of)
     report(Stage.DONE, 1.0)

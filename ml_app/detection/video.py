@@ -2,27 +2,38 @@
 
 Why PyAV: its wheels carry FFmpeg, so no system package is needed; it exposes the display matrix (phone videos are
 stored sideways and rotated on display), per-frame timestamps (variable frame rate) and the keyframe index, which
-lets the reader decide per window whether seeking or decoding on is cheaper. Frames are converted to RGB only when a
-window needs them, and the reader holds a single frame at a time: memory does not grow with the video's length.
+lets the reader decide per window whether seeking or decoding on is cheaper. FFmpeg decodes with frame threads;
+frames are converted to RGB only when a window needs them, once each, and non-reference frames before a window are
+not decoded at all. The reader holds a single frame at a time: memory does not grow with the video's length.
 """
 
 from __future__ import annotations
 
 import bisect
-import logging
 import os
+import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
+from .duration import measure_stream
 from .errors import EmptyVideoFile, NotAVideo, NoVideoStream, UndecodableVideo, VideoNotFound
-
-log = logging.getLogger(__name__)
+from .frames import (
+    DECODE_THREAD_TYPE,
+    DECODE_THREADS,
+    SKIP_NONREF_CODECS,
+    SKIP_NONREF_CONTAINERS,
+    ThreadType,
+    convert_frame,
+    release_frame_memory,
+)
+from .timing import StageTimer
 
 # Containers that FFmpeg opens but that hold a still picture, not a video.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe", "svg_pipe")
@@ -119,8 +130,11 @@ def _stream_seconds(value: int | None, time_base: Fraction | None) -> float | No
     return float(value * time_base)
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
+def probe_video(path: str | os.PathLike, max_seconds: float | None = None) -> VideoInfo:
     """Read a video's header and decode its first frame, so that a file that probes is known to decode.
+
+    A header without duration or frame count (browser recordings) is completed by measuring the timestamps, up to
+    ``max_seconds`` when given: past it the measurement stops, and the duration and count are lower bounds (inexact).
 
     Raises a :class:`~ml_app.detection.errors.VideoError` subclass with a message that names the problem.
     """
@@ -151,6 +165,11 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             duration = container.duration / 1_000_000
         count = int(stream.frames or 0)
         exact = count > 0
+        if not exact and not duration:  # nothing in the header: measure the timestamps (duration.py)
+            measured = measure_stream(path, max_seconds)
+            count, duration, exact = measured.frame_count, measured.duration, measured.complete
+            fps = measured.fps or fps
+            variable = abs(base - fps) > 0.01 * fps
         if not exact:
             count = max(1, round((duration or 0.0) * fps))
         if not duration:
@@ -243,34 +262,43 @@ def plan_windows(info: VideoInfo, sequence_length: int, max_windows: int) -> lis
 # --- decoding -------------------------------------------------------------------------------------------------------
 
 
-def rotate_image(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Rotate counter-clockwise by ``rotation`` degrees (a multiple of 90)."""
-    if rotation == 90:
-        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    if rotation == 180:
-        return cv2.rotate(image, cv2.ROTATE_180)
-    if rotation == 270:
-        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
-    return image
-
-
 class VideoReader:
     """Decodes the frames of windows in order, seeking only where the keyframe index says it saves work.
 
     Use as a context manager. ``read_window`` yields :class:`DecodedFrame` objects; the reader keeps none of them.
+    Frames before a window are decoded but not converted, and those of them that are not reference frames are not
+    even decoded (H.264/HEVC in MP4/MOV/Matroska). With a ``timer``, the seconds spent decoding and converting count
+    for its ``decode`` stage, in whichever thread reads.
     """
 
-    def __init__(self, info: VideoInfo, threads: int = 0):
+    def __init__(
+        self,
+        info: VideoInfo,
+        threads: int = DECODE_THREADS,
+        thread_type: ThreadType = DECODE_THREAD_TYPE,
+        timer: StageTimer | None = None,
+        skip_nonref: bool = True,
+    ):
         self.info = info
         self._container = _open(Path(info.path))
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
-        if threads:
-            self._stream.codec_context.thread_count = threads
+        self._context = self._stream.codec_context
+        self._context.thread_type = thread_type
+        self._context.thread_count = threads
+        self._discard = self._context.skip_frame  # what is discarded when nothing may be skipped (FFmpeg's default)
+        self._skip_nonref = (
+            skip_nonref and self._context.name in SKIP_NONREF_CODECS and info.container in SKIP_NONREF_CONTAINERS
+        )
+        self._reformatter = VideoReformatter()
+        self._timer = timer
         self._time_base = self._stream.time_base
-        self._frames: Iterator[av.VideoFrame] | None = None
+        self._packets: Iterator[av.Packet] | None = None
+        self._decoded: deque[av.VideoFrame] = deque()  # frames the last packet gave and not yet taken
+        self._ended = False  # the stream ended (or a damaged frame ended it) since the last seek
+        self._timed = False  # frames carry timestamps, so packets can be placed before or in a window
         self._last_time: float | None = None  # time of the last frame taken from the decoder
         self.ended_at: float | None = None  # time at which decoding stopped early, if it did
+        self.frames_decoded = 0  # frames the decoder gave back (skipped non-reference frames are not among them)
 
     def __enter__(self) -> VideoReader:
         return self
@@ -280,9 +308,10 @@ class VideoReader:
 
     def close(self) -> None:
         self._container.close()
+        release_frame_memory()
 
     def _should_seek(self, target: float) -> bool:
-        if self._frames is None or self._last_time is None or target < self._last_time:
+        if self._packets is None or self._last_time is None or target < self._last_time:
             return True
         keys = self.info.keyframe_times
         if keys:
@@ -296,17 +325,40 @@ class VideoReader:
             self._container.seek(max(0, offset), stream=self._stream, backward=True, any_frame=False)
         except av.error.FFmpegError:
             self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(self._stream)
+        self._packets = self._container.demux(self._stream)
+        self._decoded.clear()
+        self._ended = False
         self._last_time = None
 
-    def _next(self) -> av.VideoFrame | None:
-        assert self._frames is not None
-        try:
-            frame = next(self._frames)
-        except StopIteration:
-            return None
-        except av.error.FFmpegError:  # a damaged frame ends the stream; read_window records where (ended_at)
-            return None
+    def _before(self, time: float, start_time: float) -> bool:
+        """Whether a frame shown at ``time`` comes before the window that starts at ``start_time``."""
+        return time + 0.5 / self.info.fps < start_time
+
+    def _skippable(self, packet: av.Packet, start_time: float) -> bool:
+        if not (self._skip_nonref and self._timed) or packet.pts is None or not self._time_base:
+            return False
+        return self._before(float(packet.pts * self._time_base) - self.info.start_time, start_time)
+
+    def _next(self, start_time: float) -> av.VideoFrame | None:
+        """The next frame in display order, None at the end; a packet of a frame shown before ``start_time`` is
+        decoded with non-reference frames discarded."""
+        assert self._packets is not None
+        while not self._decoded:
+            if self._ended:
+                return None
+            try:
+                packet = next(self._packets, None)
+                if packet is None:
+                    self._ended = True
+                    return None
+                self._context.skip_frame = "NONREF" if self._skippable(packet, start_time) else self._discard
+                self._decoded.extend(packet.decode())
+            except av.error.FFmpegError:  # a damaged frame ends the stream; read_window records where (ended_at)
+                self._ended = True
+                return None
+        frame = self._decoded.popleft()
+        self.frames_decoded += 1
+        self._timed = frame.time is not None
         if frame.time is not None:
             self._last_time = float(frame.time) - self.info.start_time
         else:  # streams without timestamps: count frames
@@ -318,18 +370,24 @@ class VideoReader:
 
         Fewer frames come when the video ends first; ``ended_at`` then tells where.
         """
+        started = time.perf_counter()
         if self._should_seek(start_time):
             self._seek(start_time)
-        half_frame = 0.5 / self.info.fps
         produced = 0
         while produced < count:
-            frame = self._next()
+            frame = self._next(start_time)
             if frame is None:
                 self.ended_at = self._last_time
-                return
+                break
             assert self._last_time is not None
-            if self._last_time + half_frame < start_time:
+            if self._before(self._last_time, start_time):
                 continue
-            image = rotate_image(frame.to_ndarray(format="rgb24"), self.info.rotation)
+            image = convert_frame(frame, self._reformatter, self.info.rotation)
             produced += 1
-            yield DecodedFrame(index=round(self._last_time * self.info.fps), time=self._last_time, image=image)
+            decoded = DecodedFrame(index=round(self._last_time * self.info.fps), time=self._last_time, image=image)
+            if self._timer is not None:
+                self._timer.add("decode", time.perf_counter() - started)
+            yield decoded
+            started = time.perf_counter()
+        if self._timer is not None:
+            self._timer.add("decode", time.perf_counter() - started)

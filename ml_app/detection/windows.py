@@ -8,7 +8,9 @@ a face for linking people across windows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -18,9 +20,16 @@ from .preprocessing import Preprocessing, crop_face
 from .results import WindowResult, WindowStatus
 from .timing import StageTimer
 from .tracking import TrackedFrame, WindowTracker
-from .video import VideoReader, WindowPlan
+from .video import DecodedFrame, WindowPlan
 
 _IDENTITY_MARGIN = 0.5  # the patch kept per face for its descriptor: the face's square grown by this on every side
+
+
+class FrameSource(Protocol):
+    """Where a window's frames come from: a :class:`~.video.VideoReader`, or a :class:`~.prefetch.WindowPrefetcher`
+    in front of one. Each times its own decoding (the reader's ``timer``), so the face loop does not."""
+
+    def read_window(self, start_time: float, count: int) -> Iterator[DecodedFrame]: ...
 
 
 @dataclass
@@ -97,13 +106,16 @@ def _identity_patch(image: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
 
 
 def collect_window_faces(
-    reader: VideoReader,
+    reader: FrameSource,
     plan: WindowPlan,
     detector: FaceDetector,
     preprocessing: Preprocessing,
     timer: StageTimer,
 ) -> WindowFaces:
-    """Decode the window's frames, follow every face through them and crop each face as ``preprocessing`` says."""
+    """Decode the window's frames, follow every face through them and crop each face as ``preprocessing`` says.
+
+    Each frame is converted to pixels once, by the reader; the detector and the crops work on that array.
+    """
     tracker = WindowTracker(detector, plan.length)
     faces = WindowFaces(plan=plan)
     middle = plan.length // 2
@@ -122,7 +134,7 @@ def collect_window_faces(
                     elif tid not in faces.identity_patch or faces.identity_patch[tid][0] < middle:
                         faces.identity_patch[tid] = (item.offset, *_identity_patch(item.frame.image, box))
 
-    for frame in timer.timed("decode", reader.read_window(plan.start_time, plan.length)):
+    for frame in reader.read_window(plan.start_time, plan.length):
         take(tracker.push(frame))
     take(tracker.finish())
     timer.add("detect", tracker.seconds)

@@ -35,23 +35,39 @@ def preprocessing_from_file(path: Path) -> Preprocessing:
 
 
 def crop_defaults() -> dict[str, Any]:
-    """The crop flags' defaults, taken from the app's own Preprocessing and DetectorSettings (max side 0: none)."""
+    """The crop flags' defaults, taken from the app's own Preprocessing and DetectorSettings (max side 0: none).
+
+    The detector's are those of the default backend; a flag left out takes the default of the backend chosen.
+    """
     prep, detector = Preprocessing(), DetectorSettings()
     return {
         "image_size": prep.image_size,
         "margin": prep.margin,
+        "detector_backend": detector.backend,
         "detector_model": detector.model,
         "detector_max_side": detector.max_side or 0,
         "full_detect_every": detector.full_detect_every,
     }
 
 
+_DETECTOR_FLAGS = {
+    "detector_backend": "backend",
+    "detector_model": "model",
+    "detector_max_side": "max_side",
+    "full_detect_every": "full_detect_every",
+}
+
+
 def preprocessing_from_options(options: dict[str, Any]) -> Preprocessing:
-    """The Preprocessing the crop flags describe; a flag that is missing or None keeps the app's default."""
-    values = {**crop_defaults(), **{key: value for key, value in options.items() if value is not None}}
-    detector = DetectorSettings(
-        model=values["detector_model"],
-        max_side=values["detector_max_side"] or None,
-        full_detect_every=values["full_detect_every"],
+    """The Preprocessing the crop flags describe; a flag that is missing or None keeps the default (a detector flag:
+    the chosen backend's default, so ``--detector-model hog`` alone is the shipped models' HOG with its values)."""
+    given = {key: value for key, value in options.items() if value is not None}
+    detector = {field: given[flag] for flag, field in _DETECTOR_FLAGS.items() if flag in given}
+    if "max_side" in detector:
+        detector["max_side"] = detector["max_side"] or None
+    prep = Preprocessing()
+    return Preprocessing(
+        detector=DetectorSettings(**detector),
+        image_size=given.get("image_size", prep.image_size),
+        margin=given.get("margin", prep.margin),
     )
-    return Preprocessing(detector=detector, image_size=values["image_size"], margin=values["margin"])

@@ -11,7 +11,13 @@ from ml_app.checkpoint_lookup import choose_checkpoint
 from ml_app.detection.checkpoints import new_checkpoint, save_checkpoint
 from ml_app.detection.errors import DetectionError, NoCheckpointForLength
 from ml_app.detection.network import BACKBONES, ModelConfig
-from ml_app.detection.preprocessing import DetectorSettings, Preprocessing
+from ml_app.detection.preprocessing import (
+    DETECTOR_BACKENDS,
+    DETECTOR_MODEL_CHOICES,
+    DetectorSettings,
+    Preprocessing,
+    detector_flag_help,
+)
 
 
 class Command(BaseCommand):
@@ -27,7 +33,9 @@ class Command(BaseCommand):
         parser.add_argument("--hidden-size", type=int, default=None, help="LSTM size (default: backbone features)")
         parser.add_argument("--image-size", type=int, default=112)
         parser.add_argument("--margin", type=float, default=0.25)
-        parser.add_argument("--detector-model", choices=["hog", "cnn"], default="hog")
+        detector_help = detector_flag_help()
+        parser.add_argument("--detector-backend", choices=DETECTOR_BACKENDS, help=detector_help["detector_backend"])
+        parser.add_argument("--detector-model", choices=DETECTOR_MODEL_CHOICES, help=detector_help["detector_model"])
         parser.add_argument(
             "--pretrained", default="imagenet", help="imagenet (torchvision's cache only), random, or a weights file"
         )
@@ -58,7 +66,9 @@ class Command(BaseCommand):
         try:
             architecture = ModelConfig(backbone=backbone, hidden_size=options["hidden_size"] or BACKBONES[backbone])
             preprocessing = Preprocessing(
-                detector=DetectorSettings(model=options["detector_model"]),
+                detector=DetectorSettings(
+                    backend=options["detector_backend"] or "", model=options["detector_model"] or ""
+                ),
                 image_size=options["image_size"],
                 margin=options["margin"],
             )

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.detection.defaults import DEFAULT_MAX_WINDOWS
+from ml_app.detection.preprocessing import DETECTOR_BACKENDS, DETECTOR_MODEL_CHOICES, detector_flag_help
 from model_creation.training.layouts import LAYOUTS, LayoutError, in_shard, parse_shard, read_layout
 from model_creation.training.options import (
     crop_defaults,
@@ -49,21 +50,11 @@ class Command(BaseCommand):
             type=float,
             help=f"margin around the face, fraction of its size (default {_CROP_DEFAULTS['margin']})",
         )
-        crops.add_argument(
-            "--detector-model",
-            choices=["hog", "cnn"],
-            help=f"face_recognition model (default {_CROP_DEFAULTS['detector_model']})",
-        )
-        crops.add_argument(
-            "--detector-max-side",
-            type=int,
-            help=f"full-frame scan size, 0 = full resolution (default {_CROP_DEFAULTS['detector_max_side']})",
-        )
-        crops.add_argument(
-            "--full-detect-every",
-            type=int,
-            help=f"frames between full-frame scans (default {_CROP_DEFAULTS['full_detect_every']})",
-        )
+        detector_help = detector_flag_help()
+        crops.add_argument("--detector-backend", choices=DETECTOR_BACKENDS, help=detector_help["detector_backend"])
+        crops.add_argument("--detector-model", choices=DETECTOR_MODEL_CHOICES, help=detector_help["detector_model"])
+        crops.add_argument("--detector-max-side", type=int, help=detector_help["detector_max_side"])
+        crops.add_argument("--full-detect-every", type=int, help=detector_help["full_detect_every"])
         crops.add_argument(
             "--preprocessing-from",
             metavar="FILE",
