@@ -38,7 +38,7 @@ def test_valid_checkpoint_upload_is_validated_and_described(admin, site_checkpoi
     entry = Checkpoint.objects.get()
     assert entry.sequence_length == 10 and entry.backbone == "mobilenet_v2" and entry.image_size == 64
     assert entry.untrained and entry.is_active and entry.source == "upload"
-    assert entry.preprocessing["detector"]["model"] == "hog" and entry.architecture["hidden_size"] == 16
+    assert entry.preprocessing["detector"]["backend"] == "centerface" and entry.architecture["hidden_size"] == 16
     stored = entry.file_path
     assert stored.parent == Path(settings.MODELS_DIR) and stored.read_bytes() == site_checkpoint.read_bytes()
     assert entry.sha256 == __import__("hashlib").sha256(site_checkpoint.read_bytes()).hexdigest()

@@ -40,7 +40,7 @@ PLAIN = sbi.SbiParams(
 @pytest.fixture(scope="module")
 def face_crops() -> np.ndarray:
     """Eight consecutive 112 px crops of a real face, made the way the app makes them."""
-    detector = FaceRecognitionDetector(DetectorSettings())
+    detector = FaceRecognitionDetector(DetectorSettings(model="hog"))
     crops = []
     for n in range(8):
         frame = media.scene(480, 360, [(140, 60, 200)], n)
