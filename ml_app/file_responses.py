@@ -1,4 +1,7 @@
-"""Serving stored media through views: with HTTP Range support, so the result page's video player can seek."""
+"""Serving stored media through views: with HTTP Range support, so the result page's video player can seek.
+
+A Range header that is not one plain ``bytes=first-last`` range is ignored (the whole file, as RFC 9110 allows); a
+range outside the file, numbers longer than any file size included, is answered 416 in the one error shape."""
 
 from __future__ import annotations
 
@@ -7,9 +10,16 @@ import os
 import re
 from pathlib import Path
 
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+from .api.errors import error_body
+
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+_BEYOND = 1 << 62  # what a number of more than 18 digits stands for: past the end of any file
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= 18 else _BEYOND
 
 
 class _Slice:
@@ -45,13 +55,14 @@ def ranged_file_response(request: HttpRequest, path: Path, content_type: str | N
         return response
     first, last = match.groups()
     if first == "":  # the last N bytes
-        length = min(int(last or 0), size)
+        length = min(_position(last or "0"), size)
         start, end = size - length, size - 1
     else:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
+        start = _position(first)
+        end = min(_position(last), size - 1) if last else size - 1
     if start >= size or start > end:
-        response = HttpResponse(status=416)
+        body = error_body("range_not_satisfiable", f"The range asked for ({header[:40]}) is outside the {size} bytes.")
+        response = JsonResponse(body, status=416)
         response["Content-Range"] = f"bytes */{size}"
         return response
     response = FileResponse(_Slice(path, start, end - start + 1), status=206, content_type=content_type)

@@ -4,32 +4,44 @@ It owns every step between the request and the job queue:
 
 * receiving: the body is parsed by uploads.LimitedUploadHandler (``prepare`` installs it before anything reads the
   body), which enforces the size limit while the bytes stream in and hashes the file on the way;
-* validating: the file name, the sequence length, an active checkpoint for it, and the video probe
+* admitting, before a byte of the body is read (``admit``): the site's per-client upload rate (the API's throttles
+  run in the API), the announced length (none: 411; too large: 413, the same on the site as in the API) and the queue
+  bound (``MAX_QUEUED_ANALYSES``: 503 with Retry-After);
+* reading the body (``read_body``), where what Django refuses (too many fields or files, fields too large, a broken
+  or stalled body) becomes a refusal through api.errors.refusal_from;
+* validating: one video part, the file name, the sequence length, an active checkpoint for it, and the video probe
   (uploads.validate_video), in that order, each refusal an UploadRejected with its own code, message and field;
-* storing the video under the analysis' own folder (``MEDIA_ROOT/analyses/<uuid>/``);
+* storing the video under the analysis' own folder (``MEDIA_ROOT/analyses/<uuid>/``), the queue bound checked again
+  under a lock so that concurrent uploads cannot overfill it;
 * reusing an earlier done result for the same sha256 and the same checkpoint sha256, its face crops copied;
 * queueing the job otherwise (ml_app.jobs sends it once the transaction commits);
-* recording every refusal as a RejectedUpload, and removing every received file that was not kept.
+* recording refusals as RejectedUpload rows, and removing every received file that was not kept
+  (``discard_leftovers``, which ml_app.middleware runs after every request, whatever its fate).
 
-The site's upload view and the API's create call ``prepare`` and then ``submit``, and only turn the Analysis or the
-UploadRejected into their response. What happens to an analysis after that is ml_app.jobs'.
+The site's upload view and the API's create call ``prepare``, ``admit`` and ``submit`` and only turn the Analysis or
+the UploadRejected into their response. What happens to an analysis after that is ml_app.jobs'.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from . import jobs
+from .api.errors import CLOSE, refusal_from
+from .api.throttling import site_upload_wait
 from .detection.stages import Stage
 from .models import Analysis, Checkpoint, RejectedUpload
 from .registry import active_checkpoints
 from .uploads import (
+    ENVELOPE_BYTES,
     HashedUpload,
     LimitedUploadHandler,
     UploadRejected,
@@ -41,17 +53,34 @@ from .uploads import (
 
 log = logging.getLogger(__name__)
 
+_NUMBER = re.compile(r"[0-9]{1,18}")  # plain ASCII digits: int() would also take '٣' and choke on 5000 digits
+QUEUE_FULL_RETRY_SECONDS = 60
+_QUEUE_LOCK = 0x64656570  # the PostgreSQL advisory lock that serialises the queue-bound check and the insert
+
 
 def prepare(request: HttpRequest) -> None:
     """Install the streaming size limit; must run before anything (CSRF, authentication) reads the body."""
     request.upload_handlers = [LimitedUploadHandler(request)]
 
 
+def admit(request: HttpRequest, site: bool = False) -> None:
+    """Refuse, before a byte of the body is read, what does not need the body to be refused: on the site the
+    client's upload rate, then the announced length and the queue bound. Raises UploadRejected (recorded)."""
+    try:
+        if site:
+            _check_site_rate(request)
+        _check_length(request)
+        _check_queue()
+    except UploadRejected as error:
+        record_rejection(request, error)
+        raise
+
+
 def submit(request: HttpRequest) -> Analysis:
     """Turn the upload in ``request`` into an analysis, owned by the signed-in user if there is one.
 
-    Raises UploadRejected (already recorded) when the upload is refused. No received file outlives the call unless
-    it became the analysis' video.
+    Raises UploadRejected (already recorded) when the upload is refused. No received file outlives the request
+    unless it became the analysis' video (ml_app.middleware removes the rest).
     """
     try:
         upload, length = receive(request)
@@ -61,39 +90,128 @@ def submit(request: HttpRequest) -> Analysis:
     except UploadRejected as error:
         record_rejection(request, error)
         raise
-    finally:
-        discard_leftovers(request)
 
 
-def _handler(request: HttpRequest) -> LimitedUploadHandler:
-    handler = request.upload_handlers[0] if request.upload_handlers else None
-    if not isinstance(handler, LimitedUploadHandler):
-        raise RuntimeError("submissions.prepare(request) must run before the request body is read")
-    return handler
+def _handler(request: HttpRequest) -> LimitedUploadHandler | None:
+    handlers = getattr(request, "upload_handlers", None) or []
+    handler = handlers[0] if handlers else None
+    return handler if isinstance(handler, LimitedUploadHandler) else None
+
+
+def number(raw: str | None) -> int | None:
+    """``raw`` as a non-negative integer if it is one written in plain digits (at most 18 of them), else None."""
+    text = (raw or "").strip()
+    return int(text) if _NUMBER.fullmatch(text) else None
+
+
+# --- admitting ------------------------------------------------------------------------------------------------------
+
+
+def _check_site_rate(request: HttpRequest) -> None:
+    wait = site_upload_wait(request)
+    if wait is not None:
+        raise UploadRejected(
+            "throttled",
+            f"Too many uploads from your address or account; try again in {wait} s.",
+            status=429,
+            field=None,
+            headers={"Retry-After": str(wait)},
+            record=False,
+        )
+
+
+def _check_length(request: HttpRequest) -> None:
+    meta = request.META
+    announced = str(meta.get("CONTENT_LENGTH") or "")
+    if "chunked" in str(meta.get("HTTP_TRANSFER_ENCODING", "")).lower() or not announced:
+        raise UploadRejected(
+            "length_required",
+            "Content-Length required: the upload came without one (chunked). Send the file with its length, as a "
+            "browser form or curl -F video=@clip.mp4 does.",
+            status=411,
+            field=None,
+            headers=CLOSE,
+        )
+    length = number(announced)
+    if length is None:
+        raise UploadRejected("bad_content_length", "The Content-Length header is not a number of bytes.", field=None)
+    if length > settings.MAX_UPLOAD_BYTES + ENVELOPE_BYTES:
+        raise _too_large()
+
+
+def _too_large() -> UploadRejected:
+    limit = settings.MAX_UPLOAD_BYTES // (1024 * 1024)
+    return UploadRejected(
+        "too_large", f"The file is larger than the {limit} MB upload limit.", status=413, headers=CLOSE
+    )
+
+
+def _check_queue() -> None:
+    bound = settings.MAX_QUEUED_ANALYSES
+    if bound and Analysis.objects.filter(status=Analysis.Status.QUEUED).count() >= bound:
+        raise UploadRejected(
+            "queue_full",
+            f"{bound} analyses are already waiting for a worker, the most this site queues. Try again in a few "
+            "minutes.",
+            status=503,
+            field=None,
+            headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+        )
 
 
 # --- receiving and validating ---------------------------------------------------------------------------------------
 
 
+def read_body(request: HttpRequest) -> None:
+    """Parse the body now, through the streaming handler; what Django refuses to read becomes an UploadRejected
+    (recorded). The site calls this before its CSRF check, which would otherwise be the first to read the body."""
+    try:
+        request.POST  # noqa: B018 - parsing is the point
+        request.FILES  # noqa: B018
+    except Exception as exc:
+        refusal = refusal_from(exc)
+        if refusal is None:
+            raise
+        if isinstance(request, HttpRequest):
+            request._mark_post_parse_error()  # the body is gone: later reads see an empty form, not the error again
+        record_rejection(request, refusal)
+        raise refusal from exc
+
+
 def receive(request: HttpRequest) -> tuple[HashedUpload, int]:
     """The received video and the sequence length asked for (the default when none is given)."""
     handler = _handler(request)
-    files = request.FILES
+    if handler is None:
+        raise RuntimeError("submissions.prepare(request) must run before the request body is read")
+    read_body(request)
     if handler.too_large:
-        limit = settings.MAX_UPLOAD_BYTES // (1024 * 1024)
-        raise UploadRejected("too_large", f"The file is larger than the {limit} MB upload limit.", status=413)
-    upload = files.get("video")
+        raise _too_large()
+    if handler.video_parts > 1:
+        raise UploadRejected(
+            "several_files", f"Send one video per upload; this form has {handler.video_parts} files named 'video'."
+        )
+    upload = request.FILES.get("video")
     if upload is None:
+        if request.POST.get("video") is not None:
+            raise UploadRejected(
+                "no_file",
+                "'video' came as a text field, not as a file: send the file itself (curl -F video=@clip.mp4).",
+            )
         raise UploadRejected("no_file", "Choose a video file to upload.")
     check_name(upload.name)
-    raw_length = request.POST.get("sequence_length") or str(settings.DEFAULT_SEQUENCE_LENGTH)
-    try:
-        length = int(raw_length)
-    except ValueError as exc:
-        raise UploadRejected(
-            "invalid_sequence_length", f"'{raw_length[:20]}' is not a sequence length.", field="sequence_length"
-        ) from exc
+    raw_length = request.POST.get("sequence_length") or ""
+    length = number(raw_length) if raw_length.strip() else settings.DEFAULT_SEQUENCE_LENGTH
+    if length is None:
+        shown = "".join(ch for ch in raw_length[:20] if ch.isprintable())
+        raise UploadRejected("invalid_sequence_length", f"'{shown}' is not a sequence length.", field="sequence_length")
     return upload, length
+
+
+def chosen_length(request: HttpRequest) -> int | None:
+    """The sequence length the form asked for, if its body has already been read (a refusal before the body must not
+    read it just to show the form again)."""
+    post = getattr(request, "_post", None)
+    return number(post.get("sequence_length")) if post is not None else None
 
 
 def validate(upload: HashedUpload, length: int) -> tuple[ValidatedVideo, Checkpoint]:
@@ -121,7 +239,8 @@ def validate(upload: HashedUpload, length: int) -> tuple[ValidatedVideo, Checkpo
 
 
 def store(validated: ValidatedVideo, checkpoint: Checkpoint, owner=None) -> Analysis:
-    """Move the video into the analysis' own folder, then reuse an earlier result or queue the job."""
+    """Move the video into the analysis' own folder, then reuse an earlier result or queue the job (if the queue has
+    room: checked under a lock, so that uploads arriving together cannot overfill it)."""
     upload = validated.upload
     analysis = Analysis(
         owner=owner,
@@ -132,19 +251,35 @@ def store(validated: ValidatedVideo, checkpoint: Checkpoint, owner=None) -> Anal
         checkpoint=checkpoint,
         checkpoint_sha256=checkpoint.sha256,
     )
-    analysis.media_dir.mkdir(parents=True, exist_ok=True)
-    target = analysis.media_dir / f"video{Path(upload.name).suffix.lower()}"
-    upload.move_to(target)
-    analysis.video = str(target.relative_to(settings.MEDIA_ROOT))
-
     earlier = _earlier_result(analysis)
-    if earlier is not None and _copy_evidence(earlier, analysis):
-        _reuse(analysis, earlier)
-        analysis.save()
-        return analysis
-    analysis.save()
-    jobs.enqueue_on_commit(analysis.pk, 1)
-    return analysis
+    target = analysis.media_dir / f"video{Path(upload.name).suffix.lower()}"
+    analysis.video = str(target.relative_to(settings.MEDIA_ROOT))
+    try:
+        with transaction.atomic():
+            reusing = earlier is not None and earlier.crops_dir.is_dir()
+            if not reusing:
+                _lock_queue()
+                _check_queue()
+            analysis.media_dir.mkdir(parents=True, exist_ok=True)
+            upload.move_to(target)
+            if reusing and _copy_evidence(earlier, analysis):
+                _reuse(analysis, earlier)
+                analysis.save()
+                return analysis
+            analysis.save()
+            jobs.enqueue_on_commit(analysis.pk, 1)
+            return analysis
+    except BaseException:
+        shutil.rmtree(analysis.media_dir, ignore_errors=True)  # nothing of a failed store stays on disk
+        raise
+
+
+def _lock_queue() -> None:
+    """Serialise the queue-bound check with the inserts of concurrent uploads until the transaction ends. SQLite
+    needs nothing: its transactions begin IMMEDIATE (settings), which already admits one writer at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_QUEUE_LOCK])
 
 
 def _earlier_result(analysis: Analysis) -> Analysis | None:
@@ -159,9 +294,9 @@ def _earlier_result(analysis: Analysis) -> Analysis | None:
     )
 
 
-def _copy_evidence(source: Analysis, target: Analysis) -> bool:
+def _copy_evidence(source: Analysis | None, target: Analysis) -> bool:
     """Copy the face crops of an earlier analysis; False if they are gone (then the video is analysed again)."""
-    if not source.crops_dir.is_dir():
+    if source is None or not source.crops_dir.is_dir():
         return False
     shutil.copytree(source.crops_dir, target.crops_dir, dirs_exist_ok=True)
     return True
@@ -184,19 +319,26 @@ def _reuse(analysis: Analysis, earlier: Analysis) -> None:
 
 
 def record_rejection(request: HttpRequest, error: UploadRejected) -> None:
-    """Keep the refusal on record (admin, "Rejected uploads") with the file's name and size as far as they are known."""
-    upload = request.FILES.get("video") if error.code != "too_large" else None
+    """Keep the refusal on record (admin, "Rejected uploads") with the file's name and size as far as they are known,
+    without reading anything more of the body. Refusals of rate limits are not recorded (a flood must not fill the
+    table), nor one already recorded."""
+    if not error.record or error.recorded:
+        return
+    error.recorded = True
+    handler = _handler(request)
+    upload = handler.uploads[0] if handler is not None and handler.uploads and not handler.too_large else None
     if upload is not None:
         name, size = sanitise_filename(upload.name), upload.size
     else:
-        announced = str(request.META.get("CONTENT_LENGTH") or "")
-        name, size = "", int(announced) if announced.isdigit() else None
+        name, size = "", number(str(request.META.get("CONTENT_LENGTH") or ""))
     RejectedUpload.objects.create(original_name=name, size_bytes=size, code=error.code, message=error.message)
     log.info("Upload rejected (%s): %s", error.code, error.message)
 
 
 def discard_leftovers(request: HttpRequest) -> None:
-    """Remove every file the request's upload handler stored and nobody kept (a refusal, a failed CSRF check)."""
-    for handler in getattr(request, "upload_handlers", None) or []:
-        for upload in getattr(handler, "uploads", []):
-            upload.discard()
+    """Remove every file the request's upload handler stored and nobody kept: a refusal, a failed CSRF check, an
+    exception, a client gone mid-upload (the part being written included)."""
+    # The attribute, not the property: that would make default handlers for every request that never uploaded.
+    for handler in getattr(request, "_upload_handlers", None) or []:
+        if isinstance(handler, LimitedUploadHandler):
+            handler.discard()

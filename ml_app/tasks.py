@@ -1,5 +1,5 @@
 """The Celery task that analyses one uploaded video, and the worker's watchdog: a thin layer over ml_app.jobs (the
-job's states) and the detection core (the analysis itself).
+job's states), ml_app.retention (what the media folder keeps) and the detection core (the analysis itself).
 
 The task is registered under ``jobs.ANALYZE_TASK``, the name ml_app.jobs sends jobs by. Heavy imports (torch, the
 detection core) happen inside the task, in the worker's child process, so the worker's parent process never
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -17,7 +18,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import jobs
+from . import jobs, retention
 from .detection.stages import Stage
 from .models import Analysis
 
@@ -122,13 +123,18 @@ def _run(analysis_id: str, attempt: int) -> None:
 # --- the watchdog, in the worker's main process ---------------------------------------------------------------------
 
 _watchdog_stop = threading.Event()
+PURGE_EVERY_SECONDS = 3600
 
 
 def _watchdog_loop() -> None:
     interval = max(1.0, settings.ANALYSIS_STALE_SECONDS / 3)
+    purged_at = time.monotonic()
     while not _watchdog_stop.wait(interval):
         try:
             jobs.recover_stale()
+            if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
+                purged_at = time.monotonic()
+                retention.purge()
         except Exception:
             log.exception("Watchdog pass failed")
         finally:
@@ -137,11 +143,12 @@ def _watchdog_loop() -> None:
 
 @worker_ready.connect
 def _on_worker_ready(**_kwargs) -> None:
-    """A starting worker recovers what a dead one left behind, then keeps watching."""
+    """A starting worker recovers what a dead one left behind (jobs and stale media), then keeps watching."""
     try:
         counts = jobs.recover_stale()
         waiting = jobs.requeue_waiting()
-        log.info("Worker ready: recovered %s, re-sent %d queued analyses", counts, waiting)
+        purged = retention.purge()
+        log.info("Worker ready: recovered %s, re-sent %d queued analyses; purged %s", counts, waiting, purged)
     finally:
         close_old_connections()
     _watchdog_stop.clear()

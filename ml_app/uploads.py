@@ -25,12 +25,28 @@ from .detection.video import VideoInfo, probe_video
 
 
 class UploadRejected(Exception):
-    """An upload the site refuses; ``status`` is the HTTP status to answer with."""
+    """A request the site refuses (an upload above all); ``status`` is the HTTP status to answer with and ``headers``
+    the response headers that go with it (Retry-After, Connection)."""
 
-    def __init__(self, code: str, message: str, status: int = 400, field: str | None = "video"):
-        """``field`` is the form field the refusal is about (``None``: the request as a whole)."""
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        field: str | None = "video",
+        headers: dict[str, str] | None = None,
+        record: bool = True,
+    ):
+        """``field`` is the form field the refusal is about (``None``: the request as a whole); ``record`` False for
+        refusals that are not kept on record (rate limits: a flood must not fill the table)."""
         super().__init__(message)
         self.code, self.message, self.status, self.field = code, message, status, field
+        self.headers = dict(headers or {})
+        self.record = record
+        self.recorded = False  # set once it is on record, so that passing it up does not record it twice
+
+
+ENVELOPE_BYTES = 64 * 1024  # room for the multipart envelope and the other fields around the video
 
 
 def incoming_dir() -> Path:
@@ -65,16 +81,19 @@ class HashedUpload(UploadedFile):
 
 
 class LimitedUploadHandler(FileUploadHandler):
-    """Streams the file to disk and stops reading as soon as it passes ``limit`` bytes.
+    """Streams the video part to disk and stops reading as soon as it passes ``limit`` bytes.
 
-    A request that announces a larger body is refused before any of it is read. ``uploads`` lists the files it
-    stored, so that whoever handles the request can remove those it did not keep.
+    A request that announces a larger body is refused before any of it is read. Only the first file part named
+    ``video`` is written; later ones are read past and counted (``video_parts``), other file parts are read past.
+    ``discard`` removes every file it wrote that was not kept, the one being written included, whatever happened to
+    the request (ml_app.middleware calls it after every request).
     """
 
     def __init__(self, request=None, limit: int | None = None):
         super().__init__(request)
         self.limit = limit if limit is not None else settings.MAX_UPLOAD_BYTES
         self.too_large = False
+        self.video_parts = 0
         self._file = None
         self._path: Path | None = None
         self._hash = hashlib.sha256()
@@ -82,7 +101,7 @@ class LimitedUploadHandler(FileUploadHandler):
         self.uploads: list[HashedUpload] = []
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        if content_length and content_length > self.limit + 64 * 1024:  # leave room for the multipart envelope
+        if content_length and content_length > self.limit + ENVELOPE_BYTES:
             self.too_large = True
             from django.http import QueryDict
             from django.utils.datastructures import MultiValueDict
@@ -93,6 +112,9 @@ class LimitedUploadHandler(FileUploadHandler):
     def new_file(self, field_name, *args, **kwargs):
         super().new_file(field_name, *args, **kwargs)
         if field_name != "video":  # only the video is stored; another file part is read past, never written
+            raise SkipFile
+        self.video_parts += 1
+        if self.video_parts > 1:  # one video per upload: the request is refused (submissions), nothing more written
             raise SkipFile
         self._hash, self._size = hashlib.sha256(), 0
         handle, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=incoming_dir())
@@ -112,16 +134,24 @@ class LimitedUploadHandler(FileUploadHandler):
         self._file.close()
         upload = HashedUpload(self._path, self.file_name, self._size, self._hash.hexdigest(), self.content_type)
         self.uploads.append(upload)
+        self._file, self._path = None, None
         return upload
 
     def upload_interrupted(self):
         self._abort()
+
+    def discard(self) -> None:
+        """Remove every file this handler wrote and nobody kept (idempotent)."""
+        self._abort()
+        for upload in self.uploads:
+            upload.discard()
 
     def _abort(self) -> None:
         if self._file is not None and not self._file.closed:
             self._file.close()
         if self._path is not None:
             self._path.unlink(missing_ok=True)
+        self._file, self._path = None, None
 
 
 def sanitise_filename(name: str, limit: int = 120) -> str:
@@ -164,16 +194,18 @@ def validate_video(upload: HashedUpload, sequence_length: int) -> ValidatedVideo
     check_name(upload.name)
     if upload.size == 0:
         raise UploadRejected("empty_file", f"'{sanitise_filename(upload.name)}' is empty (0 bytes).")
-    try:
-        info = probe_video(upload.path)
+    limit = settings.MAX_VIDEO_SECONDS
+    try:  # a header without a length is measured up to the limit, never further
+        info = probe_video(upload.path, max_seconds=limit)
     except VideoError as exc:
         message = exc.message.replace(f"'{upload.path.name}'", f"'{sanitise_filename(upload.name)}'")
         raise UploadRejected(exc.code, message) from exc
-    if info.duration > settings.MAX_VIDEO_SECONDS:
+    if info.duration > limit:
+        # Measured (not read from the header) and stopped at the limit: the duration is only known to be longer.
+        lasts = f"{info.duration:.0f} s" if info.frame_count_exact else f"more than {limit} s"
         raise UploadRejected(
             "too_long",
-            f"The video lasts {info.duration:.0f} s; the limit is {settings.MAX_VIDEO_SECONDS} s. Trim it and upload "
-            "the part you want analysed.",
+            f"The video lasts {lasts}; the limit is {limit} s. Trim it and upload the part you want analysed.",
         )
     if info.frame_count < sequence_length:
         raise UploadRejected(

@@ -2,7 +2,9 @@
 
 Thin views: submissions does the upload's work, jobs the analysis' states, api.serializers describes an analysis
 (the same JSON as the API) and api.errors shapes the JSON errors. An analysis is reached only through its UUID;
-nothing here lists analyses (the admin does).
+nothing here lists analyses (the admin does). ``refused`` answers every refusal of the site (a refused upload, a
+failed CSRF check, a body Django will not read, via ml_app.middleware too): the error shape for scripts, the upload
+form with the message next to its field (or another page) for people.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import jobs, submissions
-from .api.errors import rejection_body
+from .api.errors import refusal_response
 from .api.serializers import describe
 from .file_responses import ranged_file_response
 from .models import Analysis
@@ -63,26 +65,58 @@ def upload_page(request: HttpRequest) -> HttpResponse:
     return render(request, "ml_app/upload.html", upload_context())
 
 
+def refused(request: HttpRequest, error: UploadRejected) -> HttpResponse:
+    """A refusal, as the client wants it, with its status and headers (Retry-After, Connection)."""
+    if _wants_json(request) or request.path.startswith("/api/"):
+        return refusal_response(error)
+    match = request.resolver_match
+    if match is not None and match.view_name == "ml_app:create":
+        context = upload_context(error, submissions.chosen_length(request))
+        response = render(request, "ml_app/upload.html", context, status=error.status)
+    else:
+        response = render(request, "refused.html", {"error": error}, status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: the form's security token was missing or wrong (the upload it came with is removed)."""
+    return refused(
+        request,
+        UploadRejected(
+            "csrf_failed",
+            "The form's security token (CSRF) is missing or does not match; reload the page and send it again.",
+            status=403,
+            field=None,
+            record=False,
+        ),
+    )
+
+
+def _no_csrf_cookie(request: HttpRequest) -> bool:
+    """Whether the CSRF check will fail for want of its cookie (Django's test client switches the check off with
+    the same attribute as here)."""
+    return settings.CSRF_COOKIE_NAME not in request.COOKIES and not getattr(request, "_dont_enforce_csrf_checks", False)
+
+
 @csrf_exempt  # the upload handler must be installed before CSRF reads the body; csrf_protect below checks it
 @require_POST
 def create_analysis(request: HttpRequest) -> HttpResponse:
     submissions.prepare(request)
     try:
+        submissions.admit(request, site=True)  # the client's rate, the announced length, the queue: before the body
+        if _no_csrf_cookie(request):  # refused by the CSRF check whatever the body says: it is not read
+            return csrf_failure(request)
+        submissions.read_body(request)  # through the streaming limit, before the CSRF check reads it
         return _create_analysis(request)
-    finally:
-        submissions.discard_leftovers(request)  # e.g. the body was read for a CSRF check that then failed
+    except UploadRejected as error:
+        return refused(request, error)  # what is left of the upload goes in ml_app.middleware
 
 
 @csrf_protect
 def _create_analysis(request: HttpRequest) -> HttpResponse:
-    try:
-        analysis = submissions.submit(request)
-    except UploadRejected as error:
-        if _wants_json(request):
-            return JsonResponse(rejection_body(error), status=error.status)
-        chosen = request.POST.get("sequence_length", "")
-        context = upload_context(error, int(chosen) if chosen.isdigit() else None)
-        return render(request, "ml_app/upload.html", context, status=error.status)
+    analysis = submissions.submit(request)
     if _wants_json(request):
         return _private(JsonResponse(describe(analysis, request), status=202))
     return redirect("ml_app:analysis", analysis.pk)

@@ -38,6 +38,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: after every request, whatever its fate, no upload part that was not kept stays on disk; request-level
+    # failures (a body Django refuses to read, a refused upload) are answered in the one error shape.
+    "ml_app.middleware.RequestFailureMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -130,6 +133,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = "ml_app.views.csrf_failure"  # the one error shape for scripts, the form with the reason for people
+# Set only from the environment: `check --deploy` reports an error while the generated development key is in use.
+SECRET_KEY_FROM_ENVIRONMENT = bool(os.environ.get("DJANGO_SECRET_KEY"))
+BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 
 LOGGING = {
     "version": 1,
@@ -159,6 +166,16 @@ DETECTION_DEVICE = env_str("DETECTION_DEVICE", "auto")
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024  # enforced while the upload streams in
 MAX_VIDEO_SECONDS = env_int("MAX_VIDEO_SECONDS", 600)
 ALLOWED_VIDEO_EXTENSIONS = env_list("ALLOWED_VIDEO_EXTENSIONS", list(VIDEO_EXTENSIONS))
+# Waiting analyses beyond this are refused (503, Retry-After) instead of queued; 0 lifts the bound.
+MAX_QUEUED_ANALYSES = env_int("MAX_QUEUED_ANALYSES", 100)
+# Analyses (with their video and crops) and records of refused uploads older than this are deleted by the worker
+# and by `manage.py purge_media`; 0 keeps them until deleted. Stale upload parts in MEDIA_ROOT/incoming and media
+# folders without an analysis are removed whatever this says.
+MEDIA_RETENTION_DAYS = env_int("MEDIA_RETENTION_DAYS", 0)
+# Under gunicorn (run.sh, project_settings/gunicorn.py): a request body that sends nothing for this many seconds, or
+# arrives slower than REQUEST_BODY_MIN_RATE bytes per second on average, ends with 408 instead of holding a thread.
+REQUEST_BODY_TIMEOUT = env_int("REQUEST_BODY_TIMEOUT", 20)
+REQUEST_BODY_MIN_RATE = env_int("REQUEST_BODY_MIN_RATE", 8 * 1024)
 
 # --- the job queue --------------------------------------------------------------------------------------------------
 # Default: kombu's filesystem transport in STATE_DIR/queue, so web server and worker need no broker server. Set
@@ -183,13 +200,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 ANALYSIS_STALE_SECONDS = env_int("ANALYSIS_STALE_SECONDS", 90)
 ANALYSIS_MAX_ATTEMPTS = env_int("ANALYSIS_MAX_ATTEMPTS", 2)
 
-# --- the REST API ---------------------------------------------------------------------------------------------------
-# Cache for throttling: per process by default; point CACHE_URL at Redis (redis://host:6379/1) when several web
-# processes or machines serve the API, so that the rates hold across them.
+# --- rates and the REST API -----------------------------------------------------------------------------------------
+# The cache the request rates live in, shared by every web process: by default a table in the database (created by
+# `manage.py createcachetable`, which setup.sh and run.sh run; the tests' database gets it too), so that the rates
+# hold across processes and machines that share the database; Redis with CACHE_URL (redis://host:6379/1).
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("CACHE_URL")}
     if env_str("CACHE_URL")
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "deepfake-detector"}
+    else {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "deepfake_detector_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},  # culling would forget histories and let callers past their rate
+    }
 }
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -200,14 +222,18 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["ml_app.api.throttling.UserBurstThrottle", "ml_app.api.throttling.UploadThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_str("API_RATE", "120/min"),
-        "uploads": env_str("API_UPLOAD_RATE", "20/hour"),
+        "uploads": env_str("API_UPLOAD_RATE", "20/hour"),  # per user, through the API or the site
+        "anonymous_uploads": env_str("SITE_UPLOAD_RATE", "10/hour"),  # per address, anonymous uploads on the site
     },
+    # Client addresses: REMOTE_ADDR, or the address the trusted proxies in front put into X-Forwarded-For.
+    "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 1 if BEHIND_PROXY else 0),
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ml_app.api.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.MultiPartParser", "rest_framework.parsers.FormParser"],
+    # Multipart only: DRF's FormParser reads a urlencoded body whole into memory, past DATA_UPLOAD_MAX_MEMORY_SIZE.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.MultiPartParser"],
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

@@ -2,10 +2,11 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.defaults import page_not_found, server_error
+from django.views.defaults import bad_request, page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ml_app.api.errors import json_not_found, json_server_error
+from ml_app.api.errors import json_not_found, json_server_error, refusal_from
+from ml_app.views import refused
 
 admin.site.site_header = "Deepfake detector administration"
 admin.site.site_title = "Deepfake detector"
@@ -24,6 +25,13 @@ def handler404(request, exception):
     if request.path.startswith("/api/"):
         return json_not_found(request, exception)
     return page_not_found(request, exception)
+
+
+def handler400(request, exception):
+    """What still reaches Django as a bad request (ml_app.middleware answers the body's failures before): the
+    refusal's own message in the one error shape, or the site's page."""
+    refusal = refusal_from(exception)
+    return refused(request, refusal) if refusal is not None else bad_request(request, exception)
 
 
 def handler500(request):

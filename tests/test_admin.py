@@ -20,6 +20,17 @@ from .conftest import small_checkpoint
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def fresh_rates():
+    """Upload rates live in the shared cache, which a transactional test does not roll back: each test starts
+    with none spent."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def admin(admin_client, site_dirs):
     return admin_client

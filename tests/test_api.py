@@ -338,6 +338,85 @@ def test_uploads_have_their_own_rate(active_checkpoint, alice, monkeypatch):
     assert client.get("/api/v1/analyses/").status_code == 200, "reading is not limited by the upload rate"
 
 
+def test_a_full_queue_answers_503_with_retry_after(active_checkpoint, alice, one_face_video, settings):
+    settings.MAX_QUEUED_ANALYSES = 1
+    client = token_client(alice)
+    assert post_video(client, one_face_video.read_bytes()).status_code == 202
+    response = post_video(client, one_face_video.read_bytes())
+    error = assert_error(response, 503, "queue_full", "1 analyses are already waiting for a worker")
+    assert error["fields"] == {} and response["Retry-After"] == "60"
+    assert Analysis.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_rate_lets_exactly_its_number_through_when_requests_arrive_together(
+    active_checkpoint, alice, monkeypatch
+):
+    """The throttle's history is read, extended and written back under a lock: no two requests take the last place."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    monkeypatch.setattr(UploadThrottle, "rate", "5/hour", raising=False)
+    key = Token.objects.get_or_create(user=alice)[0].key
+
+    def send(number):
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+            return post_video(client, b"", name=f"{number}.mp4").status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = sorted(pool.map(send, range(12)))
+    assert statuses == [400] * 5 + [429] * 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_rates_hold_across_server_processes(active_checkpoint, alice, settings, tmp_path):
+    """Two servers as run.sh starts them (two gunicorn processes each) on one database: a rate of 4 lets 4 uploads
+    through in all, through the API and through the site's form (the site's used to have no limit at all)."""
+    import requests
+
+    from .workers import collect_static, running_server
+
+    env = {
+        "STATIC_ROOT": str(collect_static(tmp_path / "static")),
+        "MODELS_DIR": str(settings.MODELS_DIR),
+        "API_UPLOAD_RATE": "4/hour",
+        "SITE_UPLOAD_RATE": "4/hour",
+    }
+    auth = {"Authorization": f"Token {Token.objects.get_or_create(user=alice)[0].key}"}
+    media, queue = settings.MEDIA_ROOT, tmp_path / "queue"
+    with (
+        running_server(tmp_path / "a.log", media, queue, env) as first,
+        running_server(tmp_path / "b.log", media, queue, env) as second,
+    ):
+        servers = [first, second] * 3
+        api = [
+            requests.post(f"{s.url}/api/v1/analyses/", headers=auth, files={"video": ("e.mp4", b"")}, timeout=30)
+            for s in servers
+        ]
+        site = []
+        for server in servers:
+            browser = requests.Session()
+            form = browser.get(server.url, timeout=10).text
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)[1]
+            site.append(
+                browser.post(
+                    f"{server.url}/analyses/",
+                    headers={"Accept": "application/json"},
+                    files={"video": ("e.mp4", b"")},
+                    data={"csrfmiddlewaretoken": token},
+                    timeout=30,
+                )
+            )
+    for answers in (api, site):
+        assert sorted(answer.status_code for answer in answers) == [400] * 4 + [429] * 2
+        assert all(answer.json()["error"]["code"] == "throttled" for answer in answers if answer.status_code == 429)
+
+
 # --- the schema -----------------------------------------------------------------------------------------------------
 
 

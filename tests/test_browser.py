@@ -24,6 +24,17 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def fresh_rates():
+    """Upload rates live in the shared cache, which a transactional test does not roll back: each test starts
+    with none spent."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def browser_page(tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright

@@ -121,3 +121,32 @@ def test_settings_do_not_import_training_code_and_setup_imports_no_torch(tmp_pat
     training, line = output.stdout.strip().splitlines()
     assert training == "[]", f"settings imported {training}"
     assert line.startswith("False True {10: 'models/default_mobilenet_v2_10_frames.pt'"), line
+
+
+def check_deploy(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "MEDIA_", "MODEL_"))}
+    production = {
+        "DJANGO_ALLOWED_HOSTS": "detector.example.org",
+        "DJANGO_HTTPS": "true",
+        "DJANGO_BEHIND_PROXY": "true",
+        "DJANGO_CSRF_TRUSTED_ORIGINS": "https://detector.example.org",
+        "STATE_DIR": str(tmp_path),
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env={**clean, **production, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_check_deploy_passes_with_the_production_settings_and_fails_on_the_development_key(tmp_path):
+    key = "k3y-" + "0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    passed = check_deploy(tmp_path, DJANGO_SECRET_KEY=key)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    generated = check_deploy(tmp_path)
+    assert generated.returncode != 0
+    assert "ml_app.E001" in generated.stderr and "DJANGO_SECRET_KEY is not set" in generated.stderr
+    assert str(tmp_path / "secret_key") in generated.stderr, "it says which key is in use"

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -31,13 +32,25 @@ from .conftest import REPO
 pytestmark = pytest.mark.django_db
 
 
-def upload(client, path_or_bytes, name="clip.mp4", length=10, json_reply=True):
+@pytest.fixture(autouse=True)
+def fresh_rates():
+    """Upload rates live in the shared cache, which a transactional test does not roll back: each test starts
+    with none spent."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def upload(client, path_or_bytes, name="clip.mp4", length=10, json_reply=True, **extra):
     content = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else path_or_bytes
     headers = {"HTTP_ACCEPT": "application/json"} if json_reply else {}
     return client.post(
         reverse("ml_app:create"),
         {"video": SimpleUploadedFile(name, content, content_type="video/mp4"), "sequence_length": str(length)},
         **headers,
+        **extra,
     )
 
 
@@ -448,6 +461,300 @@ def test_a_live_job_is_left_alone(client, active_checkpoint, one_face_video):
     analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
     assert jobs.claim(str(analysis.pk), 1)
     assert jobs.recover_stale() == {"requeued": 0, "failed": 0}
+
+
+# --- request-level refusals: one error shape, the right status (issue 12) -------------------------------------------
+
+
+def csrf_client():
+    """A browser: CSRF checks enforced, the cookie and the form's token from the upload page."""
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    page = browser.get("/").content.decode()
+    return browser, re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+
+
+def test_over_the_limit_with_a_valid_csrf_token_is_413_not_a_csrf_failure(active_checkpoint, settings, one_face_video):
+    settings.MAX_UPLOAD_BYTES = 10_000  # the 78 kB video is over it, envelope included
+    browser, token = csrf_client()
+    data = {"video": SimpleUploadedFile("a.mp4", one_face_video.read_bytes()), "sequence_length": "10"}
+    response = browser.post("/analyses/", {**data, "csrfmiddlewaretoken": token}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    assert response["Connection"] == "close", "the rest of the body is not read"
+    assert incoming_files(settings) == []
+
+
+@pytest.mark.parametrize("length", ["²", "9" * 5000, "٣"])
+def test_an_odd_sequence_length_on_the_form_without_javascript_is_400_not_500(client, active_checkpoint, length):
+    response = client.post(
+        reverse("ml_app:create"), {"video": SimpleUploadedFile("a.mp4", b"x"), "sequence_length": length}
+    )
+    assert response.status_code == 400
+    assert "is not a sequence length" in field_error(response.content.decode(), "sequence-length-error")
+
+
+def test_a_range_header_with_a_huge_number_is_416(client, active_checkpoint, one_face_video):
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    size = one_face_video.stat().st_size
+    response = client.get(f"/analyses/{analysis.pk}/video", HTTP_RANGE="bytes=" + "9" * 5000 + "-")
+    assert response.status_code == 416 and response["Content-Range"] == f"bytes */{size}"
+    assert response.json()["error"]["code"] == "range_not_satisfiable"
+    whole = client.get(f"/analyses/{analysis.pk}/video", HTTP_RANGE="bytes=-" + "9" * 5000)
+    assert whole.status_code == 206 and whole["Content-Range"] == f"bytes 0-{size - 1}/{size}"
+
+
+def test_a_body_without_content_length_is_411(active_checkpoint, rf, settings):
+    from ml_app.views import create_analysis
+
+    request = rf.post("/analyses/", data=b"x", content_type="multipart/form-data; boundary=zz")
+    request.META.pop("CONTENT_LENGTH")
+    request.META["HTTP_TRANSFER_ENCODING"] = "chunked"
+    request.META["HTTP_ACCEPT"] = "application/json"
+    request._dont_enforce_csrf_checks = True
+    response = create_analysis(request)
+    assert response.status_code == 411 and json.loads(response.content)["error"]["code"] == "length_required"
+    assert json.loads(response.content)["error"]["message"].startswith("Content-Length required")
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        ({f"f{n}": "x" for n in range(1500)}, 400, "too_many_fields"),
+        ({"video": "x" * 3_000_000}, 413, "fields_too_large"),
+    ],
+)
+def test_what_django_refuses_to_read_gets_the_error_shape(client, active_checkpoint, settings, data, status, code):
+    for reply in ("json", "page"):
+        headers = {"HTTP_ACCEPT": "application/json"} if reply == "json" else {}
+        response = client.post(reverse("ml_app:create"), {"other": SimpleUploadedFile("x", b"x"), **data}, **headers)
+        assert response.status_code == status
+        if reply == "json":
+            assert response.json()["error"]["code"] == code
+        else:
+            assert 'id="upload-form"' in response.content.decode()
+    assert RejectedUpload.objects.filter(code=code).count() == 2
+    assert incoming_files(settings) == []
+
+
+def test_too_many_fields_on_other_site_forms_get_the_error_shape(client, active_checkpoint, one_face_video):
+    analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    response = client.post(
+        f"/analyses/{analysis.pk}/delete", {f"f{n}": "x" for n in range(1500)}, HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "too_many_fields"
+    assert Analysis.objects.filter(pk=analysis.pk).exists()
+
+
+def test_a_second_video_part_is_refused_and_neither_is_kept(client, active_checkpoint, settings, one_face_video):
+    response = client.post(
+        reverse("ml_app:create"),
+        {
+            "video": [
+                SimpleUploadedFile("a.mp4", one_face_video.read_bytes()),
+                SimpleUploadedFile("b.mp4", one_face_video.read_bytes()),
+            ],
+            "sequence_length": "10",
+        },
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "several_files"
+    assert Analysis.objects.count() == 0 and incoming_files(settings) == []
+
+
+def test_an_upload_part_is_removed_even_when_reading_breaks_midway(active_checkpoint, settings, monkeypatch, rf):
+    """The part being written when the body breaks off (a client that resets the connection) goes too."""
+    from ml_app import middleware
+
+    body = b'--zz\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n' + b"x" * 300_000 + b"\r\n"
+
+    class Breaking:
+        def __init__(self):
+            self.sent = 0
+
+        def read(self, size=-1):
+            if self.sent > 200_000:
+                self.parts = incoming_files(settings)
+                raise ConnectionResetError("reset by peer")
+            self.sent += 65536
+            return body[self.sent - 65536 : self.sent]
+
+    request = rf.post("/analyses/", data=b"x", content_type="multipart/form-data; boundary=zz")
+    request.META["CONTENT_LENGTH"] = str(len(body) + 10)
+    request.META["HTTP_ACCEPT"] = "application/json"
+    request._stream = stream = Breaking()
+    request._dont_enforce_csrf_checks = True
+
+    from ml_app.views import create_analysis
+
+    response = middleware.RequestFailureMiddleware(create_analysis)(request)
+    assert response.status_code == 400 and json.loads(response.content)["error"]["code"] == "incomplete_body"
+    assert len(stream.parts) == 1, "the video part was being written when the body broke off"
+    assert incoming_files(settings) == []
+
+
+def test_a_browser_recording_without_a_duration_is_analysed(client, active_checkpoint, tmp_path, site_checkpoint):
+    """MediaRecorder's WebM has no duration, frame count or rate in its header: measured, then analysed."""
+    from ml_app.tasks import analyze_video_task
+
+    from .recordings import jittered_times, recorded_video
+
+    recording = recorded_video(tmp_path / "webcam.webm", jittered_times(30))
+    response = upload(client, recording, name="webcam.webm")
+    assert response.status_code == 202, response.json()
+    analysis = Analysis.objects.get(pk=response.json()["id"])
+    analyze_video_task.run(str(analysis.pk), 1)
+    analysis.refresh_from_db()
+    assert analysis.status == Analysis.Status.DONE, analysis.error_message
+    video = analysis.result["video"]
+    assert video["frame_count"] == 30 and video["frame_count_exact"] and 20 < video["fps"] < 35
+    assert analysis.result["windows_scored"] >= 1
+
+
+def test_a_long_browser_recording_gets_the_length_message(client, active_checkpoint, settings, tmp_path):
+    from .recordings import recorded_video
+
+    settings.MAX_VIDEO_SECONDS = 600
+    two_hours = [round(n * 7_200_000 / 59) for n in range(60)]
+    recording = recorded_video(tmp_path / "meeting.webm", two_hours, 64, 48, ((4, 4, 40),))
+    response = upload(client, recording, name="meeting.webm")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "too_long" and error["message"].startswith("The video lasts more than 600 s")
+
+
+# --- rates and the queue bound --------------------------------------------------------------------------------------
+
+
+def test_anonymous_uploads_on_the_site_have_a_per_address_limit(client, active_checkpoint, monkeypatch):
+    from ml_app.api.throttling import AnonymousUploadThrottle
+
+    monkeypatch.setattr(AnonymousUploadThrottle, "rate", "2/hour", raising=False)
+    for name in ("a.mp4", "b.mp4"):
+        assert upload(client, b"", name=name).status_code == 400, "refused, but counted"
+    response = upload(client, b"", name="c.mp4", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert response.status_code == 429, "a forged X-Forwarded-For is not a new address"
+    error = response.json()["error"]
+    assert error["code"] == "throttled" and "try again in" in error["message"] and int(response["Retry-After"]) > 0
+    page = upload(client, b"", name="d.mp4", json_reply=False)
+    assert page.status_code == 429 and "Too many uploads" in page.content.decode()
+    from django.test import Client
+
+    other = Client(REMOTE_ADDR="198.51.100.7")
+    assert upload(other, b"", name="e.mp4").status_code == 400, "another address has its own budget"
+    assert not RejectedUpload.objects.filter(code="throttled").exists(), "a flood does not fill the records"
+
+
+def test_a_signed_in_visitor_spends_the_api_upload_budget(client, active_checkpoint, monkeypatch, django_user_model):
+    from ml_app.api.throttling import UploadThrottle
+
+    monkeypatch.setattr(UploadThrottle, "rate", "1/hour", raising=False)
+    client.force_login(django_user_model.objects.create_user("carol"))
+    assert upload(client, b"", name="a.mp4").status_code == 400
+    assert upload(client, b"", name="b.mp4").status_code == 429
+
+
+def test_a_full_queue_answers_503_with_retry_after(client, active_checkpoint, settings, one_face_video, tmp_path):
+    settings.MAX_QUEUED_ANALYSES = 2
+    for _ in range(2):
+        assert upload(client, one_face_video).status_code == 202
+    response = upload(client, media.face_video(tmp_path / "other.mp4", frames=12))
+    assert response.status_code == 503 and response["Retry-After"] == "60"
+    error = response.json()["error"]
+    assert error["code"] == "queue_full" and "2 analyses are already waiting" in error["message"]
+    assert Analysis.objects.count() == 2 and incoming_files(settings) == []
+    assert {path.name for path in analyses_dirs(settings)} == {
+        str(pk) for pk in Analysis.objects.values_list("pk", flat=True)
+    }
+    assert RejectedUpload.objects.filter(code="queue_full").count() == 1
+
+
+def analyses_dirs(settings) -> list[Path]:
+    folder = Path(settings.MEDIA_ROOT) / "analyses"
+    return list(folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_queue_bound_holds_for_uploads_arriving_together(active_checkpoint, settings, tmp_path):
+    """Eight uploads at once with room for three: exactly three are queued (the check and the insert are one step)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+    from django.test import Client
+
+    settings.MAX_QUEUED_ANALYSES = 3
+    videos = [media.faceless_video(tmp_path / f"{n}.mp4", frames=12, width=96 + 8 * n, height=64) for n in range(8)]
+
+    def send(path):
+        try:
+            return upload(Client(REMOTE_ADDR=f"10.0.0.{path.stem}"), path).status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(send, videos))
+    assert statuses == [202] * 3 + [503] * 5
+    assert Analysis.objects.filter(status=Analysis.Status.QUEUED).count() == 3
+
+
+# --- what the media folder keeps: ml_app.retention, manage.py purge_media -------------------------------------------
+
+
+def age(path: Path, seconds: float) -> Path:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_purge_removes_stale_upload_parts_and_media_folders_without_an_analysis(
+    client, active_checkpoint, settings, one_face_video
+):
+    from ml_app.retention import INCOMING_MAX_AGE, purge
+
+    kept = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    media_root = Path(settings.MEDIA_ROOT)
+    (media_root / "incoming").mkdir(exist_ok=True)
+    stale, fresh = media_root / "incoming" / "upload-a.part", media_root / "incoming" / "upload-b.part"
+    for part in (stale, fresh):
+        part.write_bytes(b"x")
+    age(stale, INCOMING_MAX_AGE + 10)
+    orphan = media_root / "analyses" / str(uuid.uuid4())
+    (orphan / "crops").mkdir(parents=True)
+    age(orphan, INCOMING_MAX_AGE + 10)
+    stray = media_root / "analyses" / "not-an-analysis"
+    stray.mkdir()
+    age(stray, INCOMING_MAX_AGE + 10)
+    age(kept.media_dir, INCOMING_MAX_AGE + 10)
+    purged = purge()
+    assert (purged.incoming, purged.orphans, purged.analyses) == (1, 2, 0), "retention is off by default"
+    assert not stale.exists() and fresh.exists() and not orphan.exists() and not stray.exists()
+    assert kept.video_path.is_file(), "an analysis' own folder stays, however old"
+
+
+def test_retention_deletes_old_analyses_with_their_media_and_old_refusal_records(
+    client, active_checkpoint, settings, one_face_video, tmp_path
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    old = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
+    running = Analysis.objects.get(pk=upload(client, media.face_video(tmp_path / "b.mp4", frames=12)).json()["id"])
+    recent = Analysis.objects.get(pk=upload(client, media.face_video(tmp_path / "c.mp4", frames=13)).json()["id"])
+    upload(client, b"", name="empty.mp4")
+    long_ago = timezone.now() - timedelta(days=40)
+    Analysis.objects.filter(pk__in=[old.pk, running.pk]).update(created_at=long_ago)
+    Analysis.objects.filter(pk=running.pk).update(status=Analysis.Status.RUNNING)
+    RejectedUpload.objects.update(created_at=long_ago)
+    out = StringIO()
+    call_command("purge_media", "--retention-days", "30", "--dry-run", stdout=out)
+    assert "Would remove" in out.getvalue() and "1 analysis(es) and 1 refused-upload record(s)" in out.getvalue()
+    assert Analysis.objects.count() == 3, "a dry run removes nothing"
+    settings.MEDIA_RETENTION_DAYS = 30
+    call_command("purge_media", stdout=StringIO())
+    assert set(Analysis.objects.values_list("pk", flat=True)) == {running.pk, recent.pk}, "a running one finishes"
+    assert not old.media_dir.exists() and recent.video_path.is_file()
+    assert not RejectedUpload.objects.exists()
 
 
 # --- serving --------------------------------------------------------------------------------------------------------

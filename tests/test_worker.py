@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,6 +19,17 @@ from . import media
 from .workers import make_broker, running_worker, use_broker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rates():
+    """Upload rates live in the shared cache, which a transactional test does not roll back: each test starts
+    with none spent."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
 
 BROKERS = [
     "filesystem",
@@ -45,10 +58,37 @@ def finished(analysis: Analysis, timeout: float = 120) -> Analysis:
     return analysis
 
 
+def leftovers(media_root: Path) -> dict[str, Path]:
+    """What a killed web process leaves in the media folder: upload parts and a media folder without an analysis,
+    stale (older than retention.INCOMING_MAX_AGE) or fresh (an upload still arriving)."""
+    from ml_app.retention import INCOMING_MAX_AGE
+
+    (media_root / "incoming").mkdir(parents=True, exist_ok=True)
+    found = {
+        "stale part": media_root / "incoming" / "upload-old.part",
+        "fresh part": media_root / "incoming" / "upload-new.part",
+        "stale orphan": media_root / "analyses" / str(uuid.uuid4()),
+    }
+    found["stale part"].write_bytes(b"x" * 1000)
+    found["fresh part"].write_bytes(b"x" * 1000)
+    found["stale orphan"].mkdir(parents=True)
+    (found["stale orphan"] / "video.mp4").write_bytes(b"x")
+    old = time.time() - INCOMING_MAX_AGE - 60
+    for path in (found["stale part"], found["stale orphan"]):
+        os.utime(path, (old, old))
+    return found
+
+
 @pytest.mark.parametrize("kind", BROKERS)
-def test_job_lifecycle_through_a_real_worker(kind, client, active_checkpoint, one_face_video, two_face_video, tmp_path):
+def test_job_lifecycle_through_a_real_worker(
+    kind, client, active_checkpoint, one_face_video, two_face_video, tmp_path, settings
+):
     broker = make_broker(kind, tmp_path)
+    left = leftovers(Path(settings.MEDIA_ROOT))
     with use_broker(broker), running_worker(broker, tmp_path / "worker.log") as worker:
+        assert not left["stale part"].exists() and not left["stale orphan"].exists(), "purged when the worker started"
+        assert left["fresh part"].exists(), "an upload still arriving is left alone"
+        left["fresh part"].unlink()
         first = upload(client, one_face_video)
         seen = set()
 

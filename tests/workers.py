@@ -174,3 +174,105 @@ def wait_for(predicate, timeout: float, interval: float = 0.3, what: str = "cond
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+# --- the web server, as run.sh starts it -----------------------------------------------------------------------------
+
+
+def run_sh_gunicorn(address: str) -> list[str]:
+    """The gunicorn command line of run.sh, listening on ``address`` (host:port)."""
+    import shlex
+
+    text = (REPO / "run.sh").read_text().replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if line.strip().startswith(".venv/bin/gunicorn"))
+    words = shlex.split(line.split("&")[0])
+    words = [address if word == "$host:$port" else word for word in words[1:]]
+    return [str(REPO / ".venv" / "bin" / "gunicorn"), *words]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class WebServer:
+    """run.sh's gunicorn (its very command line) on a free port, against the test database, with its own media and
+    queue folders and ``extra_env``; its log (access log and errors) kept for assertions."""
+
+    def __init__(self, log_path: Path, media_root: Path, queue_dir: Path, extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.media_root = media_root
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "project_settings.settings",
+            "DATABASE_URL": test_database_url(),
+            "MEDIA_ROOT": str(media_root),
+            "MODELS_DIR": str(settings.MODELS_DIR),
+            "MODEL_MAPPING": "",
+            "CELERY_BROKER_URL": "filesystem://",
+            "QUEUE_DIR": str(queue_dir),
+            "CELERY_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+            "PYTHONWARNINGS": "ignore",
+            "LOG_LEVEL": "INFO",
+            **(extra_env or {}),
+        }
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            run_sh_gunicorn(f"127.0.0.1:{self.port}"),
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - runs before exec, touches no Python state
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> WebServer:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({self.process.returncode}):\n{self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/static/css/site.css", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"gunicorn not serving after {timeout} s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@contextmanager
+def running_server(log_path: Path, media_root: Path, queue_dir: Path, extra_env: dict[str, str] | None = None):
+    server = WebServer(log_path, media_root, queue_dir, extra_env)
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+def collect_static(folder: Path) -> Path:
+    """What run.sh does before serving: collectstatic (fingerprinted, compressed), here into ``folder``. The API
+    docs' bundle (drf-spectacular-sidecar, most of the bytes) is left out: no test server serves that page."""
+    env = {**os.environ, "STATIC_ROOT": str(folder), "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "manage.py", "collectstatic", "--noinput", "-i", "drf_spectacular_sidecar"]
+    subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
+    return folder

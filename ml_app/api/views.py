@@ -19,10 +19,17 @@ _ERRORS = {
 }
 _NOT_FOUND = {404: OpenApiResponse(ErrorSerializer, description="no analysis of yours has this id")}
 _UPLOAD_ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="not a usable video, or an unknown sequence length"),
+    400: OpenApiResponse(
+        ErrorSerializer, description="not a usable video, an unknown sequence length, or a form that cannot be read"
+    ),
+    408: OpenApiResponse(ErrorSerializer, description="the body stalled or came in too slowly"),
+    411: OpenApiResponse(ErrorSerializer, description="no Content-Length (a chunked upload)"),
     413: OpenApiResponse(ErrorSerializer, description="larger than the upload limit"),
     415: OpenApiResponse(ErrorSerializer, description="not a video file type, or not a multipart body"),
-    503: OpenApiResponse(ErrorSerializer, description="no checkpoint is active"),
+    503: OpenApiResponse(
+        ErrorSerializer,
+        description="no checkpoint is active, or the queue is full (then with Retry-After)",
+    ),
 }
 _STATUSES = [choice for choice, _ in Analysis.Status.choices]
 _VERDICTS = ["REAL", "FAKE", "INCONCLUSIVE"]
@@ -92,7 +99,9 @@ class AnalysisViewSet(
         responses={202: AnalysisSerializer, **_UPLOAD_ERRORS, **_ERRORS},
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
-        analysis = submissions.submit(request)  # a refusal is an UploadRejected: errors.api_exception_handler
+        # A refusal is an UploadRejected: errors.api_exception_handler answers it (the throttles ran before this).
+        submissions.admit(request)  # the announced length and the queue, before the body is read
+        analysis = submissions.submit(request)
         data = self.get_serializer(analysis).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
