@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import jobs
 from .detection.errors import DetectionError
-from .models import Analysis, Checkpoint, RejectedUpload
+from .models import Analysis, Checkpoint, Ensemble, RejectedUpload
 from .registry import activate_checkpoint, register_upload, validate_new_file
 
 
@@ -169,6 +169,24 @@ class CheckpointAdmin(admin.ModelAdmin):
     @admin.display(description="metrics")
     def metrics_json(self, obj):
         return self._json(obj.metrics)
+
+
+@admin.register(Ensemble)
+class EnsembleAdmin(admin.ModelAdmin):
+    """Several checkpoints offered as one choice on the upload page and in the API (their calibrated answers are
+    averaged). Members by length follow whichever checkpoint is active for it."""
+
+    list_display = ["name", "is_active", "members_now", "notes"]
+    list_filter = ["is_active"]
+    filter_horizontal = ["members"]
+    fields = ["name", "is_active", "lengths", "members", "notes"]
+
+    @admin.display(description="members now")
+    def members_now(self, entry: Ensemble) -> str:
+        members = entry.current_members()
+        return ", ".join(str(member) for member in members) + (
+            "" if len(members) >= 2 else " (needs two to be offered)"
+        )
 
 
 @admin.register(Analysis)

@@ -70,3 +70,43 @@ def choose_checkpoint(sequence_length: int) -> CheckpointChoice:
 def available_checkpoints() -> dict[int, Path]:
     """Every sequence length that has a checkpoint, from MODEL_MAPPING and the models folder."""
     return effective_mapping(settings.MODEL_MAPPING, settings.MODELS_DIR, settings.BASE_DIR)
+
+
+def choose_ensemble(name: str) -> list[CheckpointChoice]:
+    """The member files of ensemble ``name``: the registry's active ensemble of that name when there is a registry,
+    else MODEL_MAPPING's (each length through ``choose_checkpoint``). Raises NoCheckpointForLength saying what exists.
+    """
+    registered = _registry_ensemble(name)
+    if registered is not None:
+        return registered
+    members = settings.MODEL_ENSEMBLES.get(name)
+    if not members:
+        known = ", ".join(sorted(settings.MODEL_ENSEMBLES)) or "none"
+        raise NoCheckpointForLength(f"No ensemble named '{name}' (MODEL_MAPPING names: {known}).")
+    choices = []
+    for member in members:
+        if isinstance(member, int):
+            choices.append(choose_checkpoint(member))
+            continue
+        path = Path(member) if Path(member).is_absolute() else Path(settings.BASE_DIR) / member
+        if not path.is_file():
+            raise NoCheckpointForLength(f"Ensemble '{name}' names '{path}', which does not exist.")
+        choices.append(CheckpointChoice(path, "mapping", f"member of ensemble '{name}' in MODEL_MAPPING"))
+    return choices
+
+
+def _registry_ensemble(name: str) -> list[CheckpointChoice] | None:
+    from .models import Ensemble
+
+    if _database_file_missing():
+        return None
+    try:
+        entry = Ensemble.objects.filter(name=name, is_active=True).first()
+    except DatabaseError:
+        return None
+    if entry is None:
+        return None
+    return [
+        CheckpointChoice(member.file_path, "registry", f"member of the registry's ensemble '{name}'")
+        for member in entry.current_members()
+    ]

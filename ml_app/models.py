@@ -68,6 +68,41 @@ class Checkpoint(models.Model):
         return f"{self.accuracy:.1%} reported accuracy" if self.accuracy is not None else "accuracy not reported"
 
 
+class Ensemble(models.Model):
+    """Several checkpoints offered as one choice; their calibrated answers are averaged (detection.ensemble).
+
+    Members are given by sequence length (whichever checkpoint is active for it at the time of the upload) and as
+    particular files (three seeds of one length, say).
+    """
+
+    name = models.SlugField(max_length=100, unique=True)
+    lengths = models.JSONField(default=list, blank=True, help_text="sequence lengths: their active checkpoints")
+    members = models.ManyToManyField(Checkpoint, blank=True, related_name="ensembles", help_text="particular files")
+    is_active = models.BooleanField(default=True, db_index=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def current_members(self) -> list[Checkpoint]:
+        """The checkpoints this ensemble combines now: the active one per length, then the particular files, each
+        once, all with their file present."""
+        chosen: list[Checkpoint] = []
+        active = {c.sequence_length: c for c in Checkpoint.objects.filter(is_active=True)}
+        for length in self.lengths or []:
+            entry = active.get(int(length))
+            if entry is not None and entry not in chosen:
+                chosen.append(entry)
+        for entry in self.members.order_by("sequence_length", "name"):
+            if entry not in chosen:
+                chosen.append(entry)
+        return [entry for entry in chosen if entry.file_path.is_file()]
+
+
 class Analysis(models.Model):
     """One uploaded video and its analysis. The UUID is the only way to reach it: there is no public list."""
 
@@ -92,7 +127,11 @@ class Analysis(models.Model):
     sha256 = models.CharField(max_length=64, db_index=True)
     sequence_length = models.PositiveIntegerField()
     checkpoint = models.ForeignKey(Checkpoint, null=True, on_delete=models.SET_NULL, related_name="analyses")
-    checkpoint_sha256 = models.CharField(max_length=64, blank=True, help_text="kept if the checkpoint is deleted")
+    checkpoint_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="kept if the checkpoint is deleted; for an ensemble, its members' identity"
+    )
+    ensemble = models.ForeignKey(Ensemble, null=True, blank=True, on_delete=models.SET_NULL, related_name="analyses")
+    ensemble_name = models.CharField(max_length=100, blank=True, help_text="kept if the ensemble is deleted")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     stage = models.CharField(
         max_length=40, choices=[(stage.value, stage.label) for stage in Stage], default=Stage.QUEUED.value

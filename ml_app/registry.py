@@ -23,7 +23,7 @@ from .detection.defaults import SUPPORTED_LENGTHS
 from .detection.errors import CheckpointError, DetectionError
 from .detection.files import file_sha256
 from .detection.model_mapping import CheckpointSummary, best_first, checkpoint_files, summarize_checkpoint
-from .models import Checkpoint
+from .models import Checkpoint, Ensemble
 
 if TYPE_CHECKING:
     from .detection.checkpoints import CheckpointFile
@@ -266,9 +266,36 @@ def sync_checkpoints() -> tuple[list[Checkpoint], dict[str, str]]:
             registered.append(register(summary.path, Checkpoint.Source.MODELS_DIR))
         except DetectionError as exc:
             skipped[str(summary.path)] = exc.message
+    _sync_ensembles(skipped)
     for path, reason in skipped.items():
         log.warning("Checkpoint %s not registered: %s", path, reason)
     return registered, skipped
+
+
+def _sync_ensembles(skipped: dict[str, str]) -> None:
+    """MODEL_MAPPING's ensembles as registry entries: created where missing, their members brought in line; an
+    administrator's deactivation stays."""
+    for name, members in sorted(getattr(settings, "MODEL_ENSEMBLES", {}).items()):
+        lengths = [member for member in members if isinstance(member, int)]
+        files: list[Checkpoint] = []
+        for member in members:
+            if isinstance(member, int):
+                continue
+            path = Path(member) if Path(member).is_absolute() else Path(settings.BASE_DIR) / member
+            try:
+                files.append(registered_file(path) or register(path, Checkpoint.Source.MAPPING))
+            except DetectionError as exc:
+                skipped[str(path)] = f"member of ensemble '{name}': {exc.message}"
+        entry, _ = Ensemble.objects.get_or_create(name=name, defaults={"notes": "from MODEL_MAPPING"})
+        entry.lengths = lengths
+        entry.save(update_fields=["lengths"])
+        entry.members.set(files)
+
+
+def active_ensembles() -> dict[str, list[Checkpoint]]:
+    """Each active ensemble with at least two members available now, and those members."""
+    found = {entry.name: entry.current_members() for entry in Ensemble.objects.filter(is_active=True)}
+    return {name: members for name, members in found.items() if len(members) >= 2}
 
 
 def active_checkpoints() -> dict[int, Checkpoint]:

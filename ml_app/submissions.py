@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -37,9 +38,10 @@ from django.utils import timezone
 from . import jobs
 from .api.errors import CLOSE, refusal_from
 from .api.throttling import site_upload_wait
+from .detection.files import combined_sha256 as ensemble_identity
 from .detection.stages import Stage
-from .models import Analysis, Checkpoint, RejectedUpload
-from .registry import active_checkpoints
+from .models import Analysis, Checkpoint, Ensemble, RejectedUpload
+from .registry import active_checkpoints, active_ensembles
 from .uploads import (
     ENVELOPE_BYTES,
     HashedUpload,
@@ -83,10 +85,10 @@ def submit(request: HttpRequest) -> Analysis:
     unless it became the analysis' video (ml_app.middleware removes the rest).
     """
     try:
-        upload, length = receive(request)
-        validated, checkpoint = validate(upload, length)
+        upload, length, ensemble = receive(request)
+        validated, choice = validate(upload, length, ensemble)
         user = getattr(request, "user", None)
-        return store(validated, checkpoint, owner=user if user is not None and user.is_authenticated else None)
+        return store(validated, choice, owner=user if user is not None and user.is_authenticated else None)
     except UploadRejected as error:
         record_rejection(request, error)
         raise
@@ -178,8 +180,9 @@ def read_body(request: HttpRequest) -> None:
         raise refusal from exc
 
 
-def receive(request: HttpRequest) -> tuple[HashedUpload, int]:
-    """The received video and the sequence length asked for (the default when none is given)."""
+def receive(request: HttpRequest) -> tuple[HashedUpload, int, str]:
+    """The received video, the sequence length asked for (the default when none is given) and the ensemble asked
+    for ("" for none)."""
     handler = _handler(request)
     if handler is None:
         raise RuntimeError("submissions.prepare(request) must run before the request body is read")
@@ -204,7 +207,7 @@ def receive(request: HttpRequest) -> tuple[HashedUpload, int]:
     if length is None:
         shown = "".join(ch for ch in raw_length[:20] if ch.isprintable())
         raise UploadRejected("invalid_sequence_length", f"'{shown}' is not a sequence length.", field="sequence_length")
-    return upload, length
+    return upload, length, (request.POST.get("ensemble") or "").strip()
 
 
 def chosen_length(request: HttpRequest) -> int | None:
@@ -214,8 +217,22 @@ def chosen_length(request: HttpRequest) -> int | None:
     return number(post.get("sequence_length")) if post is not None else None
 
 
-def validate(upload: HashedUpload, length: int) -> tuple[ValidatedVideo, Checkpoint]:
-    """An active checkpoint for ``length``, and a video that suits it."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """What an upload is analysed with: one checkpoint, or an ensemble whose first member stands as the checkpoint;
+    ``identity`` is the sha256 the analysis records (a checkpoint's own, or the members' together)."""
+
+    checkpoint: Checkpoint
+    ensemble: Ensemble | None = None
+    members: tuple[Checkpoint, ...] = ()
+
+    @property
+    def identity(self) -> str:
+        return ensemble_identity([m.sha256 for m in self.members]) if self.ensemble else self.checkpoint.sha256
+
+
+def validate(upload: HashedUpload, length: int, ensemble: str = "") -> tuple[ValidatedVideo, ModelChoice]:
+    """An active checkpoint for ``length`` (or the active ensemble named), and a video that suits it."""
     checkpoints = active_checkpoints()
     if not checkpoints:
         raise UploadRejected(
@@ -225,6 +242,8 @@ def validate(upload: HashedUpload, length: int) -> tuple[ValidatedVideo, Checkpo
             status=503,
             field=None,
         )
+    if ensemble:
+        return _validate_ensemble(upload, ensemble)
     if length not in checkpoints:
         offered = ", ".join(str(n) for n in checkpoints)
         raise UploadRejected(
@@ -232,13 +251,27 @@ def validate(upload: HashedUpload, length: int) -> tuple[ValidatedVideo, Checkpo
             f"There is no active checkpoint for {length}-frame windows; choose one of: {offered}.",
             field="sequence_length",
         )
-    return validate_video(upload, length), checkpoints[length]
+    return validate_video(upload, length), ModelChoice(checkpoints[length])
+
+
+def _validate_ensemble(upload: HashedUpload, name: str) -> tuple[ValidatedVideo, ModelChoice]:
+    ensembles = active_ensembles()
+    if name not in ensembles:
+        shown = "".join(ch for ch in name[:40] if ch.isprintable())
+        offered = ", ".join(ensembles) or "none is configured"
+        raise UploadRejected(
+            "unknown_ensemble", f"There is no active ensemble '{shown}'; choose one of: {offered}.", field="ensemble"
+        )
+    members = ensembles[name]
+    shortest = min(member.sequence_length for member in members)
+    entry = Ensemble.objects.get(name=name)
+    return validate_video(upload, shortest), ModelChoice(members[0], entry, tuple(members))
 
 
 # --- storing, reusing, queueing -------------------------------------------------------------------------------------
 
 
-def store(validated: ValidatedVideo, checkpoint: Checkpoint, owner=None) -> Analysis:
+def store(validated: ValidatedVideo, choice: ModelChoice, owner=None) -> Analysis:
     """Move the video into the analysis' own folder, then reuse an earlier result or queue the job (if the queue has
     room: checked under a lock, so that uploads arriving together cannot overfill it)."""
     upload = validated.upload
@@ -247,9 +280,11 @@ def store(validated: ValidatedVideo, checkpoint: Checkpoint, owner=None) -> Anal
         original_name=validated.original_name,
         size_bytes=upload.size,
         sha256=upload.sha256,
-        sequence_length=checkpoint.sequence_length,
-        checkpoint=checkpoint,
-        checkpoint_sha256=checkpoint.sha256,
+        sequence_length=choice.checkpoint.sequence_length,
+        checkpoint=choice.checkpoint,
+        checkpoint_sha256=choice.identity,
+        ensemble=choice.ensemble,
+        ensemble_name=choice.ensemble.name if choice.ensemble else "",
     )
     earlier = _earlier_result(analysis)
     target = analysis.media_dir / f"video{Path(upload.name).suffix.lower()}"

@@ -38,16 +38,40 @@ def analyze_video_task(analysis_id: str, attempt: int) -> None:
         _run(analysis_id, attempt)
 
 
+def _members(analysis: Analysis) -> list:
+    """The checkpoints the analysis was submitted with: its ensemble's members now, or its one checkpoint."""
+    if analysis.ensemble_name:
+        return analysis.ensemble.current_members() if analysis.ensemble is not None else []
+    return [analysis.checkpoint] if analysis.checkpoint is not None else []
+
+
+def _analyze(analysis: Analysis, loaded: list, report):
+    """One checkpoint's analysis, or the ensemble's, with the thresholds the settings give."""
+    from .detection.ensemble import Member, analyze_with_ensemble
+    from .detection.prediction import analyze_video
+    from .verdict_rule import ensemble_thresholds, rule_for
+
+    options = {"max_windows": settings.DETECTION_MAX_WINDOWS, "batch_size": settings.DETECTION_BATCH_SIZE}
+    if not analysis.ensemble_name:
+        return analyze_video(
+            analysis.video_path, loaded[0], rule=rule_for(loaded[0].checkpoint), progress=report, **options
+        )
+    members = [Member(one, rule_for(one.checkpoint)) for one in loaded]
+    return analyze_with_ensemble(
+        analysis.video_path, analysis.ensemble_name, members, ensemble_thresholds(), progress=report, **options
+    )
+
+
 def _run(analysis_id: str, attempt: int) -> None:
     import torch
 
     from .detection.errors import DetectionError
+    from .detection.files import combined_sha256
     from .detection.model_loading import is_model_cached, load_detector_model
-    from .detection.prediction import analyze_video
 
-    analysis = Analysis.objects.select_related("checkpoint").get(pk=analysis_id)
-    checkpoint = analysis.checkpoint
-    if checkpoint is None or not checkpoint.file_path.is_file():
+    analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
+    members = _members(analysis)
+    if not members or not all(member.file_path.is_file() for member in members):
         jobs.fail(
             analysis_id,
             attempt,
@@ -58,29 +82,26 @@ def _run(analysis_id: str, attempt: int) -> None:
         return
     report = jobs.ProgressReporter(analysis_id, attempt)
     try:
-        freshly_loaded = not is_model_cached(checkpoint.file_path, settings.DETECTION_DEVICE)
-        loaded = load_detector_model(checkpoint.file_path, settings.DETECTION_DEVICE)
-        if loaded.checkpoint.sha256 != analysis.checkpoint_sha256:
+        freshly_loaded = not all(is_model_cached(m.file_path, settings.DETECTION_DEVICE) for m in members)
+        loaded = [load_detector_model(member.file_path, settings.DETECTION_DEVICE) for member in members]
+        digests = [str(one.checkpoint.sha256) for one in loaded]
+        identity = combined_sha256(digests) if analysis.ensemble_name else digests[0]
+        if identity != analysis.checkpoint_sha256:
+            names = ", ".join(member.name for member in members)
             jobs.fail(
                 analysis_id,
                 attempt,
                 "checkpoint_changed",
-                f"The file of checkpoint '{checkpoint.name}' changed after this video was uploaded (its sha256 no "
+                f"The file of checkpoint '{names}' changed after this video was uploaded (its sha256 no "
                 "longer matches). An administrator should register the new file; then upload again.",
             )
             return
-        result = analyze_video(
-            analysis.video_path,
-            loaded,
-            max_windows=settings.DETECTION_MAX_WINDOWS,
-            batch_size=settings.DETECTION_BATCH_SIZE,
-            progress=report,
-        )
+        result = _analyze(analysis, loaded, report)
         report(Stage.DONE, 1.0, force=True)
         result.save_crops(analysis.crops_dir)
         timings = {
             **result.timings,
-            "checkpoint_load": loaded.load_seconds if freshly_loaded else 0.0,
+            "checkpoint_load": sum(one.load_seconds for one in loaded) if freshly_loaded else 0.0,
             "checkpoint_cached": not freshly_loaded,
         }
         jobs.finish(analysis_id, attempt, result.to_dict(), timings)

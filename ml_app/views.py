@@ -23,11 +23,11 @@ from .api.errors import refusal_response
 from .api.serializers import describe
 from .file_responses import ranged_file_response
 from .models import Analysis
-from .registry import active_checkpoints
+from .registry import active_checkpoints, active_ensembles
 from .uploads import UploadRejected
 
 _CROP_NAME = re.compile(r"^[A-Za-z0-9_]+\.jpg$")
-_FORM_FIELDS = ("video", "sequence_length")  # the upload form's fields that show their own errors
+_FORM_FIELDS = ("video", "sequence_length", "ensemble")  # the upload form's fields that show their own errors
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -49,6 +49,7 @@ def upload_context(error: UploadRejected | None = None, chosen: int | None = Non
         default = next(iter(checkpoints))
     return {
         "checkpoints": checkpoints,
+        "ensembles": active_ensembles() if checkpoints else {},
         "default_length": default,
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
         "max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),

@@ -40,6 +40,20 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from exc
 
 
+def env_probability(name: str) -> float | None:
+    """A number between 0 and 1, or None when unset."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number between 0 and 1, not {raw!r}") from exc
+    if not 0.0 <= value <= 1.0:
+        raise ImproperlyConfigured(f"{name} must be between 0 and 1, not {raw!r}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

@@ -9,11 +9,19 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from ml_app.detection.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_WINDOWS, VIDEO_EXTENSIONS, shipped_mapping
+from ml_app.detection.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_WINDOWS,
+    VIDEO_EXTENSIONS,
+    shipped_ensembles,
+    shipped_mapping,
+)
+from ml_app.detection.model_mapping import split_mapping
 
 from .broker import filesystem_transport_options
-from .env import env_bool, env_int, env_json, env_list, env_path, env_str, secret_key
+from .env import env_bool, env_int, env_json, env_list, env_path, env_probability, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = env_path("STATE_DIR", BASE_DIR / "var")
@@ -152,15 +160,28 @@ LOGGING = {
 MODELS_DIR = env_path("MODELS_DIR", BASE_DIR / "models")
 # The default models shipped in models/ (see models/README.md), where present; MODEL_MAPPING replaces them all
 # (MODEL_MAPPING="" maps nothing, leaving every length to the models folder).
+# Names other than lengths are ensembles: lists of lengths or files whose calibrated answers are averaged
+# ({"seeds": ["models/s0.pt", "models/s1.pt"], "all-lengths": [10, 20, 40]}); by default the shipped lengths together.
 DEFAULT_MODEL_MAPPING = shipped_mapping(BASE_DIR)
-if "MODEL_MAPPING" in os.environ:
-    MODEL_MAPPING: dict[int, str] = {int(k): v for k, v in env_json("MODEL_MAPPING", {}).items()}
-else:
+try:
+    MODEL_MAPPING, MODEL_ENSEMBLES = split_mapping(
+        env_json("MODEL_MAPPING", {}) if "MODEL_MAPPING" in os.environ else shipped_ensembles(BASE_DIR)
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+if "MODEL_MAPPING" not in os.environ:
     MODEL_MAPPING = dict(DEFAULT_MODEL_MAPPING)
 DEFAULT_SEQUENCE_LENGTH = env_int("DEFAULT_SEQUENCE_LENGTH", 20)
 DETECTION_MAX_WINDOWS = env_int("DETECTION_MAX_WINDOWS", DEFAULT_MAX_WINDOWS)
 DETECTION_BATCH_SIZE = env_int("DETECTION_BATCH_SIZE", DEFAULT_BATCH_SIZE)
 DETECTION_DEVICE = env_str("DETECTION_DEVICE", "auto")
+# Verdicts: FAKE at or above FAKE_THRESHOLD, REAL at or below REAL_THRESHOLD (calibrated fake probability of the most
+# suspicious person), INCONCLUSIVE in between. Unset, each checkpoint's own thresholds apply (chosen on its validation
+# data; see models/README.md); set, they replace them for every checkpoint.
+FAKE_THRESHOLD = env_probability("FAKE_THRESHOLD")
+REAL_THRESHOLD = env_probability("REAL_THRESHOLD")
+if FAKE_THRESHOLD is not None and REAL_THRESHOLD is not None and REAL_THRESHOLD > FAKE_THRESHOLD:
+    raise ImproperlyConfigured(f"REAL_THRESHOLD ({REAL_THRESHOLD}) must not be above FAKE_THRESHOLD ({FAKE_THRESHOLD})")
 
 # --- uploads --------------------------------------------------------------------------------------------------------
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024  # enforced while the upload streams in

@@ -505,9 +505,18 @@ def test_tiny_training_learns_and_writes_a_complete_checkpoint(trained, clips_ma
     assert 0.0 <= checkpoint.metrics["auc"] <= 1.0 and "accuracy" in checkpoint.metrics and "eer" in checkpoint.metrics
     assert checkpoint.training["clips"]["train"] and checkpoint.training["clips"]["val"]
     assert load_checkpoint(output / "last.pt").training["epoch"] == 2
-    for plot in ("curves.png", "roc_validation.png", "confusion_validation.png"):
+    for plot in ("curves.png", "roc_validation.png", "confusion_validation.png", "reliability_validation.png"):
         assert (output / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     assert list((output / "tensorboard").glob("events.out.tfevents.*"))
+    # calibrated at the end on the validation split, with the data it was fitted on
+    calibration = checkpoint.calibration
+    assert calibration is not None and calibration.method == "platt", log
+    assert calibration.fitted_on["split"] == "validation" and calibration.fitted_on["fitted_by"] == "train_model"
+    fitted = calibration.fitted_on["scores"]
+    assert len(fitted) == checkpoint.training["clips"]["val"]["REAL"] + checkpoint.training["clips"]["val"]["FAKE"]
+    assert 0.5 <= calibration.thresholds.fake <= 1.0 and 0.0 <= calibration.thresholds.real <= 0.5
+    assert "Calibration (platt) fitted on" in log
+    assert json.loads((output / "summary.json").read_text())["calibration"]["method"] == "platt"
     state = torch.load(output / "train_state.pt", weights_only=True)
     assert state["epoch"] == 2 and "optimizer" in state and "rng" in state
     assert json.loads((output / "summary.json").read_text())["epochs_run"] == 2
@@ -620,8 +629,42 @@ def test_evaluate_model_reports_every_level_and_refuses_other_preprocessing(
     correct = sum((s >= 0.5) == bool(y) for y, s in zip(labels, scores, strict=True))
     assert overall["video"]["accuracy"] == pytest.approx(correct / len(rows))
     assert (tmp_path / "eval" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    # calibrated and raw figures side by side, three-way outcomes at the checkpoint's thresholds
+    assert report["calibrated"] and report["thresholds"]["source"] == "checkpoint"
+    assert set(report["raw_overall"]) == {"clip", "window", "video"} and "brier" in overall["video"]
+    outcomes = report["outcomes"]
+    assert sum(outcomes["REAL"].values()) == 6 and sum(outcomes["FAKE"].values()) == 6
+    called = [row["called"] for row in rows]
+    assert called.count("INCONCLUSIVE") == outcomes["REAL"]["INCONCLUSIVE"] + outcomes["FAKE"]["INCONCLUSIVE"]
+    assert {"raw", "calibrated"} == set(report["reliability"]["video"])
+    assert (tmp_path / "eval" / "reliability_video.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Raw -> calibrated (videos): Brier" in log
     with pytest.raises(CommandError, match="other preprocessing"):
         run("evaluate_model", tiny_checkpoint, "--manifest", clips_manifest, "--output", tmp_path / "e2")
+
+
+def test_calibrate_model_refits_on_the_runs_own_validation_split(trained, clips_manifest, tmp_path):
+    output, _ = trained
+    trained_with = load_checkpoint(output / "best.pt").calibration
+    log = run(
+        "calibrate_model", output / "best.pt", "--method", "temperature", "--output", tmp_path / "t.pt", "--no-progress"
+    )
+    refit = load_checkpoint(tmp_path / "t.pt").calibration
+    assert refit.method == "temperature" and refit.parameters["temperature"] > 0 and "Calibration (temperature)" in log
+    assert refit.fitted_on["fitted_by"] == "manage.py calibrate_model"
+    # the same validation clips as the training run used, scored the same way
+    assert sorted(row[:4] for row in refit.fitted_on["scores"]) == sorted(
+        row[:4] for row in trained_with.fitted_on["scores"]
+    )
+    assert {round(row[4], 4) for row in refit.fitted_on["scores"]} == {
+        round(row[4], 4) for row in trained_with.fitted_on["scores"]
+    }
+    with pytest.raises(CommandError, match="no clips in split"):
+        run("calibrate_model", output / "best.pt", "--split", "test", "--output", tmp_path / "x.pt")
+    other = tmp_path / "other.json"
+    other.write_text(clips_manifest.read_text().replace('"dataset": "synthetic"', '"dataset": "other"', 1))
+    with pytest.raises(CommandError, match="not the one the checkpoint was trained on"):
+        run("calibrate_model", output / "best.pt", "--manifest", other, "--output", tmp_path / "y.pt")
 
 
 def test_onnx_export_matches_pytorch_and_serves_the_predictor(tiny_checkpoint, one_face_video, tmp_path):

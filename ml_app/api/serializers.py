@@ -29,17 +29,24 @@ class AnalysisCreateSerializer(serializers.Serializer):
     sequence_length = serializers.IntegerField(
         required=False, help_text="frames per window; one of the lengths listed by /api/v1/checkpoints/"
     )
+    ensemble = serializers.CharField(
+        required=False,
+        help_text="analyse with an ensemble listed by /api/v1/ensembles/ instead (sequence_length is then ignored)",
+    )
 
 
 class ReasonSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="no_face, face_not_tracked or too_few_frames")
+    code = serializers.CharField(
+        help_text="uncertain (between the thresholds), windows_disagree, no_face, face_not_tracked or too_few_frames"
+    )
     message = serializers.CharField()
 
 
 class TrackSerializer(serializers.Serializer):
     track_id = serializers.IntegerField()
     person_id = serializers.IntegerField()
-    fake_probability = serializers.FloatField()
+    fake_probability = serializers.FloatField(help_text="calibrated (raw when the checkpoint has no calibration)")
+    raw_probability = serializers.FloatField(help_text="the network's own output")
     filled_frames = serializers.IntegerField(help_text="frames whose face box was filled in from neighbours")
     boxes = serializers.ListField(
         child=serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4),
@@ -58,7 +65,8 @@ class WindowSerializer(serializers.Serializer):
     frames = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["scored", "no_face", "face_lost", "video_ended"])
     faces_found = serializers.IntegerField()
-    fake_probability = serializers.FloatField(allow_null=True)
+    fake_probability = serializers.FloatField(allow_null=True, help_text="its most suspicious face's")
+    raw_probability = serializers.FloatField(allow_null=True)
     tracks = TrackSerializer(many=True)
     frames_without_face = serializers.ListField(child=serializers.IntegerField())
 
@@ -66,8 +74,12 @@ class WindowSerializer(serializers.Serializer):
 class PersonSerializer(serializers.Serializer):
     person_id = serializers.IntegerField()
     windows = serializers.ListField(child=serializers.IntegerField())
-    fake_probability = serializers.FloatField()
-    verdict = serializers.ChoiceField(choices=["REAL", "FAKE"])
+    fake_probability = serializers.FloatField(help_text="the mean of their windows' calibrated probabilities")
+    raw_probability = serializers.FloatField()
+    window_probabilities = serializers.ListField(child=serializers.FloatField(), help_text="in the order of windows")
+    disagreement = serializers.FloatField(help_text="largest minus smallest window probability")
+    verdict = serializers.ChoiceField(choices=["REAL", "FAKE", "INCONCLUSIVE"])
+    reason = serializers.CharField(allow_null=True, help_text="for INCONCLUSIVE: uncertain or windows_disagree")
     thumbnail_url = serializers.CharField(allow_null=True)
 
 
@@ -93,14 +105,57 @@ class CheckpointIdentitySerializer(serializers.Serializer):
     architecture = serializers.DictField()
     preprocessing = serializers.DictField()
     metrics = serializers.DictField()
+    calibration = serializers.DictField(allow_null=True, help_text="method, thresholds, validation figures")
+
+
+class ThresholdsSerializer(serializers.Serializer):
+    fake = serializers.FloatField(help_text="FAKE at or above this probability")
+    real = serializers.FloatField(help_text="REAL at or below this probability; INCONCLUSIVE in between")
+    source = serializers.CharField(help_text="checkpoint, settings, option or uncalibrated")
+
+
+class CalibrationInfoSerializer(serializers.Serializer):
+    calibrated = serializers.BooleanField()
+    meaning = serializers.CharField(help_text="what fake_probability is")
+    inconclusive_means = serializers.CharField()
+    method = serializers.CharField(required=False, help_text="temperature, platt or isotonic")
+    fitted_on = serializers.DictField(required=False, help_text="the validation data it was fitted on")
+
+
+class EnsembleMemberSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    sha256 = serializers.CharField()
+    sequence_length = serializers.IntegerField()
+    verdict = serializers.ChoiceField(choices=["REAL", "FAKE", "INCONCLUSIVE"])
+    reason = ReasonSerializer(allow_null=True)
+    fake_probability = serializers.FloatField(allow_null=True)
+    raw_probability = serializers.FloatField(allow_null=True)
+    thresholds = ThresholdsSerializer()
+    calibrated = serializers.BooleanField()
+    windows_scored = serializers.IntegerField()
+
+
+class EnsembleResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    combine = serializers.CharField(help_text="how the members' probabilities are combined: mean")
+    members = EnsembleMemberSerializer(many=True)
+    evidence_from = serializers.CharField(help_text="the member whose windows and people the result shows")
+    identity = serializers.CharField(help_text="sha256 of the members' sha256s")
 
 
 class ResultSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=["REAL", "FAKE", "INCONCLUSIVE"])
     reason = ReasonSerializer(allow_null=True, help_text="why the verdict is INCONCLUSIVE")
-    fake_probability = serializers.FloatField(allow_null=True)
-    confidence = serializers.FloatField(allow_null=True, help_text="probability of the verdict's class")
-    threshold = serializers.FloatField()
+    fake_probability = serializers.FloatField(
+        allow_null=True, help_text="calibrated probability that the most suspicious person's face sequences are fake"
+    )
+    raw_probability = serializers.FloatField(allow_null=True, help_text="the same from the network's raw scores")
+    confidence = serializers.FloatField(
+        allow_null=True, help_text="probability of the verdict's class (REAL or FAKE; null for INCONCLUSIVE)"
+    )
+    thresholds = ThresholdsSerializer()
+    calibration = CalibrationInfoSerializer()
+    ensemble = EnsembleResultSerializer(allow_null=True, help_text="for an ensemble: each member's answer")
     sequence_length = serializers.IntegerField()
     windows_scored = serializers.IntegerField()
     windows = WindowSerializer(many=True)
@@ -159,6 +214,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
     # not depend on which database generated it.
     size_bytes = serializers.IntegerField(read_only=True)
     sequence_length = serializers.IntegerField(read_only=True)
+    ensemble_name = serializers.CharField(read_only=True, help_text="the ensemble analysed with, or empty")
     attempts = serializers.IntegerField(read_only=True)
     url = serializers.SerializerMethodField(help_text="this analysis in the API")
     page_url = serializers.SerializerMethodField(help_text="its result page on the site")
@@ -185,6 +241,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "size_bytes",
             "sequence_length",
             "checkpoint",
+            "ensemble_name",
             "attempts",
             "created_at",
             "started_at",
@@ -257,3 +314,15 @@ class ActiveCheckpointSerializer(serializers.ModelSerializer):
             "sha256",
             "created_at",
         ]
+
+
+class ActiveEnsembleSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    members = serializers.SerializerMethodField(help_text="the checkpoints it combines now")
+
+    @extend_schema_field(AnalysisCheckpointSerializer(many=True))
+    def get_members(self, pair) -> list:
+        return AnalysisCheckpointSerializer(pair[1], many=True).data
+
+    def to_representation(self, pair):
+        return {"name": pair[0], "members": self.get_members(pair)}

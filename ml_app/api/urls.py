@@ -2,7 +2,7 @@
 
 from rest_framework.routers import DefaultRouter
 
-from .views import AnalysisViewSet, CheckpointViewSet
+from .views import AnalysisViewSet, CheckpointViewSet, EnsembleViewSet
 
 app_name = "api"
 
@@ -10,5 +10,6 @@ router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("analyses", AnalysisViewSet, basename="analysis")
 router.register("checkpoints", CheckpointViewSet, basename="checkpoint")
+router.register("ensembles", EnsembleViewSet, basename="ensemble")
 
 urlpatterns = router.urls

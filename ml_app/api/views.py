@@ -10,8 +10,14 @@ from rest_framework.response import Response
 
 from .. import jobs, submissions
 from ..models import Analysis
-from ..registry import active_checkpoints
-from .serializers import ActiveCheckpointSerializer, AnalysisCreateSerializer, AnalysisSerializer, ErrorSerializer
+from ..registry import active_checkpoints, active_ensembles
+from .serializers import (
+    ActiveCheckpointSerializer,
+    ActiveEnsembleSerializer,
+    AnalysisCreateSerializer,
+    AnalysisSerializer,
+    ErrorSerializer,
+)
 
 _ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="no credentials, or a bad token"),
@@ -93,8 +99,8 @@ class AnalysisViewSet(
 
     @extend_schema(
         summary="Upload a video for analysis",
-        description="Multipart form with `video` and optionally `sequence_length`. Answers 202 at once: the analysis "
-        "runs in the background; poll its `url` until `status` is `done` or `failed`.",
+        description="Multipart form with `video` and optionally `sequence_length` or `ensemble`. Answers 202 at "
+        "once: the analysis runs in the background; poll its `url` until `status` is `done` or `failed`.",
         request={"multipart/form-data": AnalysisCreateSerializer},
         responses={202: AnalysisSerializer, **_UPLOAD_ERRORS, **_ERRORS},
     )
@@ -120,3 +126,15 @@ class CheckpointViewSet(viewsets.GenericViewSet):
     )
     def list(self, request: Request) -> Response:
         return Response(self.get_serializer(list(active_checkpoints().values()), many=True).data)
+
+
+class EnsembleViewSet(viewsets.GenericViewSet):
+    serializer_class = ActiveEnsembleSerializer
+    pagination_class = None
+
+    @extend_schema(
+        summary="The active ensembles (several checkpoints whose calibrated answers are averaged) and their members",
+        responses={200: ActiveEnsembleSerializer(many=True), **_ERRORS},
+    )
+    def list(self, request: Request) -> Response:
+        return Response(self.get_serializer(list(active_ensembles().items()), many=True).data)

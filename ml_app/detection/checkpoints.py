@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .calibration import Calibration
 from .errors import (
     ArchitectureMismatch,
     CheckpointNotFound,
@@ -54,6 +55,7 @@ class CheckpointFile:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     origin: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None  # None: scores are the raw network output
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     path: Path | None = None
     sha256: str | None = None
@@ -83,9 +85,18 @@ class CheckpointFile:
             "training": self.training,
             "metrics": self.metrics,
             "origin": self.origin,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
             "weights_dtype": "float16" if half else "float32",
             "state_dict": weights,
         }
+
+    def calibration_summary(self) -> dict[str, Any] | None:
+        """The calibration without the scores it was fitted on (what results and listings carry)."""
+        if self.calibration is None:
+            return None
+        summary = self.calibration.to_dict()
+        summary["fitted_on"] = {k: v for k, v in summary["fitted_on"].items() if k != "scores"}
+        return summary
 
     def describe(self) -> dict[str, Any]:
         """Identity and settings, without weights: what results and listings show."""
@@ -99,6 +110,7 @@ class CheckpointFile:
             "metrics": self.metrics,
             "training": self.training,
             "origin": self.origin,
+            "calibration": self.calibration_summary(),
             "untrained": self.untrained,
             "created_at": self.created_at,
         }
@@ -203,6 +215,10 @@ def checkpoint_from_payload(payload: Any, name: str) -> CheckpointFile:
     length = payload.get("sequence_length")
     if not isinstance(length, int) or length < 1:
         raise NotACheckpoint(f"'{name}' has no valid sequence length ({length!r}).")
+    try:
+        calibration = Calibration.from_dict(payload.get("calibration"))
+    except ValueError as exc:
+        raise NotACheckpoint(f"'{name}' has an invalid calibration: {exc}") from exc
     return CheckpointFile(
         architecture=architecture,
         preprocessing=preprocessing,
@@ -212,6 +228,7 @@ def checkpoint_from_payload(payload: Any, name: str) -> CheckpointFile:
         training=dict(payload.get("training") or {}),
         metrics=dict(payload.get("metrics") or {}),
         origin=dict(payload.get("origin") or {}),
+        calibration=calibration,
         created_at=str(payload.get("created_at") or ""),
     )
 

@@ -1,8 +1,12 @@
 """The app's rule, from face scores to a verdict; the one place it is written.
 
-* a window's score is its most suspicious face's fake probability (one swapped face makes a video fake);
+* a face sequence's score is its calibrated fake probability (:mod:`.calibration`; raw for an uncalibrated checkpoint);
+* a window's score is its most suspicious face's (one swapped face makes a video fake);
 * people are linked across windows by face descriptor, and a person's score is the mean over their windows;
-* the video's score is its most suspicious person's, FAKE at or above the threshold, else REAL;
+* three outcomes, for a person and for the video: FAKE at or above the FAKE threshold, REAL at or below the REAL
+  threshold, INCONCLUSIVE in between (``uncertain``); a person whose windows disagree strongly (``DISAGREEMENT``
+  apart) is never called REAL on their mean (``windows_disagree``);
+* the video's score is its most suspicious person's: FAKE if any person is FAKE, REAL only if every person is REAL;
 * no window with a face followed for the whole window means INCONCLUSIVE, with the reason.
 
 ``analyze_video`` decides with ``decide``; dataset preprocessing links people with ``link_people``; ``evaluate_model``
@@ -16,9 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .calibration import Thresholds
 from .results import AnalysisResult, PersonResult, TrackScore, Verdict, WindowResult
 
 SAME_PERSON_DISTANCE = 0.6  # face_recognition's own tolerance for "same person"
+# Windows of one person this far apart (e.g. 0.84 and 0.13) are conflicting evidence, not a confident mean.
+DISAGREEMENT = 0.5
 
 
 def window_probability(face_probabilities: Iterable[float]) -> float | None:
@@ -36,8 +43,24 @@ def video_probability(person_probabilities: Iterable[float]) -> float:
     return max(person_probabilities)
 
 
-def verdict_of(probability: float, threshold: float) -> Verdict:
-    return "FAKE" if probability >= threshold else "REAL"
+def verdict_of(probability: float, thresholds: Thresholds) -> Verdict:
+    """FAKE at or above the FAKE threshold, REAL at or below the REAL threshold, else INCONCLUSIVE."""
+    if probability >= thresholds.fake:
+        return "FAKE"
+    return "REAL" if probability <= thresholds.real else "INCONCLUSIVE"
+
+
+def spread(window_probabilities: Sequence[float]) -> float:
+    """How far apart a person's windows are (0 for a single window)."""
+    return float(max(window_probabilities) - min(window_probabilities)) if window_probabilities else 0.0
+
+
+def person_verdict(window_probabilities: Sequence[float], thresholds: Thresholds) -> tuple[Verdict, str | None]:
+    """A person's outcome and, when INCONCLUSIVE, its reason code (``uncertain`` or ``windows_disagree``)."""
+    verdict = verdict_of(person_probability(window_probabilities), thresholds)
+    if verdict != "FAKE" and spread(window_probabilities) >= DISAGREEMENT:
+        return "INCONCLUSIVE", "windows_disagree"
+    return verdict, "uncertain" if verdict == "INCONCLUSIVE" else None
 
 
 def link_people(windows: Iterable[tuple[int, Mapping[int, np.ndarray]]]) -> dict[tuple[int, int], int]:
@@ -100,35 +123,68 @@ def too_short_reason(frame_count: int, sequence_length: int) -> dict[str, str]:
     }
 
 
-def _people(windows: Sequence[WindowResult], threshold: float) -> list[PersonResult]:
+def uncertain_reason(people: Sequence[PersonResult], thresholds: Thresholds) -> dict[str, str]:
+    """Why a video whose windows were scored is INCONCLUSIVE: conflicting windows, or evidence between thresholds."""
+    torn = [p for p in people if p.reason == "windows_disagree"]
+    if torn:
+        person = max(torn, key=lambda p: p.disagreement)
+        low, high = min(person.window_probabilities), max(person.window_probabilities)
+        return {
+            "code": "windows_disagree",
+            "message": f"The windows of person {person.person_id + 1} disagree: from {low:.2f} to {high:.2f} "
+            "fake probability. Conflicting evidence is not averaged into a REAL verdict; look at the windows.",
+        }
+    probability = max(p.fake_probability for p in people)
+    return {
+        "code": "uncertain",
+        "message": f"The evidence is between the thresholds: fake probability {probability:.2f}, where REAL needs "
+        f"at most {thresholds.real:.2f} and FAKE at least {thresholds.fake:.2f}.",
+    }
+
+
+def _people(windows: Sequence[WindowResult], thresholds: Thresholds) -> list[PersonResult]:
     appearances: dict[int, list[tuple[int, TrackScore]]] = {}
     for window in windows:
         for track in window.tracks:
             appearances.setdefault(track.person_id, []).append((window.index, track))
     people = []
     for person_id, seen in sorted(appearances.items()):
-        probability = person_probability([track.fake_probability for _, track in seen])
+        scores = [track.fake_probability for _, track in seen]
+        verdict, reason = person_verdict(scores, thresholds)
         best = max(seen, key=lambda item: item[1].fake_probability)[1]
         people.append(
             PersonResult(
                 person_id=person_id,
                 windows=[index for index, _ in seen],
-                fake_probability=probability,
-                verdict=verdict_of(probability, threshold),
+                fake_probability=person_probability(scores),
+                raw_probability=person_probability([track.raw_probability for _, track in seen]),
+                verdict=verdict,
+                reason=reason,
+                window_probabilities=scores,
+                disagreement=spread(scores),
                 thumbnail=best.crops[len(best.crops) // 2] if best.crops is not None else None,
             )
         )
     return people
 
 
+def video_verdict(people: Sequence[PersonResult]) -> Verdict:
+    """FAKE if anyone is FAKE, REAL only if everyone is REAL, else INCONCLUSIVE."""
+    verdicts = {person.verdict for person in people}
+    if "FAKE" in verdicts:
+        return "FAKE"
+    return "REAL" if verdicts == {"REAL"} else "INCONCLUSIVE"
+
+
 def decide(result: AnalysisResult, people_of: Mapping[tuple[int, int], int]) -> None:
     """Fill in people, verdict, confidence and reason of ``result`` from its scored windows and the person of each
-    (window, track), with ``result.threshold``."""
+    (window, track), with ``result.thresholds``."""
     for window in result.windows:
         window.fake_probability = window_probability(track.fake_probability for track in window.tracks)
+        window.raw_probability = window_probability(track.raw_probability for track in window.tracks)
         for track in window.tracks:
             track.person_id = people_of[(window.index, track.track_id)]
-    result.people = _people(result.windows, result.threshold)
+    result.people = _people(result.windows, result.thresholds)
     scored = [w for w in result.windows if w.status == "scored"]
     if not scored:
         result.verdict = "INCONCLUSIVE"
@@ -136,8 +192,12 @@ def decide(result: AnalysisResult, people_of: Mapping[tuple[int, int], int]) -> 
         return
     probability = video_probability(person.fake_probability for person in result.people)
     result.fake_probability = probability
-    result.verdict = verdict_of(probability, result.threshold)
-    result.confidence = probability if result.verdict == "FAKE" else 1.0 - probability
+    result.raw_probability = video_probability(person.raw_probability for person in result.people)
+    result.verdict = video_verdict(result.people)
+    if result.verdict == "INCONCLUSIVE":
+        result.reason = uncertain_reason(result.people, result.thresholds)
+    else:
+        result.confidence = probability if result.verdict == "FAKE" else 1.0 - probability
     if len(scored) < len(result.windows):
         result.warnings.append(
             f"Only {len(scored)} of {len(result.windows)} windows had a face visible for all "

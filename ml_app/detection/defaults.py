@@ -26,6 +26,14 @@ def shipped_file(length: int) -> str:
     return f"models/{SHIPPED_NAME.format(length=length)}.pt"
 
 
+SHIPPED_ENSEMBLE = "all-lengths"  # the shipped models combined, offered when all of them are there
+
+
+def shipped_ensembles(project: Path) -> dict[str, list[int | str]]:
+    """The default ensemble of every shipped length, when every shipped file is there."""
+    return {SHIPPED_ENSEMBLE: list(SHIPPED_LENGTHS)} if len(shipped_mapping(project)) == len(SHIPPED_LENGTHS) else {}
+
+
 def shipped_mapping(project: Path) -> dict[int, str]:
     """The default MODEL_MAPPING: every length whose shipped file is present."""
     return {length: shipped_file(length) for length in SHIPPED_LENGTHS if (project / shipped_file(length)).is_file()}

@@ -51,3 +51,9 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def combined_sha256(digests: list[str]) -> str:
+    """One sha256 for a set of files' sha256s, whatever their order: an ensemble's identity (the same video with the
+    same members reuses its result; a changed member is noticed)."""
+    return hashlib.sha256(("ensemble:" + ",".join(sorted(digests))).encode()).hexdigest()

@@ -27,6 +27,7 @@ DECODE_THREADS = 0
 SKIP_NONREF_CODECS = frozenset({"h264", "hevc"})
 SKIP_NONREF_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
 
+
 def _find_malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``; None elsewhere (musl, macOS), where there is nothing to do."""
     try:

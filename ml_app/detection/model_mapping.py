@@ -134,6 +134,36 @@ def effective_mapping(
     return dict(sorted(result.items()))
 
 
+EnsembleMember = int | str  # a sequence length (that length's checkpoint) or a checkpoint file
+
+
+def split_mapping(raw: Mapping[str, object]) -> tuple[dict[int, str], dict[str, list[EnsembleMember]]]:
+    """MODEL_MAPPING's two kinds of entry: a length (``"20": "models/a.pt"``) names the one file for that length; any
+    other name is an ensemble, a list of members, each a length or a file (``"seeds": ["s0.pt", "s1.pt"]``,
+    ``"all-lengths": [10, 20, 40]``). ValueError says what is wrong with an entry."""
+    lengths: dict[int, str] = {}
+    ensembles: dict[str, list[EnsembleMember]] = {}
+    for key, value in raw.items():
+        name = str(key).strip()
+        if name.isdigit() and name.isascii():
+            if not isinstance(value, str):
+                raise ValueError(
+                    f"MODEL_MAPPING['{name}'] must be one checkpoint file; to combine several, name an ensemble: "
+                    f'{{"my-ensemble": [...]}}'
+                )
+            lengths[int(name)] = value
+            continue
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"MODEL_MAPPING['{name}'] is an ensemble and must be a list of lengths or files")
+        members: list[EnsembleMember] = []
+        for member in value:
+            if isinstance(member, bool) or not isinstance(member, int | str) or member in ("", 0):
+                raise ValueError(f"MODEL_MAPPING['{name}']: {member!r} is neither a sequence length nor a file")
+            members.append(int(member) if isinstance(member, str) and member.isdigit() else member)
+        ensembles[name] = members
+    return lengths, ensembles
+
+
 def how_to_get_checkpoint(sequence_length: int) -> str:
     return (
         f"To get a checkpoint for {sequence_length} frames: convert one of the original app's files with "

@@ -13,6 +13,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from .calibration import ScoreRule, score_rule
 from .decision import decide, link_people, too_short_reason
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_WINDOWS
 from .model_loading import LoadedModel
@@ -44,11 +45,12 @@ def _track(faces: WindowFaces, track_id: int, sequence: np.ndarray, colour_order
     )
 
 
-def _score_of(track: TrackScore) -> ScoreSink:
-    """Where the scorer puts a track's fake probability."""
+def _score_of(track: TrackScore, rule: ScoreRule) -> ScoreSink:
+    """Where the scorer puts a track's score: kept raw, and calibrated by the checkpoint's rule."""
 
     def receive(probability: float) -> None:
-        track.fake_probability = probability
+        track.raw_probability = probability
+        track.fake_probability = rule.probability(probability)
 
     return receive
 
@@ -68,7 +70,7 @@ def analyze_video(
     *,
     max_windows: int = DEFAULT_MAX_WINDOWS,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    threshold: float = 0.5,
+    rule: ScoreRule | None = None,
     keep_crops: bool = True,
     progress: Progress | None = None,
     info: VideoInfo | None = None,
@@ -77,7 +79,8 @@ def analyze_video(
 ) -> AnalysisResult:
     """Analyse one video with a loaded checkpoint. Raises a VideoError for files that are not usable video.
 
-    ``info`` is the video's probe when the caller already has it (validation usually probes first).
+    ``info`` is the video's probe when the caller already has it (validation usually probes first). ``rule`` is the
+    calibration and thresholds (default: the checkpoint's own, see :func:`.calibration.score_rule`).
     With ``overlap_network`` the network scores finished windows while later ones are decoded and searched for faces;
     with ``overlap_decoding`` a thread decodes the next frames while faces are searched for in the current ones. The
     stage timings then add up to more than the total. Neither changes a result.
@@ -88,6 +91,7 @@ def analyze_video(
     checkpoint = loaded.checkpoint
     prep = checkpoint.preprocessing
     length = checkpoint.sequence_length
+    rule = rule or score_rule(checkpoint.calibration)
 
     report(Stage.PROBE, 0.0)
     with timer.stage("probe"):
@@ -98,11 +102,18 @@ def analyze_video(
         sequence_length=length,
         video=info.to_dict(),
         checkpoint=checkpoint.describe(),
-        threshold=threshold,
+        thresholds=rule.thresholds,
+        calibration=rule.describe(),
     )
     if checkpoint.untrained:
         result.warnings.append(
             f"The checkpoint '{checkpoint.name}' is untrained (random weights): its verdict means nothing."
+        )
+    elif not rule.calibrated:
+        result.warnings.append(
+            f"The checkpoint '{checkpoint.name}' carries no calibration: its scores are the network's raw output, "
+            f"not calibrated probabilities, and the thresholds ({rule.thresholds.real:g} / {rule.thresholds.fake:g}) "
+            "were not chosen on validation data. Calibrate it with 'manage.py calibrate_model'."
         )
     if not plans:
         result.reason = too_short_reason(info.frame_count, length)
@@ -123,7 +134,7 @@ def analyze_video(
                     sequence = faces.sequence(track_id)
                     track = _track(faces, track_id, sequence, prep.colour_order, keep_crops)
                     window.tracks.append(track)
-                    scorer.add(sequence, _score_of(track))
+                    scorer.add(sequence, _score_of(track, rule))
                 collected.append((window, faces))
         warning = _truncation_warning(reader.ended_at, info)
         if warning:

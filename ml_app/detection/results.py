@@ -13,6 +13,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from .calibration import Thresholds, score_rule
+
 Verdict = Literal["REAL", "FAKE", "INCONCLUSIVE"]
 WindowStatus = Literal["scored", "no_face", "face_lost", "video_ended"]
 
@@ -23,16 +25,18 @@ class TrackScore:
 
     track_id: int  # within the window
     person_id: int  # across the video
-    fake_probability: float
+    fake_probability: float  # calibrated (the raw score when the checkpoint has no calibration)
     boxes: list[list[int]]  # per frame, [x0, y0, x1, y1] in displayed-frame pixels
     filled_frames: int  # frames whose box was filled in from neighbours rather than detected
     crops: np.ndarray | None = field(default=None, repr=False)  # (N, S, S, 3) uint8 RGB, as fed (before colour swap)
+    raw_probability: float = float("nan")  # the network's own output
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "track_id": self.track_id,
             "person_id": self.person_id,
             "fake_probability": round(self.fake_probability, 6),
+            "raw_probability": round(self.raw_probability, 6),
             "filled_frames": self.filled_frames,
             "boxes": self.boxes,
         }
@@ -51,6 +55,7 @@ class WindowResult:
     tracks: list[TrackScore] = field(default_factory=list)
     frames_without_face: list[int] = field(default_factory=list)  # video frame indices with no face at all
     fake_probability: float | None = None  # set by decision.decide from the tracks' scores
+    raw_probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         probability = self.fake_probability
@@ -64,6 +69,7 @@ class WindowResult:
             "status": self.status,
             "faces_found": self.faces_found,
             "fake_probability": None if probability is None else round(probability, 6),
+            "raw_probability": None if self.raw_probability is None else round(self.raw_probability, 6),
             "tracks": [t.to_dict() for t in self.tracks],
             "frames_without_face": self.frames_without_face,
         }
@@ -75,8 +81,12 @@ class PersonResult:
 
     person_id: int
     windows: list[int]
-    fake_probability: float
+    fake_probability: float  # the mean of their windows' calibrated probabilities
     verdict: Verdict
+    reason: str | None = None  # for INCONCLUSIVE: "uncertain" or "windows_disagree"
+    window_probabilities: list[float] = field(default_factory=list)  # per window, in the order of ``windows``
+    disagreement: float = 0.0  # the largest minus the smallest window probability
+    raw_probability: float = float("nan")
     thumbnail: np.ndarray | None = field(default=None, repr=False)  # RGB uint8
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,7 +94,11 @@ class PersonResult:
             "person_id": self.person_id,
             "windows": self.windows,
             "fake_probability": round(self.fake_probability, 6),
+            "raw_probability": round(self.raw_probability, 6),
+            "window_probabilities": [round(p, 6) for p in self.window_probabilities],
+            "disagreement": round(self.disagreement, 6),
             "verdict": self.verdict,
+            "reason": self.reason,
         }
 
 
@@ -94,23 +108,28 @@ class AnalysisResult:
     sequence_length: int
     video: dict[str, Any]
     checkpoint: dict[str, Any]
-    fake_probability: float | None = None
-    confidence: float | None = None  # probability of the verdict's class
-    threshold: float = 0.5
+    fake_probability: float | None = None  # calibrated, of the most suspicious person
+    confidence: float | None = None  # probability of the verdict's class (REAL or FAKE only)
+    thresholds: Thresholds = field(default_factory=lambda: score_rule(None).thresholds)
+    calibration: dict[str, Any] = field(default_factory=lambda: score_rule(None).describe())  # what the number means
+    raw_probability: float | None = None  # the same rule on the network's raw scores
     reason: dict[str, str] | None = None  # for INCONCLUSIVE: {"code", "message"}
     windows: list[WindowResult] = field(default_factory=list)
     people: list[PersonResult] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     crop_files: dict[str, Any] = field(default_factory=dict)
+    ensemble: dict[str, Any] | None = None  # for an ensemble: its name, how it combines, and each member's answer
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "reason": self.reason,
             "fake_probability": None if self.fake_probability is None else round(self.fake_probability, 6),
+            "raw_probability": None if self.raw_probability is None else round(self.raw_probability, 6),
             "confidence": None if self.confidence is None else round(self.confidence, 6),
-            "threshold": self.threshold,
+            "thresholds": self.thresholds.to_dict(),
+            "calibration": self.calibration,
             "sequence_length": self.sequence_length,
             "windows_scored": sum(1 for w in self.windows if w.status == "scored"),
             "windows": [w.to_dict() for w in self.windows],
@@ -120,6 +139,7 @@ class AnalysisResult:
             "timings": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
             "warnings": self.warnings,
             "crop_files": self.crop_files,
+            "ensemble": self.ensemble,
         }
 
     def save_crops(self, directory: str | Path) -> dict[str, Any]:

@@ -15,7 +15,22 @@ BALANCE_CHOICES = ("loss", "sampler", "none")  # class weights in the loss, weig
 SYNTHESIZE_CHOICES = ("sbi",)  # self-blended fakes from every real clip
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 # What a resumed run may change; everything else must match the interrupted run.
-RESUMABLE = frozenset({"epochs", "patience", "device", "workers", "progress", "tensorboard", "keep_every_epoch"})
+RESUMABLE = frozenset(
+    {
+        "epochs",
+        "patience",
+        "device",
+        "workers",
+        "progress",
+        "tensorboard",
+        "keep_every_epoch",
+        "calibration",
+        "max_fpr",
+        "max_miss",
+    }
+)
+# How the best checkpoint is calibrated at the end (model_creation.training.calibrate); "none" leaves it raw.
+CALIBRATION_CHOICES = ("auto", "temperature", "platt", "isotonic", "none")
 
 
 class TrainError(ValueError):
@@ -50,6 +65,9 @@ class TrainConfig:
     pretrained: str = "imagenet"
     synthesize_fakes: str = ""  # "" or one of SYNTHESIZE_CHOICES, in training and validation
     keep_every_epoch: bool = False
+    calibration: str = "auto"  # one of CALIBRATION_CHOICES, fitted on the validation split after training
+    max_fpr: float = 0.05  # the FAKE threshold: at most this share of validation real videos called FAKE
+    max_miss: float = 0.10  # the REAL threshold: at most this share of validation fake videos called REAL
     name: str = ""
     progress: bool = True
     tensorboard: bool = True
@@ -61,6 +79,10 @@ class TrainConfig:
             raise TrainError(f"--balance must be {', '.join(BALANCE_CHOICES[:-1])} or {BALANCE_CHOICES[-1]}.")
         if self.synthesize_fakes and self.synthesize_fakes not in SYNTHESIZE_CHOICES:
             raise TrainError("--synthesize-fakes knows only sbi (self-blended images).")
+        if self.calibration not in CALIBRATION_CHOICES:
+            raise TrainError(f"--calibration must be one of {', '.join(CALIBRATION_CHOICES)}.")
+        if not (0.0 <= self.max_fpr < 1.0 and 0.0 <= self.max_miss < 1.0):
+            raise TrainError("--max-fpr and --max-miss are shares between 0 and 1.")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.workers < 0:
             raise TrainError("--epochs, --batch-size and --patience must be at least 1, --lr positive.")
 
@@ -82,3 +104,4 @@ class TrainResult:
     best_metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    calibration: dict[str, Any] | None = None  # what was fitted on the validation split, if anything

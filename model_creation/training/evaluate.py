@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ml_app.detection.calibration import Thresholds
 from ml_app.detection.decision import person_probability, video_probability, window_probability
 from ml_app.detection.scoring import fake_probabilities
 
@@ -123,6 +124,44 @@ def evaluation_report(items: Sequence[ClipItem], scores: Sequence[float], thresh
             or (items[i].video.label == "REAL" and items[i].video.dataset in method_datasets)
         ]
         report["per_method"][method] = metrics_of(chosen)
+    return report
+
+
+def outcome_counts(rows: Sequence[tuple[str, int, float]], thresholds: Thresholds) -> dict[str, dict[str, int]]:
+    """Per truth (REAL, FAKE): how many videos the three-way rule calls FAKE, REAL or INCONCLUSIVE."""
+    table = {truth: {"FAKE": 0, "REAL": 0, "INCONCLUSIVE": 0} for truth in ("REAL", "FAKE")}
+    for _, label, score in rows:
+        called = "FAKE" if score >= thresholds.fake else "REAL" if score <= thresholds.real else "INCONCLUSIVE"
+        table["FAKE" if label else "REAL"][called] += 1
+    return table
+
+
+def calibration_report(items: Sequence[ClipItem], raw: Sequence[float], calibrated: Sequence[float], rule) -> dict:
+    """What an evaluation adds about calibration: the thresholds, three-way video outcomes per truth, the raw
+    metrics beside the calibrated ones, and the reliability tables (clip and video) of both."""
+    from .metrics import reliability
+
+    def figures(scores: Sequence[float], level: str) -> dict[str, Any]:
+        rows = level_scores(items, scores, level)
+        labels, values = [label for _, label, _ in rows], [score for _, _, score in rows]
+        metrics = binary_metrics(labels, values)
+        return {"brier": metrics["brier"], "ece": metrics["ece"], "reliability": reliability(labels, values)}
+
+    report: dict[str, Any] = {
+        "calibrated": rule.calibrated,
+        "calibration": rule.describe(),
+        "thresholds": rule.thresholds.to_dict(),
+        "outcomes": outcome_counts(level_scores(items, calibrated, "video"), rule.thresholds),
+        "reliability": {
+            level: {
+                "raw": figures(raw, level),
+                **({"calibrated": figures(calibrated, level)} if rule.calibrated else {}),
+            }
+            for level in ("clip", "video")
+        },
+    }
+    if rule.calibrated:
+        report["raw_overall"] = {level: level_metrics(items, raw, level) for level in LEVELS}
     return report
 
 

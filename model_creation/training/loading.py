@@ -91,6 +91,11 @@ def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str
     return split, split.counts(videos), items, synthesized
 
 
+def items_per_split(config: TrainConfig, manifest: Manifest) -> dict[str, list[ClipItem]]:
+    """The clips of each split exactly as a run with ``config`` draws them (self-blended fakes included)."""
+    return _items_per_split(config, manifest, lambda message: None)[2]
+
+
 def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[str], None]) -> TrainingData:
     """Read the manifest, split it, and build this rank's datasets, samplers and loaders; TrainError says why not."""
     try:

@@ -1,8 +1,10 @@
-"""Binary classification metrics in numpy (FAKE is the positive class), small enough to check by hand.
+"""Binary classification metrics (FAKE is the positive class), computed by scikit-learn.
 
-Conventions: a score is the fake probability; a sample is predicted FAKE when its score is at least the threshold
-(as the app decides). Precision is 0 when nothing is predicted FAKE, recall 0 when there is no FAKE sample, and AUC
-and EER are NaN when only one class is present: undefined values are never made up.
+Conventions kept on top of scikit-learn: a score is the fake probability; a sample is predicted FAKE when its score is
+at least the threshold (as the app decides). Precision is 0 when nothing is predicted FAKE, recall 0 when there is no
+FAKE sample, and AUC, EER, log loss and the Brier score are NaN when they are undefined (one class only, or no sample):
+undefined values are never made up. The equal error rate, the expected calibration error and the reliability table
+are the only figures scikit-learn does not give; they are derived from its ROC curve and its calibration bins.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import math
 from typing import Any
 
 import numpy as np
+from sklearn import metrics as sk
+from sklearn.calibration import calibration_curve
+
+RELIABILITY_BINS = 10
 
 
 def _arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -23,45 +29,34 @@ def _arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
+def _both_classes(y: np.ndarray) -> bool:
+    return 0 < int(y.sum()) < y.size
+
+
 def confusion_matrix(labels, scores, threshold: float = 0.5) -> np.ndarray:
     """``[[TN, FP], [FN, TP]]``: rows are the truth (REAL, FAKE), columns the prediction."""
     y, s = _arrays(labels, scores)
-    predicted = s >= threshold
-    return np.array(
-        [
-            [int(np.sum((y == 0) & ~predicted)), int(np.sum((y == 0) & predicted))],
-            [int(np.sum((y == 1) & ~predicted)), int(np.sum((y == 1) & predicted))],
-        ]
-    )
+    return sk.confusion_matrix(y, (s >= threshold).astype(np.int64), labels=[0, 1])
 
 
 def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """False and true positive rates at every distinct score taken as threshold, from (0, 0) to (1, 1).
 
-    Tied scores move the curve diagonally, which is what makes the trapezoid area equal the rank statistic.
+    Tied scores move the curve diagonally, which is what makes the trapezoid area equal the rank statistic. NaN arrays
+    when only one class is present.
     """
     y, s = _arrays(labels, scores)
-    positives, negatives = int(y.sum()), int(y.size - y.sum())
-    if positives == 0 or negatives == 0:
+    if not _both_classes(y):
         nan = np.array([math.nan])
         return nan, nan, nan
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    last_of_tie = np.r_[np.nonzero(np.diff(s_sorted))[0], y.size - 1]
-    tp = np.cumsum(y_sorted)[last_of_tie]
-    fp = (last_of_tie + 1) - tp
-    tpr = np.r_[0.0, tp / positives]
-    fpr = np.r_[0.0, fp / negatives]
-    thresholds = np.r_[np.inf, s_sorted[last_of_tie]]
+    fpr, tpr, thresholds = sk.roc_curve(y, s, drop_intermediate=False)
     return fpr, tpr, thresholds
 
 
 def roc_auc(labels, scores) -> float:
-    """Area under the ROC curve (trapezoids); the chance that a FAKE outscores a REAL, ties counting half."""
-    fpr, tpr, _ = roc_curve(labels, scores)
-    if np.isnan(fpr).any():
-        return math.nan
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    """Area under the ROC curve; the chance that a FAKE outscores a REAL, ties counting half."""
+    y, s = _arrays(labels, scores)
+    return float(sk.roc_auc_score(y, s)) if _both_classes(y) else math.nan
 
 
 def equal_error_rate(labels, scores) -> tuple[float, float]:
@@ -88,25 +83,61 @@ def log_loss(labels, scores, eps: float = 1e-7) -> float:
     y, s = _arrays(labels, scores)
     if not y.size:
         return math.nan
-    p = np.clip(s, eps, 1 - eps)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(sk.log_loss(y, np.clip(s, eps, 1 - eps), labels=[0, 1]))
+
+
+def brier_score(labels, scores) -> float:
+    """Mean squared difference between the fake probability and the truth (0 best, 0.25 for a constant 0.5)."""
+    y, s = _arrays(labels, scores)
+    return float(sk.brier_score_loss(y, s, pos_label=1)) if y.size else math.nan
+
+
+def reliability(labels, scores, bins: int = RELIABILITY_BINS) -> list[dict[str, float]]:
+    """Per equal-width probability bin with samples: mean predicted probability, observed fake rate and count.
+
+    The bins are scikit-learn's ``calibration_curve`` bins (uniform strategy); the count per bin is what the curve
+    leaves out and the calibration error needs.
+    """
+    y, s = _arrays(labels, scores)
+    if not y.size:
+        return []
+    observed, predicted = calibration_curve(y, s, n_bins=bins, strategy="uniform", pos_label=1)
+    counts = np.bincount(np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], s), minlength=bins)
+    counts = counts[counts > 0]
+    return [
+        {"predicted": float(p), "observed": float(o), "count": int(n)}
+        for p, o, n in zip(predicted, observed, counts, strict=True)
+    ]
+
+
+def expected_calibration_error(labels, scores, bins: int = RELIABILITY_BINS) -> float:
+    """The count-weighted mean gap between predicted probability and observed fake rate over the reliability bins."""
+    table = reliability(labels, scores, bins)
+    total = sum(row["count"] for row in table)
+    if not total:
+        return math.nan
+    return float(sum(row["count"] * abs(row["predicted"] - row["observed"]) for row in table) / total)
 
 
 def binary_metrics(labels, scores, threshold: float = 0.5) -> dict[str, Any]:
-    """Accuracy, precision, recall, F1, ROC-AUC, EER, log loss and the confusion matrix, as plain JSON values."""
+    """Accuracy, precision, recall, F1, ROC-AUC, EER, log loss, Brier score, calibration error and the confusion
+    matrix, as plain JSON values."""
     y, s = _arrays(labels, scores)
+    predicted = (s >= threshold).astype(np.int64)
     (tn, fp), (fn, tp) = confusion_matrix(y, s, threshold).tolist()
     n = int(y.size)
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = (0.0, 0.0, 0.0)
+    if n:
+        precision, recall, f1, _ = (
+            float(value[0]) for value in sk.precision_recall_fscore_support(y, predicted, labels=[1], zero_division=0.0)
+        )
     rate, eer_threshold = equal_error_rate(y, s)
     return {
         "n": n,
         "fake": int(y.sum()),
         "real": n - int(y.sum()),
         "threshold": threshold,
-        "accuracy": (tp + tn) / n if n else math.nan,
+        "accuracy": float(sk.accuracy_score(y, predicted)) if n else math.nan,
         "precision": precision,
         "recall": recall,
         "f1": f1,
@@ -114,6 +145,8 @@ def binary_metrics(labels, scores, threshold: float = 0.5) -> dict[str, Any]:
         "eer": rate,
         "eer_threshold": eer_threshold,
         "log_loss": log_loss(y, s),
+        "brier": brier_score(y, s),
+        "ece": expected_calibration_error(y, s),
         "confusion": [[tn, fp], [fn, tp]],
     }
 

@@ -16,6 +16,24 @@ def one_line(message: Any) -> str:
     return " ".join(str(getattr(message, "message", message)).split())
 
 
+def incompatibility(manifest, checkpoint) -> str | None:
+    """Why a manifest's clips cannot be scored by a checkpoint (other preprocessing, too short), or None."""
+    mine, theirs = manifest.preprocessing.to_dict(), checkpoint.preprocessing.to_dict()
+    if mine != theirs:
+        keys = sorted(key for key in theirs if mine.get(key) != theirs[key])
+        return (
+            f"The manifest's crops were made with other preprocessing than the checkpoint's ({', '.join(keys)} "
+            "differ): evaluate with --videos to preprocess with the checkpoint's settings, or preprocess again "
+            "with --preprocessing-from CHECKPOINT."
+        )
+    if manifest.sequence_length < checkpoint.sequence_length:
+        return (
+            f"The manifest's clips have {manifest.sequence_length} frames; the checkpoint needs "
+            f"{checkpoint.sequence_length}."
+        )
+    return None
+
+
 def preprocessing_from_file(path: Path) -> Preprocessing:
     """A checkpoint's preprocessing (``.pt``), or a JSON file holding a Preprocessing dict (or a manifest)."""
     if not path.is_file():

@@ -50,6 +50,25 @@ def plot_roc(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], path: 
     return _save(figure, path)
 
 
+def plot_reliability(figures: Mapping[str, Mapping], path: Path, title: str = "Reliability (validation clips)") -> Path:
+    """Observed fake rate against mean predicted probability per bin, for each named set of figures (``raw``,
+    ``calibrated``: what :func:`.calibrate.fit_calibration` and ``evaluate_model`` record), marker size by count."""
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for name, values in figures.items():
+        table = values.get("reliability") or []
+        if not table:
+            continue
+        brier, ece = values.get("brier"), values.get("ece")
+        label = name + (f" (Brier {brier:.3f}, ECE {ece:.3f})" if brier is not None and ece is not None else "")
+        axes.plot([row["predicted"] for row in table], [row["observed"] for row in table], "o-", label=label)
+    axes.set(xlabel="predicted fake probability", ylabel="observed share of fakes", xlim=(0, 1), ylim=(0, 1))
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize="small")
+    return _save(figure, path)
+
+
 def plot_confusion(matrix: Sequence[Sequence[int]], path: Path, title: str = "Confusion matrix") -> Path:
     """Rows: truth (REAL, FAKE); columns: prediction."""
     values = np.asarray(matrix)

@@ -66,6 +66,7 @@ class Trainer:
         self.output = Path(config.output)
         self.resume_path = resume
         self.progress = Progress()
+        self.best_scores: np.ndarray | None = None  # validation scores at the best epoch (for calibration)
 
     def say(self, message: str) -> None:
         if self.dist.is_main:
@@ -185,6 +186,7 @@ class Trainer:
         improved = score > progress.best["score"] + 1e-6
         if improved:
             progress.best = {"epoch": epoch + 1, "score": score, "metrics": json_safe(metrics)}
+            self.best_scores = scores.copy()
             progress.bad_epochs = 0
         else:
             progress.bad_epochs += 1
@@ -292,6 +294,9 @@ class Trainer:
             "leaking_groups": self.data.split.leaking_groups[:50],
             "manifest_sha256": self.data.manifest.sha256,
             "config": self.config.to_dict(),
+            "calibration": (
+                {k: v for k, v in result.calibration.items() if k != "fitted_on"} if result.calibration else None
+            ),
         }
         (self.output / "summary.json").write_text(json.dumps(json_safe(summary), indent=2))
 
@@ -333,6 +338,39 @@ class Trainer:
             stopped_early=progress.bad_epochs >= config.patience and len(progress.history) < config.epochs,
         )
         if epoch_log is not None:
+            if result.best_path and config.calibration != "none":
+                result.calibration = self._calibrate(result.best_path)
             self._write_summary(result)
             epoch_log.close()
         return result
+
+    def _calibrate(self, best: Path) -> dict[str, Any] | None:
+        """Fit the calibration and thresholds on the validation clips' scores at the best epoch, store them in
+        best.pt and plot the reliability diagram. A validation split that cannot support it is warned about."""
+        from .calibrate import CalibrationError, calibrate_checkpoint_file, describe_calibration
+        from .evaluate import score_dataset
+        from .plots import plot_reliability
+
+        scores = self.best_scores
+        if scores is None:  # resumed after the best epoch: score the validation clips again with best.pt
+            from ml_app.detection.checkpoints import build_model, load_checkpoint
+
+            model = build_model(load_checkpoint(best)).to(self.dist.device)
+            scores = score_dataset(model, self.data.val_set, self.dist.device, self.config.batch_size, progress=False)
+        source = {"split": "validation", "manifest_sha256": self.data.manifest.sha256, "fitted_by": "train_model"}
+        try:
+            calibration = calibrate_checkpoint_file(
+                best,
+                self.data.val_items,
+                scores,
+                self.config.calibration,
+                self.config.max_fpr,
+                self.config.max_miss,
+                source,
+            )
+        except CalibrationError as exc:
+            self.say(f"warning: best.pt is not calibrated: {exc}.")
+            return None
+        plot_reliability(calibration.metrics["clip"], self.output / "plots" / "reliability_validation.png")
+        self.say(describe_calibration(calibration))
+        return calibration.to_dict()

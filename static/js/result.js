@@ -29,6 +29,9 @@
   }
 
   const percent = (p) => (100 * p).toFixed(1) + "%";
+  // FAKE at or above thresholds.fake, REAL at or below thresholds.real, uncertain in between (decision.py's rule).
+  const band = (p, t) => (p >= t.fake ? "fake" : p <= t.real ? "real" : "uncertain");
+  const bounds = (t) => "REAL ≤ " + t.real.toFixed(2) + ", FAKE ≥ " + t.fake.toFixed(2);
   const seconds = (s) => s.toFixed(2) + " s";
 
   function seek(time) {
@@ -55,21 +58,47 @@
     const box = $("verdict");
     box.className = "verdict " + result.verdict.toLowerCase();
     $("verdict-label").textContent = result.verdict;
+    const kind = result.calibration.calibrated ? "calibrated fake probability " : "raw score (uncalibrated) ";
+    const probability = result.fake_probability === null ? "" :
+      kind + result.fake_probability.toFixed(3) + " (" + bounds(result.thresholds) + ")";
     let detail;
     if (result.verdict === "INCONCLUSIVE") {
-      detail = result.reason ? result.reason.message : "";
+      detail = (result.reason ? result.reason.message : "") + (probability ? " · " + probability : "");
     } else {
-      detail = "confidence " + percent(result.confidence) + " · fake probability " + result.fake_probability.toFixed(3) +
-        " (threshold " + result.threshold + ")";
+      detail = "confidence " + percent(result.confidence) + " · " + probability;
     }
     $("verdict-detail").textContent = detail;
+    $("probability-meaning").textContent = "The number is the " + result.calibration.meaning + ". " +
+      result.calibration.inconclusive_means + ". Thresholds from the " + result.thresholds.source + ".";
     const warnings = $("warnings");
     warnings.replaceChildren(...result.warnings.map((w) => el("li", {}, w)));
     const ck = state.checkpoint || result.checkpoint;
     const accuracy = ck.untrained ? "untrained" :
       ck.accuracy !== null && ck.accuracy !== undefined ? percent(ck.accuracy) + " reported accuracy" : "no reported accuracy";
-    $("checkpoint-line").textContent = "Checkpoint " + ck.name + " · " + ck.sequence_length + " frames per window · " +
+    const what = result.ensemble ? "Ensemble " + result.ensemble.name + " of " + result.ensemble.members.length +
+      " checkpoints, the first " : "Checkpoint ";
+    $("checkpoint-line").textContent = what + ck.name + " · " + ck.sequence_length + " frames per window · " +
       accuracy + (state.reused ? " · same video analysed before: result reused" : "");
+  }
+
+  function renderEnsemble(result) {
+    const ensemble = result.ensemble;
+    $("ensemble-section").hidden = !ensemble;
+    if (!ensemble) return;
+    $("ensemble-help").textContent = "The verdict is the " + ensemble.combine + " of these checkpoints' answers. " +
+      "The timeline, people and windows below are " + ensemble.evidence_from + "'s.";
+    const head = el("tr");
+    ["checkpoint", "frames", "verdict", "fake probability", "windows scored"].forEach((name) => head.append(el("th", {}, name)));
+    const rows = ensemble.members.map((member) => {
+      const tr = el("tr");
+      const p = member.fake_probability;
+      tr.append(el("td", {}, member.name), el("td", {}, String(member.sequence_length)),
+        el("td", { class: "score " + ({ FAKE: "fake", REAL: "real" }[member.verdict] || "uncertain") }, member.verdict),
+        el("td", {}, p === null ? "–" : p.toFixed(3) + (member.calibrated ? "" : " (raw)")),
+        el("td", {}, String(member.windows_scored)));
+      return tr;
+    });
+    $("ensemble-members").replaceChildren(head, ...rows);
   }
 
   function renderTimeline(result) {
@@ -79,12 +108,21 @@
     const y = (p) => top + (height - top - bottom) * (1 - p);
     const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
       "aria-label": "fake probability of each window over the video's time" });
-    [0, 0.5, 1].forEach((p) => {
-      chart.append(svg("line", { x1: left, x2: width - right, y1: y(p), y2: y(p),
-        stroke: p === 0.5 ? "#888" : "#e3e7ec", "stroke-dasharray": p === 0.5 ? "4 4" : "" }));
+    const t = result.thresholds;
+    chart.append(svg("rect", { x: left, width: width - left - right, y: y(t.fake), height: Math.max(0, y(t.real) - y(t.fake)),
+      fill: "#f6efd9", class: "uncertain-band" }, undefined));
+    [0, 1].forEach((p) => {
+      chart.append(svg("line", { x1: left, x2: width - right, y1: y(p), y2: y(p), stroke: "#e3e7ec" }));
       chart.append(svg("text", { x: left - 6, y: y(p) + 4, "text-anchor": "end", "font-size": 11, fill: "#5b6673" },
         p.toFixed(1)));
     });
+    [["FAKE", t.fake, "#c62f2f"], ["REAL", t.real, "#19824a"]].forEach(([name, p, colour]) => {
+      chart.append(svg("line", { x1: left, x2: width - right, y1: y(p), y2: y(p), stroke: colour,
+        "stroke-dasharray": "4 4", class: "threshold" }));
+      chart.append(svg("text", { x: width - right, y: y(p) + (name === "FAKE" ? -3 : 11), "text-anchor": "end",
+        "font-size": 10, fill: colour }, name + " " + p.toFixed(2)));
+    });
+    const colours = { fake: "#c62f2f", real: "#19824a", uncertain: "#b7791f" };
     const ticks = Math.min(10, Math.ceil(duration));
     for (let i = 0; i <= ticks; i++) {
       const t = (duration * i) / ticks;
@@ -98,7 +136,7 @@
       if (w.status === "scored") {
         const p = w.fake_probability;
         group.append(svg("rect", { x: x0, y: y(p) - 4, width: x1 - x0, height: 8, rx: 2,
-          fill: p >= result.threshold ? "#c62f2f" : "#19824a" }));
+          fill: colours[band(p, t)] }));
         title = `window ${w.index}: ${seconds(w.start_time)}–${seconds(w.end_time)}, fake probability ${p.toFixed(3)}`;
       } else {
         group.append(svg("rect", { x: x0, y: y(0) - 3, width: x1 - x0, height: 6, rx: 2, fill: "#b8c0cb" }));
@@ -125,9 +163,15 @@
       if (person.thumbnail_url) {
         card.append(el("img", { src: person.thumbnail_url, alt: "person " + person.person_id, loading: "lazy" }));
       }
-      const verdictClass = person.verdict === "FAKE" ? "fake" : "real";
+      const verdictClass = { FAKE: "fake", REAL: "real" }[person.verdict] || "uncertain";
       card.append(el("div", { class: "score " + verdictClass },
         person.verdict + " · " + person.fake_probability.toFixed(3)));
+      if (person.window_probabilities.length > 1) {
+        const low = Math.min(...person.window_probabilities), high = Math.max(...person.window_probabilities);
+        card.append(el("div", { class: person.reason === "windows_disagree" ? "disagree" : "muted" },
+          "windows from " + low.toFixed(2) + " to " + high.toFixed(2) +
+          (person.reason === "windows_disagree" ? ": they disagree, so no REAL verdict" : "")));
+      }
       card.append(el("div", { class: "muted" }, "Person " + person.person_id + " · windows " + person.windows.join(", ")));
       return card;
     });
@@ -149,7 +193,7 @@
         `${w.start_frame}–${w.end_frame}`));
       if (w.status === "scored") {
         const p = w.fake_probability;
-        meta.append(el("span", { class: "score " + (p >= result.threshold ? "fake" : "real") },
+        meta.append(el("span", { class: "score " + band(p, result.thresholds) },
           "fake probability " + p.toFixed(3)));
         meta.append(el("span", { class: "muted" }, " · " + w.tracks.length + " face(s)"));
       } else {
@@ -189,6 +233,7 @@
     if (!done) return;
     const result = state.result;
     renderVerdict(state, result);
+    renderEnsemble(result);
     renderTimeline(result);
     renderPeople(result);
     renderWindows(result);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -24,6 +25,16 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 class Command(BaseCommand):
     help = (
         "Analyse a video for deepfaked faces. Prints a summary, or the full result with --json. "
@@ -41,8 +52,15 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--checkpoint",
+            action="append",
             help="checkpoint file to use; by default the registry's active one for the length, as on the site (without "
-            "a registry: MODEL_MAPPING, then the best file in the models folder). The output says which and why.",
+            "a registry: MODEL_MAPPING, then the best file in the models folder). The output says which and why. "
+            "Given more than once: an ensemble of those files.",
+        )
+        parser.add_argument(
+            "--ensemble",
+            help="analyse with a named ensemble (the registry's, or one of MODEL_MAPPING's names): the mean of its "
+            "members' calibrated answers",
         )
         parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
         parser.add_argument(
@@ -51,6 +69,16 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=settings.DETECTION_BATCH_SIZE)
         parser.add_argument("--device", default=settings.DETECTION_DEVICE, help="auto, cpu or cuda")
         parser.add_argument("--save-crops", metavar="DIR", help="write the face crops the network saw to DIR")
+        parser.add_argument(
+            "--fake-threshold",
+            type=_probability,
+            help="FAKE at or above this calibrated probability (default: FAKE_THRESHOLD, else the checkpoint's)",
+        )
+        parser.add_argument(
+            "--real-threshold",
+            type=_probability,
+            help="REAL at or below this calibrated probability (default: REAL_THRESHOLD, else the checkpoint's)",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["max_windows"] < 1 or options["batch_size"] < 1:
@@ -61,31 +89,18 @@ class Command(BaseCommand):
             probe_seconds = time.perf_counter() - started
         except VideoError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
-        from ml_app.checkpoint_lookup import choose_checkpoint
         from ml_app.detection.model_loading import load_detector_model
-        from ml_app.detection.model_mapping import CheckpointChoice
-        from ml_app.detection.prediction import analyze_video
 
         try:
-            if options["checkpoint"]:
-                choice = CheckpointChoice(Path(options["checkpoint"]), "option", "given with --checkpoint")
-            else:
-                choice = choose_checkpoint(options["sequence_length"] or settings.DEFAULT_SEQUENCE_LENGTH)
-            loaded = load_detector_model(choice.path, options["device"])
+            choices, ensemble = self._choices(options)
+            loaded = [load_detector_model(choice.path, options["device"]) for choice in choices]
             wanted = options["sequence_length"]
-            if wanted and wanted != loaded.sequence_length:
+            if wanted and ensemble is None and wanted != loaded[0].sequence_length:
                 raise CommandError(
                     f"--sequence-length {wanted} does not match the checkpoint, which analyses "
-                    f"{loaded.sequence_length}-frame windows."
+                    f"{loaded[0].sequence_length}-frame windows."
                 )
-            result = analyze_video(
-                options["path"],
-                loaded,
-                info=info,
-                max_windows=options["max_windows"],
-                batch_size=options["batch_size"],
-                keep_crops=bool(options["save_crops"]),
-            )
+            result = self._analyze(options, info, loaded, ensemble)
         except VideoError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
         except (CheckpointError, ConfigurationError) as exc:
@@ -94,27 +109,91 @@ class Command(BaseCommand):
             raise CommandError(_one_line(exc.message)) from exc
         result.timings["probe"] = probe_seconds
         result.timings["total"] += probe_seconds
-        result.timings["checkpoint_load"] = loaded.load_seconds
+        result.timings["checkpoint_load"] = sum(one.load_seconds for one in loaded)
         if options["save_crops"]:
             result.save_crops(options["save_crops"])
-        chosen = {"path": str(choice.path), "source": choice.source, "reason": choice.reason}
+        chosen: dict | list = [{"path": str(c.path), "source": c.source, "reason": c.reason} for c in choices]
+        if ensemble is None:
+            chosen = chosen[0]
         if options["json"]:
             self.stdout.write(json.dumps({**result.to_dict(), "checkpoint_choice": chosen}, indent=2))
         else:
             self.stdout.write(format_summary(Path(options["path"]).name, result, options["save_crops"], chosen))
 
+    @staticmethod
+    def _analyze(options, info, loaded: list, ensemble: str | None) -> AnalysisResult:
+        """One checkpoint's analysis, or the ensemble's of several, with the thresholds flags and settings give."""
+        from ml_app.detection.ensemble import Member, analyze_with_ensemble
+        from ml_app.detection.prediction import analyze_video
+        from ml_app.verdict_rule import ensemble_thresholds, rule_for
+
+        fake, real = options["fake_threshold"], options["real_threshold"]
+        common = {
+            "info": info,
+            "max_windows": options["max_windows"],
+            "batch_size": options["batch_size"],
+            "keep_crops": bool(options["save_crops"]),
+        }
+        if ensemble is None:
+            return analyze_video(options["path"], loaded[0], rule=rule_for(loaded[0].checkpoint, fake, real), **common)
+        members = [Member(one, rule_for(one.checkpoint, fake, real)) for one in loaded]
+        return analyze_with_ensemble(
+            options["path"], ensemble, members, thresholds=ensemble_thresholds(fake, real), **common
+        )
+
+    @staticmethod
+    def _choices(options) -> tuple[list, str | None]:
+        """The checkpoint files to analyse with, and the ensemble's name when there are several."""
+        from ml_app.checkpoint_lookup import choose_checkpoint, choose_ensemble
+        from ml_app.detection.model_mapping import CheckpointChoice
+
+        given = options["checkpoint"] or []
+        if options["ensemble"] and given:
+            raise CommandError("Give --ensemble or --checkpoint, not both.")
+        if options["ensemble"]:
+            choices = choose_ensemble(options["ensemble"])
+            if not choices:
+                raise CommandError(f"Ensemble '{options['ensemble']}' has no member with a file.")
+            return choices, options["ensemble"]
+        if given:
+            choices = [CheckpointChoice(Path(path), "option", "given with --checkpoint") for path in given]
+            return choices, ("given" if len(choices) > 1 else None)
+        return [choose_checkpoint(options["sequence_length"] or settings.DEFAULT_SEQUENCE_LENGTH)], None
+
+
+def _ensemble_lines(ensemble: dict | None) -> list[str]:
+    """Each member's answer, for an ensemble's summary."""
+    if not ensemble:
+        return []
+    lines = [
+        f"  ensemble '{ensemble['name']}' ({ensemble['combine']} of {len(ensemble['members'])} checkpoints; the "
+        f"windows below are {ensemble['evidence_from']}'s):"
+    ]
+    for member in ensemble["members"]:
+        probability = member["fake_probability"]
+        shown = "no window scored" if probability is None else f"fake probability {probability:.3f}"
+        lines.append(f"    {member['name']} ({member['sequence_length']} frames): {member['verdict']}, {shown}")
+    return lines
+
 
 def format_summary(
-    name: str, result: AnalysisResult, crops_dir: str | None = None, choice: dict[str, str] | None = None
+    name: str,
+    result: AnalysisResult,
+    crops_dir: str | None = None,
+    choice: dict[str, str] | list[dict[str, str]] | None = None,
 ) -> str:
     """A few readable lines: verdict first, then the evidence and where the time went."""
     lines = []
+    bounds = f"REAL at or below {result.thresholds.real:.3f}, FAKE at or above {result.thresholds.fake:.3f}"
+    kind = "calibrated" if result.calibration.get("calibrated") else "raw, uncalibrated"
     if result.verdict == "INCONCLUSIVE":
         lines.append(f"{name}: INCONCLUSIVE ({result.reason['code']}): {result.reason['message']}")
+        if result.fake_probability is not None:
+            lines.append(f"  fake probability {result.fake_probability:.3f} ({kind}; {bounds})")
     else:
         lines.append(
             f"{name}: {result.verdict} (confidence {result.confidence:.1%}; fake probability "
-            f"{result.fake_probability:.3f}, threshold {result.threshold})"
+            f"{result.fake_probability:.3f}, {kind}; {bounds})"
         )
     ck = result.checkpoint
     accuracy = ck["metrics"].get("accuracy")
@@ -123,8 +202,9 @@ def format_summary(
         + ("untrained" if ck["untrained"] else f"reported accuracy {accuracy:.1%}" if accuracy else "no metrics")
         + f", sha256 {ck['sha256'][:12]}…)"
     )
-    if choice:
-        lines.append(f"  checkpoint chosen: {choice['reason']} ({choice['path']})")
+    for one in [choice] if isinstance(choice, dict) else choice or []:
+        lines.append(f"  checkpoint chosen: {one['reason']} ({one['path']})")
+    lines += _ensemble_lines(result.ensemble)
     video = result.video
     rotation = f", rotated {video['rotation']}°" if video["rotation"] else ""
     lines.append(
@@ -147,9 +227,10 @@ def format_summary(
             lines.append(where + explanation)
     for person in result.people:
         windows = ", ".join(str(i) for i in person.windows)
+        torn = f"; windows disagree by {person.disagreement:.2f}" if person.reason == "windows_disagree" else ""
         lines.append(
             f"  person {person.person_id}: {person.verdict}, fake probability {person.fake_probability:.3f} "
-            f"(windows {windows})"
+            f"(windows {windows}{torn})"
         )
     timings = result.timings
     stages = ", ".join(

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.detection.errors import DetectionError
 from model_creation.training.layouts import LAYOUTS, LayoutError, read_layout
-from model_creation.training.options import one_line
+from model_creation.training.options import incompatibility, one_line
 
 SPLIT_CHOICES = ("auto", "all", "train", "val", "test", "none")
 
@@ -48,7 +48,18 @@ class Command(BaseCommand):
         videos.add_argument("--one-means", choices=["REAL", "FAKE"], default="REAL")
         videos.add_argument("--splits", help="ffpp: folder of the official split files")
         videos.add_argument("--compression", help="ffpp: e.g. c23")
-        parser.add_argument("--threshold", type=float, default=0.5, help="FAKE when the score is at least this")
+        parser.add_argument(
+            "--threshold",
+            type=float,
+            default=0.5,
+            help="for the two-class metrics: FAKE when the score is at least this",
+        )
+        parser.add_argument(
+            "--fake-threshold", type=float, help="three-way outcomes: FAKE at or above (default: the checkpoint's)"
+        )
+        parser.add_argument(
+            "--real-threshold", type=float, help="three-way outcomes: REAL at or below (default: the checkpoint's)"
+        )
         parser.add_argument(
             "--synthesize-fakes",
             choices=["sbi"],
@@ -121,19 +132,9 @@ class Command(BaseCommand):
 
     @staticmethod
     def _check_compatible(manifest, checkpoint) -> None:
-        mine, theirs = manifest.preprocessing.to_dict(), checkpoint.preprocessing.to_dict()
-        if mine != theirs:
-            keys = sorted(key for key in theirs if mine.get(key) != theirs[key])
-            raise CommandError(
-                f"The manifest's crops were made with other preprocessing than the checkpoint's ({', '.join(keys)} "
-                "differ): evaluate with --videos to preprocess with the checkpoint's settings, or preprocess again "
-                "with --preprocessing-from CHECKPOINT."
-            )
-        if manifest.sequence_length < checkpoint.sequence_length:
-            raise CommandError(
-                f"The manifest's clips have {manifest.sequence_length} frames; the checkpoint needs "
-                f"{checkpoint.sequence_length}."
-            )
+        problem = incompatibility(manifest, checkpoint)
+        if problem:
+            raise CommandError(problem)
 
     @staticmethod
     def _select(manifest, split: str):
@@ -146,8 +147,16 @@ class Command(BaseCommand):
         return videos, split
 
     def _evaluate(self, loaded, manifest, videos, options: dict[str, Any]) -> dict[str, Any]:
+        from ml_app.detection.calibration import score_rule
+        from ml_app.detection.decision import verdict_of
         from model_creation.training.dataset import ClipDataset, with_self_blended
-        from model_creation.training.evaluate import evaluation_report, level_scores, score_dataset, usable_items
+        from model_creation.training.evaluate import (
+            calibration_report,
+            evaluation_report,
+            level_scores,
+            score_dataset,
+            usable_items,
+        )
 
         items = usable_items(videos)
         if not items:
@@ -156,16 +165,31 @@ class Command(BaseCommand):
             items = with_self_blended(items)
         unscored = [video for video in videos if not video.clips]
         dataset = ClipDataset(manifest, items, loaded.sequence_length)
-        scores = score_dataset(
+        raw = score_dataset(
             loaded.model, dataset, loaded.device, options["batch_size"], progress=not options["no_progress"]
         )
+        try:
+            rule = score_rule(
+                loaded.checkpoint.calibration, options["fake_threshold"], options["real_threshold"], "option"
+            )
+        except ValueError as exc:
+            raise CommandError(f"--fake-threshold / --real-threshold: {exc}") from exc
+        scores = rule.calibration.apply(raw) if rule.calibration else raw
         report = evaluation_report(items, scores, options["threshold"])
+        report.update(calibration_report(items, raw, scores, rule))
         report["unscored_videos"] = [
             {"video": video.video, "label": video.label, "status": video.status, "reason": video.reason}
             for video in unscored
         ]
+        raw_of = {key: score for key, _, score in level_scores(items, raw, "video")}
         report["videos"] = [
-            {"video_id": key, "label": "FAKE" if label else "REAL", "fake_probability": score}
+            {
+                "video_id": key,
+                "label": "FAKE" if label else "REAL",
+                "fake_probability": score,
+                "raw_probability": raw_of[key],
+                "called": verdict_of(score, rule.thresholds),
+            }
             for key, label, score in level_scores(items, scores, "video")
         ]
         info = {item.video.video_id: item.video for item in items}
@@ -178,16 +202,24 @@ class Command(BaseCommand):
     def _write(self, output: Path, report: dict[str, Any]) -> None:
         from model_creation.training.evaluate import LEVELS, level_scores
         from model_creation.training.metrics import json_safe
-        from model_creation.training.plots import plot_confusion, plot_roc
+        from model_creation.training.plots import plot_confusion, plot_reliability, plot_roc
 
         output.mkdir(parents=True, exist_ok=True)
         (output / "report.json").write_text(json.dumps(json_safe(report), indent=2))
         with open(output / "scores.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["video", "dataset", "method", "label", "fake_probability"])
+            writer.writerow(["video", "dataset", "method", "label", "fake_probability", "raw_probability", "called"])
             for row in report["videos"]:
                 writer.writerow(
-                    [row["video"], row["dataset"], row["method"], row["label"], repr(float(row["fake_probability"]))]
+                    [
+                        row["video"],
+                        row["dataset"],
+                        row["method"],
+                        row["label"],
+                        repr(float(row["fake_probability"])),
+                        repr(float(row["raw_probability"])),
+                        row["called"],
+                    ]
                 )
         curves = {}
         for level in LEVELS:
@@ -195,8 +227,15 @@ class Command(BaseCommand):
             curves[level] = ([label for _, label, _ in rows], [score for _, _, score in rows])
         plot_roc(curves, output / "roc.png", "ROC per clip, window and video")
         plot_confusion(report["overall"]["video"]["confusion"], output / "confusion_video.png", "Videos")
+        for level in ("clip", "video"):
+            plot_reliability(
+                report["reliability"][level], output / f"reliability_{level}.png", f"Reliability ({level}s)"
+            )
         self.stdout.write(format_report(report))
-        self.stdout.write(f"Report: {output / 'report.json'} (plots: roc.png, confusion_video.png; scores.csv)")
+        self.stdout.write(
+            f"Report: {output / 'report.json'} (plots: roc.png, confusion_video.png, reliability_clip.png, "
+            "reliability_video.png; scores.csv)"
+        )
 
 
 def _cell(value: Any, digits: int = 3) -> str:
@@ -205,7 +244,7 @@ def _cell(value: Any, digits: int = 3) -> str:
 
 def format_report(report: dict[str, Any]) -> str:
     """A table: one row per (scope, level)."""
-    names = ("acc", "prec", "rec", "F1", "AUC", "EER")
+    names = ("acc", "prec", "rec", "F1", "AUC", "EER", "Brier", "ECE")
     header = f"{'scope':<28} {'level':<7} {'n':>6} " + " ".join(f"{name:>6}" for name in names) + f" {'logloss':>8}"
     lines = [header, "-" * len(header)]
     scopes = [("overall", report["overall"])]
@@ -216,8 +255,24 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(
                 f"{scope[:28]:<28} {level:<7} {m['n']:>6} {_cell(m['accuracy']):>6} {_cell(m['precision']):>6} "
                 f"{_cell(m['recall']):>6} {_cell(m['f1']):>6} {_cell(m['auc']):>6} {_cell(m['eer']):>6} "
-                f"{_cell(m['log_loss'], 4):>8}"
+                f"{_cell(m['brier']):>6} {_cell(m['ece']):>6} {_cell(m['log_loss'], 4):>8}"
             )
+    thresholds = report["thresholds"]
+    lines.append(
+        ("Calibrated" if report["calibrated"] else "Not calibrated (raw scores)")
+        + f"; video outcomes at REAL <= {thresholds['real']:.3f} / FAKE >= {thresholds['fake']:.3f}: "
+        + "; ".join(
+            f"{truth} videos: " + ", ".join(f"{count} {called}" for called, count in row.items())
+            for truth, row in report["outcomes"].items()
+        )
+    )
+    if report["calibrated"]:
+        raw, cal = report["raw_overall"]["video"], report["overall"]["video"]
+        lines.append(
+            f"Raw -> calibrated (videos): Brier {_cell(raw['brier'])} -> {_cell(cal['brier'])}, ECE "
+            f"{_cell(raw['ece'])} -> {_cell(cal['ece'])}, log loss {_cell(raw['log_loss'], 4)} -> "
+            f"{_cell(cal['log_loss'], 4)}"
+        )
     if report["unscored_videos"]:
         lines.append(f"{len(report['unscored_videos'])} video(s) had no face clip and were not scored (INCONCLUSIVE).")
     return "\n".join(lines)

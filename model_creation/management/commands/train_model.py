@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ml_app.detection.network import BACKBONE_NAMES
 from model_creation.training.config import (
     BALANCE_CHOICES,
+    CALIBRATION_CHOICES,
     DEVICE_CHOICES,
     SYNTHESIZE_CHOICES,
     train_defaults,
@@ -100,6 +101,25 @@ class Command(BaseCommand):
             help="split by group even when the dataset gives its own split",
         )
         data.add_argument("--workers", type=int, help=f"data loading processes (default {_default('workers')})")
+        calibration = parser.add_argument_group("calibration (fitted on the validation split after training)")
+        calibration.add_argument(
+            "--calibration",
+            choices=CALIBRATION_CHOICES,
+            help=f"temperature, platt, isotonic, auto (isotonic with enough clips, else platt) or none (default "
+            f"{_default('calibration')})",
+        )
+        calibration.add_argument(
+            "--max-fpr",
+            type=float,
+            help=f"FAKE threshold: at most this share of validation real videos called FAKE (default "
+            f"{_default('max_fpr')})",
+        )
+        calibration.add_argument(
+            "--max-miss",
+            type=float,
+            help=f"REAL threshold: at most this share of validation fake videos called REAL (default "
+            f"{_default('max_miss')})",
+        )
         run = parser.add_argument_group("running")
         run.add_argument("--seed", type=int, help=f"default {_default('seed')}")
         run.add_argument("--device", choices=DEVICE_CHOICES, help=f"default {_default('device')}")

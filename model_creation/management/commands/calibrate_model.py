@@ -1,0 +1,116 @@
+"""``manage.py calibrate_model CHECKPOINT``: fit (or re-fit) a checkpoint's calibration and verdict thresholds on its
+own validation data, without retraining.
+
+By default the validation split is the one the checkpoint was trained with: its training manifest (recorded in the
+checkpoint, or given with ``--manifest``) split again with the run's own settings (fraction, seed, self-blended
+fakes), which gives the same clips when the manifest is the same file (its sha256 is checked). ``--split NAME``
+takes a manifest split instead (for example a calibration set held out for the purpose).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from model_creation.training.config import CALIBRATION_CHOICES, TrainConfig
+from model_creation.training.options import incompatibility, one_line
+
+
+class Command(BaseCommand):
+    help = (
+        "Fit a checkpoint's calibration (temperature, Platt or isotonic) and its FAKE / REAL thresholds on its "
+        "validation clips and store them in the file (or --output). Prints the raw and calibrated Brier score and "
+        "calibration error and how the validation videos are called."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("checkpoint", help="a .pt checkpoint")
+        parser.add_argument("--manifest", help="the manifest to take clips from (default: the training manifest)")
+        parser.add_argument(
+            "--split",
+            help="a manifest split to fit on (default: the training run's validation split, rebuilt)",
+        )
+        parser.add_argument(
+            "--method", choices=[c for c in CALIBRATION_CHOICES if c != "none"], default=TrainConfig.calibration
+        )
+        parser.add_argument("--max-fpr", type=float, default=TrainConfig.max_fpr, help="for the FAKE threshold")
+        parser.add_argument("--max-miss", type=float, default=TrainConfig.max_miss, help="for the REAL threshold")
+        parser.add_argument("--output", help="write the calibrated checkpoint here (default: in place)")
+        parser.add_argument("--batch-size", type=int, default=8)
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **options) -> None:
+        from ml_app.detection.errors import DetectionError
+        from ml_app.detection.model_loading import load_detector_model
+        from model_creation.training.calibrate import CalibrationError, calibrate_checkpoint_file, describe_calibration
+        from model_creation.training.dataset import ClipDataset
+        from model_creation.training.evaluate import score_dataset
+        from model_creation.training.manifest import ManifestError, load_manifest
+
+        path = Path(options["checkpoint"])
+        if path.suffix != ".pt":
+            raise CommandError("calibrate_model needs the .pt checkpoint (export to ONNX after calibrating).")
+        try:
+            loaded = load_detector_model(path, options["device"])
+        except DetectionError as exc:
+            raise CommandError(one_line(exc)) from exc
+        checkpoint = loaded.checkpoint
+        manifest_path = options["manifest"] or checkpoint.training.get("manifest")
+        if not manifest_path:
+            raise CommandError("The checkpoint does not say which manifest it was trained on; give --manifest.")
+        try:
+            manifest = load_manifest(manifest_path)
+        except (ManifestError, ValueError) as exc:
+            raise CommandError(one_line(exc)) from exc
+        problem = incompatibility(manifest, checkpoint)
+        if problem:
+            raise CommandError(problem)
+        items, source = self._items(checkpoint, manifest, options["split"])
+        seed = int((checkpoint.training.get("config") or {}).get("seed", 0))  # the self-blended fakes' seed
+        dataset = ClipDataset(manifest, items, checkpoint.sequence_length, None, seed)
+        scores = score_dataset(
+            loaded.model, dataset, loaded.device, options["batch_size"], progress=not options["no_progress"]
+        )
+        source.update(fitted_by="manage.py calibrate_model", manifest=str(manifest.path))
+        target = Path(options["output"]) if options["output"] else None
+        try:
+            calibration = calibrate_checkpoint_file(
+                path, items, scores, options["method"], options["max_fpr"], options["max_miss"], source, target
+            )
+        except (CalibrationError, ValueError) as exc:
+            raise CommandError(one_line(exc)) from exc
+        self.stdout.write(describe_calibration(calibration))
+        self.stdout.write(f"Calibrated checkpoint: {target or path}")
+
+    @staticmethod
+    def _items(checkpoint, manifest, split: str | None) -> tuple[list[Any], dict[str, Any]]:
+        """The clips to fit on and a record of where they come from."""
+        from model_creation.training.dataset import with_self_blended
+        from model_creation.training.evaluate import usable_items
+        from model_creation.training.loading import items_per_split
+        from model_creation.training.splits import VAL
+
+        training = checkpoint.training
+        synthesize = (training.get("config") or {}).get("synthesize_fakes") == "sbi"
+        if split:
+            items = usable_items(manifest.videos, {split})
+            if not items:
+                raise CommandError(f"The manifest has no clips in split '{split}'.")
+            items = with_self_blended(items) if synthesize else items
+            return items, {"split": split, "manifest_sha256": manifest.sha256}
+        if not training.get("config"):
+            raise CommandError("The checkpoint does not record its training run's settings; give --split.")
+        if training.get("manifest_sha256") != manifest.sha256:
+            raise CommandError(
+                "This manifest is not the one the checkpoint was trained on (its sha256 differs), so its validation "
+                "split cannot be rebuilt; give --split NAME to fit on a split of this manifest."
+            )
+        config = TrainConfig(**{**training["config"], "manifest": str(manifest.path)})
+        try:
+            items = items_per_split(config, manifest)[VAL]
+        except ValueError as exc:
+            raise CommandError(one_line(exc)) from exc
+        return items, {"split": "validation", "manifest_sha256": manifest.sha256}

@@ -1,0 +1,189 @@
+"""Fitting a checkpoint's calibration and its two thresholds on validation clips, with scikit-learn.
+
+Calibration acts on clip scores (one face followed through one window: what the network scores), so every level
+above it (window, person, video) is built from calibrated probabilities by the app's own rule. The thresholds are
+chosen on the validation *videos*, scored by that rule:
+
+* FAKE threshold: the lowest at which at most ``max_fpr`` of the real videos would be called FAKE, and never below
+  0.5 (the app never calls FAKE what it thinks more likely real);
+* REAL threshold: the highest at which at most ``max_miss`` of the fake videos would be called REAL, never above 0.5.
+
+Methods: ``temperature`` (one parameter on the log-odds; keeps 0.5 where it is), ``platt`` (logistic regression on
+the log-odds: moves 0.5 too), ``isotonic`` (a monotone step curve; needs many clips of each class). ``auto`` picks
+isotonic from ``ISOTONIC_MIN_PER_CLASS`` clips of each class, else Platt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from ml_app.detection.calibration import Calibration, Thresholds, logit, sigmoid
+
+from .config import TrainConfig
+from .dataset import ClipItem
+from .evaluate import is_fake, level_scores, outcome_counts
+from .metrics import binary_metrics, json_safe, reliability
+
+ISOTONIC_MIN_PER_CLASS = 200
+MAX_FPR, MAX_MISS = TrainConfig.max_fpr, TrainConfig.max_miss
+
+
+class CalibrationError(ValueError):
+    """The data cannot support a calibration (one class only, no clips)."""
+
+
+def choose_method(labels: np.ndarray, method: str) -> str:
+    counts = Counter(labels.tolist())
+    if min(counts.get(0, 0), counts.get(1, 0)) == 0:
+        raise CalibrationError(
+            f"calibration needs REAL and FAKE validation clips; there are {counts.get(0, 0)} REAL and "
+            f"{counts.get(1, 0)} FAKE (add fakes, or --synthesize-fakes sbi)"
+        )
+    if method != "auto":
+        return method
+    return "isotonic" if min(counts.values()) >= ISOTONIC_MIN_PER_CLASS else "platt"
+
+
+def fit_parameters(labels: np.ndarray, scores: np.ndarray, method: str) -> dict[str, Any]:
+    """The parameters of ``method`` fitted to raw fake scores and their 0/1 labels."""
+    if method == "temperature":
+
+        def loss(log_t: float) -> float:
+            p = np.clip(sigmoid(logit(scores) / math.exp(log_t)), 1e-12, 1 - 1e-12)
+            return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+        found = minimize_scalar(loss, bounds=(math.log(0.02), math.log(50.0)), method="bounded")
+        return {"temperature": float(math.exp(found.x))}
+    if method == "platt":
+        model = LogisticRegression(C=1.0).fit(logit(scores).reshape(-1, 1), labels)
+        return {"slope": float(model.coef_[0, 0]), "intercept": float(model.intercept_[0])}
+    if method == "isotonic":
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, labels)
+        return {"x": model.X_thresholds_.tolist(), "y": model.y_thresholds_.tolist()}
+    raise CalibrationError(f"unknown calibration method {method!r}")
+
+
+def fake_threshold(real_video_scores: Sequence[float], max_fpr: float = MAX_FPR) -> float:
+    """The lowest threshold calling at most ``max_fpr`` of these real videos FAKE (FAKE means at or above it)."""
+    ordered = np.sort(np.asarray(real_video_scores, dtype=np.float64))[::-1]
+    allowed = math.floor(max_fpr * ordered.size + 1e-9)
+    threshold = 0.5 if allowed >= ordered.size else float(np.nextafter(ordered[allowed], np.inf))
+    return min(max(threshold, 0.5), 1.0)
+
+
+def real_threshold(fake_video_scores: Sequence[float], max_miss: float = MAX_MISS) -> float:
+    """The highest threshold calling at most ``max_miss`` of these fake videos REAL (REAL means at or below it)."""
+    ordered = np.sort(np.asarray(fake_video_scores, dtype=np.float64))
+    allowed = math.floor(max_miss * ordered.size + 1e-9)
+    threshold = 0.5 if allowed >= ordered.size else float(np.nextafter(ordered[allowed], -np.inf))
+    return max(min(threshold, 0.5), 0.0)
+
+
+def _figures(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    metrics = binary_metrics(labels, scores)
+    figures = {key: metrics[key] for key in ("n", "auc", "brier", "ece", "log_loss", "accuracy")}
+    figures["reliability"] = reliability(labels, scores)
+    return figures
+
+
+def fit_calibration(
+    items: Sequence[ClipItem],
+    raw_scores: Sequence[float] | np.ndarray,
+    method: str = "auto",
+    max_fpr: float = MAX_FPR,
+    max_miss: float = MAX_MISS,
+    source: dict[str, Any] | None = None,
+) -> Calibration:
+    """Calibration and thresholds fitted on ``items`` (validation clips) and their raw scores, with the record of
+    what they were fitted on and how the raw and calibrated scores compare there."""
+    if not items:
+        raise CalibrationError("calibration needs validation clips; there are none")
+    labels = np.array([is_fake(item.video.label) for item in items], dtype=np.int64)
+    raw = np.asarray(raw_scores, dtype=np.float64)
+    chosen = choose_method(labels, method)
+    parameters = fit_parameters(labels, raw, chosen)
+    provisional = Calibration(chosen, parameters, Thresholds(0.5, 0.5))
+    calibrated = provisional.apply(raw)
+    videos = level_scores(items, calibrated.tolist(), "video")
+    real_scores = [score for _, label, score in videos if not label]
+    fake_scores = [score for _, label, score in videos if label]
+    thresholds = Thresholds(
+        fake_threshold(real_scores, max_fpr) if real_scores else 0.5,
+        real_threshold(fake_scores, max_miss) if fake_scores else 0.5,
+    )
+    raw_videos = level_scores(items, raw.tolist(), "video")
+    video_labels = np.array([label for _, label, _ in videos], dtype=np.int64)
+    fitted_on = {
+        **(source or {}),
+        "clips": {"REAL": int((labels == 0).sum()), "FAKE": int(labels.sum())},
+        "videos": {"REAL": len(real_scores), "FAKE": len(fake_scores)},
+        "methods": dict(Counter(item.video.method or "" for item in items if item.video.label == "FAKE")),
+        "fitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "threshold_rule": {"max_fpr": max_fpr, "max_miss": max_miss, "level": "video"},
+        # the data itself: (video id, window, track, label, raw score) per clip
+        "scores": [
+            [item.video.video_id, item.clip.window, item.clip.track, int(label), round(float(score), 6)]
+            for item, label, score in zip(items, labels, raw, strict=True)
+        ],
+    }
+    metrics = {
+        "clip": {"raw": _figures(labels, raw), "calibrated": _figures(labels, calibrated)},
+        "video": {
+            "raw": _figures(video_labels, np.array([s for _, _, s in raw_videos])),
+            "calibrated": _figures(video_labels, np.array([s for _, _, s in videos])),
+        },
+        "outcomes": outcome_counts(videos, thresholds),
+    }
+    return Calibration(chosen, parameters, thresholds, fitted_on, json_safe(metrics))
+
+
+def describe_calibration(calibration: Calibration) -> str:
+    """One paragraph for a command's output."""
+    metrics, on = calibration.metrics, calibration.fitted_on
+    clip = metrics.get("clip", {})
+    raw, cal = clip.get("raw", {}), clip.get("calibrated", {})
+    outcomes = metrics.get("outcomes", {})
+
+    def number(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, int | float) and math.isfinite(value) else "n/a"
+
+    return (
+        f"Calibration ({calibration.method}) fitted on {on.get('clips', {}).get('REAL', 0)} REAL and "
+        f"{on.get('clips', {}).get('FAKE', 0)} FAKE validation clips: Brier {number(raw.get('brier'))} -> "
+        f"{number(cal.get('brier'))}, ECE {number(raw.get('ece'))} -> {number(cal.get('ece'))}. Thresholds: FAKE at "
+        f"or above {calibration.thresholds.fake:.3f}, REAL at or below {calibration.thresholds.real:.3f}; on the "
+        f"validation videos: real {outcomes.get('REAL')}, fake {outcomes.get('FAKE')}."
+    )
+
+
+def calibrate_checkpoint_file(
+    path: Path,
+    items: Sequence[ClipItem],
+    raw_scores: Sequence[float] | np.ndarray,
+    method: str = "auto",
+    max_fpr: float = MAX_FPR,
+    max_miss: float = MAX_MISS,
+    source: dict[str, Any] | None = None,
+    target: Path | None = None,
+) -> Calibration:
+    """Fit on ``items`` and their raw scores and store the calibration in the checkpoint at ``path`` (or a copy at
+    ``target``), keeping the file's weight precision. Returns the calibration."""
+    from ml_app.detection.checkpoints import load_checkpoint, read_checkpoint_file, save_checkpoint
+
+    calibration = fit_calibration(items, raw_scores, method, max_fpr, max_miss, source)
+    payload, _ = read_checkpoint_file(path)
+    half = isinstance(payload, dict) and payload.get("weights_dtype") == "float16"
+    checkpoint = load_checkpoint(path)
+    checkpoint.calibration = calibration
+    save_checkpoint(checkpoint, target or path, half=half)
+    return calibration
