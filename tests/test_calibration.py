@@ -106,6 +106,11 @@ def test_fit_calibration_records_its_data_and_chooses_thresholds_on_videos():
     outcomes = calibration.metrics["outcomes"]
     assert outcomes["REAL"]["FAKE"] == int(np.sum(real >= t.fake))
     assert calibration.metrics["clip"]["calibrated"]["brier"] < calibration.metrics["clip"]["raw"]["brier"]
+    assert calibration.fitted_on["threshold_rule"]["verifiable"] and "note" not in calibration.fitted_on["threshold_rule"]
+    assert t.fake >= 0.65 and t.real <= 0.35, "the default margin of 0.15 around 0.5"
+    few = fit_calibration(items_for(labels[:12]), scores[:12])
+    assert not few.fitted_on["threshold_rule"]["verifiable"]
+    assert "cannot show a 5% false-positive" in few.fitted_on["threshold_rule"]["note"]
     with pytest.raises(CalibrationError, match="REAL and FAKE"):
         fit_calibration(items_for(np.zeros(10, dtype=np.int64)), np.full(10, 0.3))
 
@@ -118,7 +123,9 @@ def test_thresholds_follow_the_rates_exactly():
         fake_threshold([0.1, 0.7, 0.72], 0.0) == pytest.approx(0.72, abs=1e-9)
         and fake_threshold([0.1, 0.7, 0.72], 0.0) > 0.72
     )
+    assert fake_threshold(reals, 0.25, min_margin=0.15) == pytest.approx(0.65), "the margin keeps a band"
     fakes = [0.05, 0.6, 0.8, 0.9]
+    assert real_threshold(fakes, 0.25, min_margin=0.15) == pytest.approx(0.35)
     assert real_threshold(fakes, 0.0) < 0.05, "no fake may be called REAL"
     assert real_threshold(fakes, 0.25) == pytest.approx(0.5), "one in four may, capped at 0.5"
 

@@ -75,6 +75,9 @@ def test_rebuild_command_end_to_end(tmp_path):
     assert checkpoint.metrics["test"]["video"]["n"] > 0
     table = (tmp_path / "work" / "card_table.md").read_text()
     assert table in out.getvalue() and "| 10 |" in table
+    # calibrated at the end of training, carried into the installed file, reported in the card's second table
+    assert checkpoint.calibration is not None and checkpoint.calibration.fitted_on["fitted_by"] == "train_model"
+    assert "REAL at or below" in table and f"| 10 | {checkpoint.calibration.method} |" in table
 
     build(12)  # rebuilding one length keeps the others' figures in the report
     report = json.loads((tmp_path / "work" / "build.json").read_text())

@@ -1,5 +1,6 @@
-"""``analyze_video --json`` gives what it gave before the pipeline was cut into its jobs: the golden record in
-tests/golden/analyze_video.json was written by the earlier code (``python -m tests.golden.make_golden``)."""
+"""``analyze_video --json`` gives the recorded answers: tests/golden/analyze_video.json was first written by the code
+before the pipeline was cut into its jobs (the redesign changed nothing), and again when the shipped models got their
+calibration and three outcomes (``python -m tests.golden.make_golden``; see its docstring for when to re-record)."""
 
 from __future__ import annotations
 

@@ -661,9 +661,17 @@ def test_calibrate_model_refits_on_the_runs_own_validation_split(trained, clips_
     }
     with pytest.raises(CommandError, match="no clips in split"):
         run("calibrate_model", output / "best.pt", "--split", "test", "--output", tmp_path / "x.pt")
-    other = tmp_path / "other.json"
-    other.write_text(clips_manifest.read_text().replace('"dataset": "synthetic"', '"dataset": "other"', 1))
-    with pytest.raises(CommandError, match="not the one the checkpoint was trained on"):
+    # the same videos preprocessed again (another file, the same clips): the split is rebuilt, and says so
+    again = clips_manifest.parent / "again.json"
+    again.write_text(json.dumps(json.loads(clips_manifest.read_text()), indent=4))
+    run("calibrate_model", output / "best.pt", "--manifest", again, "--output", tmp_path / "z.pt", "--no-progress")
+    assert "the run's split rebuilt" in load_checkpoint(tmp_path / "z.pt").calibration.fitted_on["note"]
+    # other clips: refused
+    data = json.loads(clips_manifest.read_text())
+    data["videos"] = data["videos"][1:]
+    other = clips_manifest.parent / "other.json"
+    other.write_text(json.dumps(data))
+    with pytest.raises(CommandError, match="gives other clips"):
         run("calibrate_model", output / "best.pt", "--manifest", other, "--output", tmp_path / "y.pt")
 
 

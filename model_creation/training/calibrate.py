@@ -5,8 +5,12 @@ above it (window, person, video) is built from calibrated probabilities by the a
 chosen on the validation *videos*, scored by that rule:
 
 * FAKE threshold: the lowest at which at most ``max_fpr`` of the real videos would be called FAKE, and never below
-  0.5 (the app never calls FAKE what it thinks more likely real);
-* REAL threshold: the highest at which at most ``max_miss`` of the fake videos would be called REAL, never above 0.5.
+  0.5 + ``min_margin`` (the app never calls FAKE what it thinks about as likely real);
+* REAL threshold: the highest at which at most ``max_miss`` of the fake videos would be called REAL, never above
+  0.5 - ``min_margin``.
+
+The margin keeps a band of INCONCLUSIVE around 0.5 whatever a small validation set says: with a handful of real
+videos a 5 % false-positive rate cannot be observed at all, and the record says so (``threshold_rule.verifiable``).
 
 Methods: ``temperature`` (one parameter on the log-odds; keeps 0.5 where it is), ``platt`` (logistic regression on
 the log-odds: moves 0.5 too), ``isotonic`` (a monotone step curve; needs many clips of each class). ``auto`` picks
@@ -35,7 +39,7 @@ from .evaluate import is_fake, level_scores, outcome_counts
 from .metrics import binary_metrics, json_safe, reliability
 
 ISOTONIC_MIN_PER_CLASS = 200
-MAX_FPR, MAX_MISS = TrainConfig.max_fpr, TrainConfig.max_miss
+MAX_FPR, MAX_MISS, MIN_MARGIN = TrainConfig.max_fpr, TrainConfig.max_miss, TrainConfig.min_margin
 
 
 class CalibrationError(ValueError):
@@ -73,20 +77,41 @@ def fit_parameters(labels: np.ndarray, scores: np.ndarray, method: str) -> dict[
     raise CalibrationError(f"unknown calibration method {method!r}")
 
 
-def fake_threshold(real_video_scores: Sequence[float], max_fpr: float = MAX_FPR) -> float:
+def fake_threshold(real_video_scores: Sequence[float], max_fpr: float = MAX_FPR, min_margin: float = 0.0) -> float:
     """The lowest threshold calling at most ``max_fpr`` of these real videos FAKE (FAKE means at or above it)."""
     ordered = np.sort(np.asarray(real_video_scores, dtype=np.float64))[::-1]
     allowed = math.floor(max_fpr * ordered.size + 1e-9)
     threshold = 0.5 if allowed >= ordered.size else float(np.nextafter(ordered[allowed], np.inf))
-    return min(max(threshold, 0.5), 1.0)
+    return min(max(threshold, 0.5 + min_margin), 1.0)
 
 
-def real_threshold(fake_video_scores: Sequence[float], max_miss: float = MAX_MISS) -> float:
+def real_threshold(fake_video_scores: Sequence[float], max_miss: float = MAX_MISS, min_margin: float = 0.0) -> float:
     """The highest threshold calling at most ``max_miss`` of these fake videos REAL (REAL means at or below it)."""
     ordered = np.sort(np.asarray(fake_video_scores, dtype=np.float64))
     allowed = math.floor(max_miss * ordered.size + 1e-9)
     threshold = 0.5 if allowed >= ordered.size else float(np.nextafter(ordered[allowed], -np.inf))
-    return max(min(threshold, 0.5), 0.0)
+    return max(min(threshold, 0.5 - min_margin), 0.0)
+
+
+def threshold_rule(max_fpr: float, max_miss: float, min_margin: float, reals: int, fakes: int) -> dict[str, Any]:
+    """The rule the thresholds follow, and whether this many validation videos can show the rates at all (one video
+    in ``1 / rate`` is the smallest share a set can observe)."""
+    verifiable = reals >= math.ceil(1 / max_fpr - 1e-9) if max_fpr else False
+    verifiable = verifiable and (fakes >= math.ceil(1 / max_miss - 1e-9) if max_miss else False)
+    rule: dict[str, Any] = {
+        "level": "video",
+        "max_fpr": max_fpr,
+        "max_miss": max_miss,
+        "min_margin": min_margin,
+        "verifiable": verifiable,
+    }
+    if not verifiable:
+        rule["note"] = (
+            f"{reals} real and {fakes} fake validation videos cannot show a {max_fpr:.0%} false-positive or a "
+            f"{max_miss:.0%} miss rate; the thresholds rest on the margin of {min_margin} around 0.5 as much as on "
+            "the data"
+        )
+    return rule
 
 
 def _figures(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
@@ -103,6 +128,7 @@ def fit_calibration(
     max_fpr: float = MAX_FPR,
     max_miss: float = MAX_MISS,
     source: dict[str, Any] | None = None,
+    min_margin: float = MIN_MARGIN,
 ) -> Calibration:
     """Calibration and thresholds fitted on ``items`` (validation clips) and their raw scores, with the record of
     what they were fitted on and how the raw and calibrated scores compare there."""
@@ -118,8 +144,8 @@ def fit_calibration(
     real_scores = [score for _, label, score in videos if not label]
     fake_scores = [score for _, label, score in videos if label]
     thresholds = Thresholds(
-        fake_threshold(real_scores, max_fpr) if real_scores else 0.5,
-        real_threshold(fake_scores, max_miss) if fake_scores else 0.5,
+        fake_threshold(real_scores, max_fpr, min_margin) if real_scores else 0.5 + min_margin,
+        real_threshold(fake_scores, max_miss, min_margin) if fake_scores else 0.5 - min_margin,
     )
     raw_videos = level_scores(items, raw.tolist(), "video")
     video_labels = np.array([label for _, label, _ in videos], dtype=np.int64)
@@ -129,7 +155,7 @@ def fit_calibration(
         "videos": {"REAL": len(real_scores), "FAKE": len(fake_scores)},
         "methods": dict(Counter(item.video.method or "" for item in items if item.video.label == "FAKE")),
         "fitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "threshold_rule": {"max_fpr": max_fpr, "max_miss": max_miss, "level": "video"},
+        "threshold_rule": threshold_rule(max_fpr, max_miss, min_margin, len(real_scores), len(fake_scores)),
         # the data itself: (video id, window, track, label, raw score) per clip
         "scores": [
             [item.video.video_id, item.clip.window, item.clip.track, int(label), round(float(score), 6)]
@@ -163,6 +189,7 @@ def describe_calibration(calibration: Calibration) -> str:
         f"{number(cal.get('brier'))}, ECE {number(raw.get('ece'))} -> {number(cal.get('ece'))}. Thresholds: FAKE at "
         f"or above {calibration.thresholds.fake:.3f}, REAL at or below {calibration.thresholds.real:.3f}; on the "
         f"validation videos: real {outcomes.get('REAL')}, fake {outcomes.get('FAKE')}."
+        + (f" Note: {on['threshold_rule']['note']}." if on.get("threshold_rule", {}).get("note") else "")
     )
 
 
@@ -175,12 +202,13 @@ def calibrate_checkpoint_file(
     max_miss: float = MAX_MISS,
     source: dict[str, Any] | None = None,
     target: Path | None = None,
+    min_margin: float = MIN_MARGIN,
 ) -> Calibration:
     """Fit on ``items`` and their raw scores and store the calibration in the checkpoint at ``path`` (or a copy at
     ``target``), keeping the file's weight precision. Returns the calibration."""
     from ml_app.detection.checkpoints import load_checkpoint, read_checkpoint_file, save_checkpoint
 
-    calibration = fit_calibration(items, raw_scores, method, max_fpr, max_miss, source)
+    calibration = fit_calibration(items, raw_scores, method, max_fpr, max_miss, source, min_margin)
     payload, _ = read_checkpoint_file(path)
     half = isinstance(payload, dict) and payload.get("weights_dtype") == "float16"
     checkpoint = load_checkpoint(path)

@@ -27,6 +27,7 @@ RESUMABLE = frozenset(
         "calibration",
         "max_fpr",
         "max_miss",
+        "min_margin",
     }
 )
 # How the best checkpoint is calibrated at the end (model_creation.training.calibrate); "none" leaves it raw.
@@ -68,6 +69,7 @@ class TrainConfig:
     calibration: str = "auto"  # one of CALIBRATION_CHOICES, fitted on the validation split after training
     max_fpr: float = 0.05  # the FAKE threshold: at most this share of validation real videos called FAKE
     max_miss: float = 0.10  # the REAL threshold: at most this share of validation fake videos called REAL
+    min_margin: float = 0.15  # the thresholds stay at least this far from 0.5 (FAKE >= 0.65, REAL <= 0.35)
     name: str = ""
     progress: bool = True
     tensorboard: bool = True
@@ -81,8 +83,8 @@ class TrainConfig:
             raise TrainError("--synthesize-fakes knows only sbi (self-blended images).")
         if self.calibration not in CALIBRATION_CHOICES:
             raise TrainError(f"--calibration must be one of {', '.join(CALIBRATION_CHOICES)}.")
-        if not (0.0 <= self.max_fpr < 1.0 and 0.0 <= self.max_miss < 1.0):
-            raise TrainError("--max-fpr and --max-miss are shares between 0 and 1.")
+        if not (0.0 <= self.max_fpr < 1.0 and 0.0 <= self.max_miss < 1.0 and 0.0 <= self.min_margin < 0.5):
+            raise TrainError("--max-fpr and --max-miss are shares between 0 and 1, --min-margin below 0.5.")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.workers < 0:
             raise TrainError("--epochs, --batch-size and --patience must be at least 1, --lr positive.")
 

@@ -91,9 +91,13 @@ def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str
     return split, split.counts(videos), items, synthesized
 
 
-def items_per_split(config: TrainConfig, manifest: Manifest) -> dict[str, list[ClipItem]]:
-    """The clips of each split exactly as a run with ``config`` draws them (self-blended fakes included)."""
-    return _items_per_split(config, manifest, lambda message: None)[2]
+def items_per_split(
+    config: TrainConfig, manifest: Manifest
+) -> tuple[dict[str, list[ClipItem]], dict[str, dict[str, int]]]:
+    """The clips of each split exactly as a run with ``config`` draws them (self-blended fakes included), and the
+    clip counts per split and label before self-blending (what a checkpoint records as ``training["clips"]``)."""
+    _, counts, items, _ = _items_per_split(config, manifest, lambda message: None)
+    return items, counts
 
 
 def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[str], None]) -> TrainingData:

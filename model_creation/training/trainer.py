@@ -367,6 +367,7 @@ class Trainer:
                 self.config.max_fpr,
                 self.config.max_miss,
                 source,
+                min_margin=self.config.min_margin,
             )
         except CalibrationError as exc:
             self.say(f"warning: best.pt is not calibrated: {exc}.")

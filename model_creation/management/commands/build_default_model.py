@@ -244,4 +244,31 @@ def card_table(report: dict[str, Any]) -> str:
                 f"{_fmt(metrics.get('eer'))} | {_fmt(sbi.get(level, {}).get('auc'))} | "
                 f"{_fmt(ffpp['fake_probability']) if ffpp else 'n/a'} |"
             )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *calibration_table(report)])
+
+
+def _called(row: dict[str, int]) -> str:
+    return f"{row['FAKE']} / {row['INCONCLUSIVE']} / {row['REAL']}"
+
+
+def calibration_table(report: dict[str, Any]) -> list[str]:
+    """Per model: its calibration, thresholds, and how the test videos are called with them (evaluate_model's)."""
+    lines = [
+        "| N | calibration | REAL at or below | FAKE at or above | test video Brier raw -> calibrated "
+        "| test real videos: FAKE / INCONCLUSIVE / REAL | test fake videos: FAKE / INCONCLUSIVE / REAL |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for length, model in sorted(report["models"].items(), key=lambda item: int(item[0])):
+        test = model["test"]
+        if "outcomes" not in test:
+            continue
+        thresholds, outcomes = test["thresholds"], test["outcomes"]
+        method = test.get("calibration", {}).get("method", "none") if test.get("calibrated") else "none"
+        raw = (test.get("raw_overall") or test["overall"])["video"].get("brier")
+
+        lines.append(
+            f"| {length} | {method} | {_fmt(thresholds['real'])} | {_fmt(thresholds['fake'])} | {_fmt(raw)} -> "
+            f"{_fmt(test['overall']['video'].get('brier'))} | {_called(outcomes['REAL'])} | "
+            f"{_called(outcomes['FAKE'])} |"
+        )
+    return lines

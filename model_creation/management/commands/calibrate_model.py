@@ -37,6 +37,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-fpr", type=float, default=TrainConfig.max_fpr, help="for the FAKE threshold")
         parser.add_argument("--max-miss", type=float, default=TrainConfig.max_miss, help="for the REAL threshold")
+        parser.add_argument(
+            "--min-margin", type=float, default=TrainConfig.min_margin, help="thresholds at least this far from 0.5"
+        )
         parser.add_argument("--output", help="write the calibrated checkpoint here (default: in place)")
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -78,7 +81,15 @@ class Command(BaseCommand):
         target = Path(options["output"]) if options["output"] else None
         try:
             calibration = calibrate_checkpoint_file(
-                path, items, scores, options["method"], options["max_fpr"], options["max_miss"], source, target
+                path,
+                items,
+                scores,
+                options["method"],
+                options["max_fpr"],
+                options["max_miss"],
+                source,
+                target,
+                min_margin=options["min_margin"],
             )
         except (CalibrationError, ValueError) as exc:
             raise CommandError(one_line(exc)) from exc
@@ -103,14 +114,23 @@ class Command(BaseCommand):
             return items, {"split": split, "manifest_sha256": manifest.sha256}
         if not training.get("config"):
             raise CommandError("The checkpoint does not record its training run's settings; give --split.")
-        if training.get("manifest_sha256") != manifest.sha256:
-            raise CommandError(
-                "This manifest is not the one the checkpoint was trained on (its sha256 differs), so its validation "
-                "split cannot be rebuilt; give --split NAME to fit on a split of this manifest."
-            )
         config = TrainConfig(**{**training["config"], "manifest": str(manifest.path)})
         try:
-            items = items_per_split(config, manifest)[VAL]
+            items, counts = items_per_split(config, manifest)
         except ValueError as exc:
             raise CommandError(one_line(exc)) from exc
-        return items, {"split": "validation", "manifest_sha256": manifest.sha256}
+        source = {"split": "validation", "manifest_sha256": manifest.sha256}
+        if training.get("manifest_sha256") != manifest.sha256:
+            recorded = training.get("clips")
+            if counts != recorded:
+                raise CommandError(
+                    "This manifest is not the one the checkpoint was trained on (its sha256 differs), and splitting "
+                    f"it as the run did gives other clips ({counts} instead of the recorded {recorded}), so the "
+                    "run's validation split cannot be rebuilt from it; give --split NAME to fit on a split of this "
+                    "manifest."
+                )
+            source["note"] = (
+                "manifest made again from the same videos with the same settings: the run's split rebuilt from it "
+                "has the clip counts per split and label that the checkpoint records"
+            )
+        return items[VAL], source

@@ -120,6 +120,11 @@ class Command(BaseCommand):
             help=f"REAL threshold: at most this share of validation fake videos called REAL (default "
             f"{_default('max_miss')})",
         )
+        calibration.add_argument(
+            "--min-margin",
+            type=float,
+            help=f"the thresholds stay at least this far from 0.5 (default {_default('min_margin')})",
+        )
         run = parser.add_argument_group("running")
         run.add_argument("--seed", type=int, help=f"default {_default('seed')}")
         run.add_argument("--device", choices=DEVICE_CHOICES, help=f"default {_default('device')}")
