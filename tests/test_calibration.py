@@ -106,7 +106,8 @@ def test_fit_calibration_records_its_data_and_chooses_thresholds_on_videos():
     outcomes = calibration.metrics["outcomes"]
     assert outcomes["REAL"]["FAKE"] == int(np.sum(real >= t.fake))
     assert calibration.metrics["clip"]["calibrated"]["brier"] < calibration.metrics["clip"]["raw"]["brier"]
-    assert calibration.fitted_on["threshold_rule"]["verifiable"] and "note" not in calibration.fitted_on["threshold_rule"]
+    rule = calibration.fitted_on["threshold_rule"]
+    assert rule["verifiable"] and "note" not in rule
     assert t.fake >= 0.65 and t.real <= 0.35, "the default margin of 0.15 around 0.5"
     few = fit_calibration(items_for(labels[:12]), scores[:12])
     assert not few.fitted_on["threshold_rule"]["verifiable"]
