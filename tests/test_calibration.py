@@ -343,3 +343,13 @@ def test_results_stored_before_calibration_get_todays_shape():
     person = new["people"][0]
     assert person["window_probabilities"] == [0.2, 0.6] and person["disagreement"] == pytest.approx(0.4)
     assert new["windows"][1]["tracks"][0]["raw_probability"] == 0.6
+
+
+def test_an_onnx_export_carries_the_calibration(tiny_checkpoint, tmp_path):
+    from ml_app.detection.onnx_model import load_onnx_checkpoint
+
+    path = _calibrated_copy(tiny_checkpoint, tmp_path / "c.pt")
+    call_command("export_onnx", str(path), "--output", str(tmp_path / "c.onnx"), stdout=StringIO())
+    exported, _ = load_onnx_checkpoint(tmp_path / "c.onnx")
+    assert exported.calibration == load_checkpoint(path).calibration
+    assert exported.calibration.apply_one(0.8) == pytest.approx(load_checkpoint(path).calibration.apply_one(0.8))
