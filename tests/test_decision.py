@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from ml_app.detection.calibration import Thresholds
 from ml_app.detection.decision import (
     decide,
     link_people,
@@ -37,7 +38,8 @@ def _window(index: int, status: str = "scored", scores: dict[int, float] | None 
 
 
 def _result(windows: list[WindowResult], threshold: float = 0.5) -> AnalysisResult:
-    return AnalysisResult("INCONCLUSIVE", 10, {}, {}, threshold=threshold, windows=windows)
+    """A result judged at one threshold (an empty INCONCLUSIVE band, as for an uncalibrated checkpoint)."""
+    return AnalysisResult("INCONCLUSIVE", 10, {}, {}, thresholds=Thresholds(threshold, threshold), windows=windows)
 
 
 def test_the_rule_in_numbers():
