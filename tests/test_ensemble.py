@@ -207,3 +207,15 @@ def _upload(path):
 def test_combined_identity_ignores_order():
     assert combined_sha256(["a", "b"]) == combined_sha256(["b", "a"]) != combined_sha256(["a", "c"])
     assert len(combined_sha256(["a"])) == 64
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_ensembles_with_their_members_now(ensemble, admin_client):
+    page = admin_client.get("/admin/ml_app/ensemble/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "pair" in text and "tiny_10_frames (10 frames)" in text and "needs two" not in text
+    ensemble.lengths = []
+    ensemble.save()
+    ensemble.members.clear()
+    assert "needs two to be offered" in admin_client.get("/admin/ml_app/ensemble/").content.decode()
