@@ -45,29 +45,13 @@ def _members(analysis: Analysis) -> list:
     return [analysis.checkpoint] if analysis.checkpoint is not None else []
 
 
-def _analyze(analysis: Analysis, loaded: list, report):
-    """One checkpoint's analysis, or the ensemble's, with the thresholds the settings give."""
-    from .detection.ensemble import Member, analyze_with_ensemble
-    from .detection.prediction import analyze_video
-    from .verdict_rule import ensemble_thresholds, rule_for
-
-    options = {"max_windows": settings.DETECTION_MAX_WINDOWS, "batch_size": settings.DETECTION_BATCH_SIZE}
-    if not analysis.ensemble_name:
-        return analyze_video(
-            analysis.video_path, loaded[0], rule=rule_for(loaded[0].checkpoint), progress=report, **options
-        )
-    members = [Member(one, rule_for(one.checkpoint)) for one in loaded]
-    return analyze_with_ensemble(
-        analysis.video_path, analysis.ensemble_name, members, ensemble_thresholds(), progress=report, **options
-    )
-
-
 def _run(analysis_id: str, attempt: int) -> None:
     import torch
 
     from .detection.errors import DetectionError
     from .detection.files import combined_sha256
     from .detection.model_loading import is_model_cached, load_detector_model
+    from .verdict_rule import analyse
 
     analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
     members = _members(analysis)
@@ -96,7 +80,14 @@ def _run(analysis_id: str, attempt: int) -> None:
                 "longer matches). An administrator should register the new file; then upload again.",
             )
             return
-        result = _analyze(analysis, loaded, report)
+        result = analyse(
+            analysis.video_path,
+            loaded,
+            analysis.ensemble_name or None,
+            max_windows=settings.DETECTION_MAX_WINDOWS,
+            batch_size=settings.DETECTION_BATCH_SIZE,
+            progress=report,
+        )
         report(Stage.DONE, 1.0, force=True)
         result.save_crops(analysis.crops_dir)
         timings = {

@@ -1,13 +1,21 @@
 """The calibration and thresholds an analysis decides with: the checkpoint's own, unless settings (``FAKE_THRESHOLD``,
-``REAL_THRESHOLD``) or a command-line flag replace them. The worker and ``analyze_video`` both ask here."""
+``REAL_THRESHOLD``) or a command-line flag replace them; and the one call that analyses with one checkpoint or an
+ensemble of several under those rules. The worker and ``analyze_video`` both ask here."""
 
 from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from ml_app.detection.calibration import ScoreRule, Thresholds, score_rule
 from ml_app.detection.checkpoints import CheckpointFile
 from ml_app.detection.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ml_app.detection.model_loading import LoadedModel
+    from ml_app.detection.results import AnalysisResult
 
 
 def rule_for(checkpoint: CheckpointFile, fake: float | None = None, real: float | None = None) -> ScoreRule:
@@ -26,11 +34,31 @@ def rule_for(checkpoint: CheckpointFile, fake: float | None = None, real: float 
 
 def ensemble_thresholds(fake: float | None = None, real: float | None = None) -> Thresholds | None:
     """The thresholds an ensemble decides with when flags or settings give both; None: the mean of its members'."""
+    given = fake is not None or real is not None
     fake = settings.FAKE_THRESHOLD if fake is None else fake
     real = settings.REAL_THRESHOLD if real is None else real
     if fake is None or real is None:
         return None
     try:
-        return Thresholds(fake, real, "settings")
+        return Thresholds(fake, real, "option" if given else "settings")
     except ValueError as exc:
         raise ConfigurationError(f"The verdict thresholds are not usable: {exc}.") from exc
+
+
+def analyse(
+    path: str | os.PathLike,
+    loaded: list[LoadedModel],
+    ensemble: str | None = None,
+    fake: float | None = None,
+    real: float | None = None,
+    **options: Any,
+) -> AnalysisResult:
+    """``path`` analysed by the one checkpoint in ``loaded``, or by all of them as the ensemble named, with the
+    thresholds of :func:`rule_for` (``options`` as for ``analyze_video``)."""
+    from ml_app.detection.ensemble import Member, analyze_with_ensemble
+    from ml_app.detection.prediction import analyze_video
+
+    if ensemble is None:
+        return analyze_video(path, loaded[0], rule=rule_for(loaded[0].checkpoint, fake, real), **options)
+    members = [Member(one, rule_for(one.checkpoint, fake, real)) for one in loaded]
+    return analyze_with_ensemble(path, ensemble, members, ensemble_thresholds(fake, real), **options)

@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from ml_app.detection.calibration import Thresholds
 from ml_app.detection.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_WINDOWS,
@@ -180,8 +181,11 @@ DETECTION_DEVICE = env_str("DETECTION_DEVICE", "auto")
 # data; see models/README.md); set, they replace them for every checkpoint.
 FAKE_THRESHOLD = env_probability("FAKE_THRESHOLD")
 REAL_THRESHOLD = env_probability("REAL_THRESHOLD")
-if FAKE_THRESHOLD is not None and REAL_THRESHOLD is not None and REAL_THRESHOLD > FAKE_THRESHOLD:
-    raise ImproperlyConfigured(f"REAL_THRESHOLD ({REAL_THRESHOLD}) must not be above FAKE_THRESHOLD ({FAKE_THRESHOLD})")
+if FAKE_THRESHOLD is not None and REAL_THRESHOLD is not None:
+    try:
+        Thresholds(FAKE_THRESHOLD, REAL_THRESHOLD, "settings")  # the one rule for a pair of thresholds
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"FAKE_THRESHOLD and REAL_THRESHOLD: {exc}") from exc
 
 # --- uploads --------------------------------------------------------------------------------------------------------
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024  # enforced while the upload streams in

@@ -157,7 +157,7 @@ def alice(django_user_model):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_ensemble_upload_is_analysed_by_every_member_through_the_worker(ensemble, alice, one_face_video):
+def test_an_ensemble_upload_is_analysed_by_every_member_in_its_job(ensemble, alice, one_face_video):
     client = token_client(alice)
     listed = client.get("/api/v1/ensembles/").json()
     assert listed[0]["name"] == "pair" and len(listed[0]["members"]) == 2

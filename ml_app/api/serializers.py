@@ -111,7 +111,7 @@ class CheckpointIdentitySerializer(serializers.Serializer):
 class ThresholdsSerializer(serializers.Serializer):
     fake = serializers.FloatField(help_text="FAKE at or above this probability")
     real = serializers.FloatField(help_text="REAL at or below this probability; INCONCLUSIVE in between")
-    source = serializers.CharField(help_text="checkpoint, settings, option or uncalibrated")
+    source = serializers.CharField(help_text="checkpoint, settings, option, uncalibrated or ensemble mean")
 
 
 class CalibrationInfoSerializer(serializers.Serializer):

@@ -89,6 +89,10 @@ class Calibration:
     def apply_one(self, score: float) -> float:
         return float(self.apply(np.array([score]))[0])
 
+    def fitted_on_summary(self) -> dict[str, Any]:
+        """What it was fitted on, without the scores themselves (what results and listings carry)."""
+        return {key: value for key, value in self.fitted_on.items() if key != "scores"}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
@@ -152,7 +156,7 @@ class ScoreRule:
         }
         if self.calibration is not None:
             info["method"] = self.calibration.method
-            info["fitted_on"] = {k: v for k, v in self.calibration.fitted_on.items() if k != "scores"}
+            info["fitted_on"] = self.calibration.fitted_on_summary()
         return info
 
 

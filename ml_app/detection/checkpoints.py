@@ -94,9 +94,7 @@ class CheckpointFile:
         """The calibration without the scores it was fitted on (what results and listings carry)."""
         if self.calibration is None:
             return None
-        summary = self.calibration.to_dict()
-        summary["fitted_on"] = {k: v for k, v in summary["fitted_on"].items() if k != "scores"}
-        return summary
+        return {**self.calibration.to_dict(), "fitted_on": self.calibration.fitted_on_summary()}
 
     def describe(self) -> dict[str, Any]:
         """Identity and settings, without weights: what results and listings show."""

@@ -134,12 +134,7 @@ def uncertain_reason(people: Sequence[PersonResult], thresholds: Thresholds) -> 
             "message": f"The windows of person {person.person_id + 1} disagree: from {low:.2f} to {high:.2f} "
             "fake probability. Conflicting evidence is not averaged into a REAL verdict; look at the windows.",
         }
-    probability = max(p.fake_probability for p in people)
-    return {
-        "code": "uncertain",
-        "message": f"The evidence is between the thresholds: fake probability {probability:.2f}, where REAL needs "
-        f"at most {thresholds.real:.2f} and FAKE at least {thresholds.fake:.2f}.",
-    }
+    return {"code": "uncertain", "message": between_thresholds(max(p.fake_probability for p in people), thresholds)}
 
 
 def _people(windows: Sequence[WindowResult], thresholds: Thresholds) -> list[PersonResult]:
@@ -168,12 +163,29 @@ def _people(windows: Sequence[WindowResult], thresholds: Thresholds) -> list[Per
     return people
 
 
-def video_verdict(people: Sequence[PersonResult]) -> Verdict:
-    """FAKE if anyone is FAKE, REAL only if everyone is REAL, else INCONCLUSIVE."""
-    verdicts = {person.verdict for person in people}
-    if "FAKE" in verdicts:
+def verdict_of_people(verdicts: Iterable[Verdict]) -> Verdict:
+    """The video's outcome from its people's: FAKE if anyone is FAKE, REAL only if everyone is REAL."""
+    found = set(verdicts)
+    if "FAKE" in found:
         return "FAKE"
-    return "REAL" if verdicts == {"REAL"} else "INCONCLUSIVE"
+    return "REAL" if found == {"REAL"} else "INCONCLUSIVE"
+
+
+def video_verdict(people: Sequence[PersonResult]) -> Verdict:
+    return verdict_of_people(person.verdict for person in people)
+
+
+def video_verdict_of_scores(people_windows: Iterable[Sequence[float]], thresholds: Thresholds) -> Verdict:
+    """The video's outcome from each person's window probabilities (what ``evaluate_model`` has per video)."""
+    return verdict_of_people(person_verdict(scores, thresholds)[0] for scores in people_windows)
+
+
+def between_thresholds(probability: float, thresholds: Thresholds, evidence: str = "fake probability") -> str:
+    """The message of an ``uncertain`` outcome (one checkpoint's, or an ensemble's)."""
+    return (
+        f"The evidence is between the thresholds: {evidence} {probability:.2f}, where REAL needs at most "
+        f"{thresholds.real:.2f} and FAKE at least {thresholds.fake:.2f}."
+    )
 
 
 def decide(result: AnalysisResult, people_of: Mapping[tuple[int, int], int]) -> None:

@@ -17,7 +17,7 @@ from statistics import fmean
 from typing import Any
 
 from .calibration import ScoreRule, Thresholds
-from .decision import person_verdict
+from .decision import between_thresholds, person_verdict
 from .files import combined_sha256 as identity
 from .model_loading import LoadedModel
 from .prediction import analyze_video
@@ -125,9 +125,9 @@ def combine(
             if reason == "windows_disagree"
             else {
                 "code": "uncertain",
-                "message": f"The evidence is between the thresholds: mean fake probability "
-                f"{combined.fake_probability:.2f} of {len(scored)} checkpoints, where REAL needs at most "
-                f"{chosen.real:.2f} and FAKE at least {chosen.fake:.2f}.",
+                "message": between_thresholds(
+                    combined.fake_probability, chosen, f"mean fake probability of {len(scored)} checkpoints"
+                ),
             }
         )
     else:

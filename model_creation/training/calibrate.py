@@ -35,8 +35,8 @@ from ml_app.detection.calibration import Calibration, Thresholds, logit, sigmoid
 
 from .config import TrainConfig
 from .dataset import ClipItem
-from .evaluate import is_fake, level_scores, outcome_counts
-from .metrics import binary_metrics, json_safe, reliability
+from .evaluate import calibration_figures, is_fake, level_scores, outcome_counts
+from .metrics import json_safe
 
 ISOTONIC_MIN_PER_CLASS = 200
 MAX_FPR, MAX_MISS, MIN_MARGIN = TrainConfig.max_fpr, TrainConfig.max_miss, TrainConfig.min_margin
@@ -114,13 +114,6 @@ def threshold_rule(max_fpr: float, max_miss: float, min_margin: float, reals: in
     return rule
 
 
-def _figures(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    metrics = binary_metrics(labels, scores)
-    figures = {key: metrics[key] for key in ("n", "auc", "brier", "ece", "log_loss", "accuracy")}
-    figures["reliability"] = reliability(labels, scores)
-    return figures
-
-
 def fit_calibration(
     items: Sequence[ClipItem],
     raw_scores: Sequence[float] | np.ndarray,
@@ -147,8 +140,6 @@ def fit_calibration(
         fake_threshold(real_scores, max_fpr, min_margin) if real_scores else 0.5 + min_margin,
         real_threshold(fake_scores, max_miss, min_margin) if fake_scores else 0.5 - min_margin,
     )
-    raw_videos = level_scores(items, raw.tolist(), "video")
-    video_labels = np.array([label for _, label, _ in videos], dtype=np.int64)
     fitted_on = {
         **(source or {}),
         "clips": {"REAL": int((labels == 0).sum()), "FAKE": int(labels.sum())},
@@ -162,14 +153,14 @@ def fit_calibration(
             for item, label, score in zip(items, labels, raw, strict=True)
         ],
     }
-    metrics = {
-        "clip": {"raw": _figures(labels, raw), "calibrated": _figures(labels, calibrated)},
-        "video": {
-            "raw": _figures(video_labels, np.array([s for _, _, s in raw_videos])),
-            "calibrated": _figures(video_labels, np.array([s for _, _, s in videos])),
-        },
-        "outcomes": outcome_counts(videos, thresholds),
+    metrics: dict[str, Any] = {
+        level: {
+            "raw": calibration_figures(items, raw.tolist(), level),
+            "calibrated": calibration_figures(items, calibrated.tolist(), level),
+        }
+        for level in ("clip", "video")
     }
+    metrics["outcomes"] = outcome_counts(items, calibrated.tolist(), thresholds)
     return Calibration(chosen, parameters, thresholds, fitted_on, json_safe(metrics))
 
 
@@ -206,12 +197,12 @@ def calibrate_checkpoint_file(
 ) -> Calibration:
     """Fit on ``items`` and their raw scores and store the calibration in the checkpoint at ``path`` (or a copy at
     ``target``), keeping the file's weight precision. Returns the calibration."""
-    from ml_app.detection.checkpoints import load_checkpoint, read_checkpoint_file, save_checkpoint
+    from ml_app.detection.checkpoints import checkpoint_from_payload, read_checkpoint_file, save_checkpoint
 
     calibration = fit_calibration(items, raw_scores, method, max_fpr, max_miss, source, min_margin)
-    payload, _ = read_checkpoint_file(path)
-    half = isinstance(payload, dict) and payload.get("weights_dtype") == "float16"
-    checkpoint = load_checkpoint(path)
+    payload, _ = read_checkpoint_file(path)  # read once; the weights are written back as they are
+    checkpoint = checkpoint_from_payload(payload, path.name)
+    half = payload.get("weights_dtype") == "float16"
     checkpoint.calibration = calibration
     save_checkpoint(checkpoint, target or path, half=half)
     return calibration

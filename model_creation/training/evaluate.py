@@ -24,7 +24,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ml_app.detection.calibration import Thresholds
-from ml_app.detection.decision import person_probability, video_probability, window_probability
+from ml_app.detection.decision import (
+    person_probability,
+    video_probability,
+    video_verdict_of_scores,
+    window_probability,
+)
+from ml_app.detection.results import Verdict
 from ml_app.detection.scoring import fake_probabilities
 
 from .dataset import ClipDataset, ClipItem
@@ -79,15 +85,29 @@ def level_scores(items: Sequence[ClipItem], scores: Sequence[float], level: str)
         return rows
     if level != "video":
         raise ValueError(f"unknown level {level!r}")
-    people: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    labels = {}
-    for item, score in zip(items, scores, strict=True):
-        people[item.video.video_id][item.clip.person].append(float(score))
-        labels[item.video.video_id] = is_fake(item.video.label)
+    people, labels = _people_of(items, scores)
     return [
         (video, labels[video], video_probability(person_probability(values) for values in persons.values()))
         for video, persons in people.items()
     ]
+
+
+def _people_of(
+    items: Sequence[ClipItem], scores: Sequence[float]
+) -> tuple[dict[str, dict[int, list[float]]], dict[str, int]]:
+    """Per video, each person's window scores (one clip per window), and the video's label."""
+    people: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    labels: dict[str, int] = {}
+    for item, score in zip(items, scores, strict=True):
+        people[item.video.video_id][item.clip.person].append(float(score))
+        labels[item.video.video_id] = is_fake(item.video.label)
+    return people, labels
+
+
+def video_calls(items: Sequence[ClipItem], scores: Sequence[float], thresholds: Thresholds) -> dict[str, Verdict]:
+    """What the app answers for each video: the three-way rule with its disagreement check, per person."""
+    people, _ = _people_of(items, scores)
+    return {video: video_verdict_of_scores(persons.values(), thresholds) for video, persons in people.items()}
 
 
 def level_metrics(items: Sequence[ClipItem], scores: Sequence[float], level: str, threshold: float = 0.5) -> dict:
@@ -127,35 +147,41 @@ def evaluation_report(items: Sequence[ClipItem], scores: Sequence[float], thresh
     return report
 
 
-def outcome_counts(rows: Sequence[tuple[str, int, float]], thresholds: Thresholds) -> dict[str, dict[str, int]]:
-    """Per truth (REAL, FAKE): how many videos the three-way rule calls FAKE, REAL or INCONCLUSIVE."""
+def outcome_counts(
+    items: Sequence[ClipItem], scores: Sequence[float], thresholds: Thresholds
+) -> dict[str, dict[str, int]]:
+    """Per truth (REAL, FAKE): how many videos the app calls FAKE, REAL or INCONCLUSIVE (:func:`video_calls`)."""
+    _, labels = _people_of(items, scores)
     table = {truth: {"FAKE": 0, "REAL": 0, "INCONCLUSIVE": 0} for truth in ("REAL", "FAKE")}
-    for _, label, score in rows:
-        called = "FAKE" if score >= thresholds.fake else "REAL" if score <= thresholds.real else "INCONCLUSIVE"
-        table["FAKE" if label else "REAL"][called] += 1
+    for video, called in video_calls(items, scores, thresholds).items():
+        table["FAKE" if labels[video] else "REAL"][called] += 1
     return table
+
+
+def calibration_figures(items: Sequence[ClipItem], scores: Sequence[float], level: str) -> dict[str, Any]:
+    """How well ``scores`` are calibrated at ``level``: n, AUC, accuracy, log loss, Brier, ECE and the reliability
+    table (what a calibration records on its validation data and evaluate_model reports)."""
+    from .metrics import reliability
+
+    rows = level_scores(items, scores, level)
+    labels, values = [label for _, label, _ in rows], [score for _, _, score in rows]
+    metrics = binary_metrics(labels, values)
+    figures = {key: metrics[key] for key in ("n", "auc", "accuracy", "log_loss", "brier", "ece")}
+    return {**figures, "reliability": reliability(labels, values)}
 
 
 def calibration_report(items: Sequence[ClipItem], raw: Sequence[float], calibrated: Sequence[float], rule) -> dict:
     """What an evaluation adds about calibration: the thresholds, three-way video outcomes per truth, the raw
     metrics beside the calibrated ones, and the reliability tables (clip and video) of both."""
-    from .metrics import reliability
-
-    def figures(scores: Sequence[float], level: str) -> dict[str, Any]:
-        rows = level_scores(items, scores, level)
-        labels, values = [label for _, label, _ in rows], [score for _, _, score in rows]
-        metrics = binary_metrics(labels, values)
-        return {"brier": metrics["brier"], "ece": metrics["ece"], "reliability": reliability(labels, values)}
-
     report: dict[str, Any] = {
         "calibrated": rule.calibrated,
         "calibration": rule.describe(),
         "thresholds": rule.thresholds.to_dict(),
-        "outcomes": outcome_counts(level_scores(items, calibrated, "video"), rule.thresholds),
+        "outcomes": outcome_counts(items, calibrated, rule.thresholds),
         "reliability": {
             level: {
-                "raw": figures(raw, level),
-                **({"calibrated": figures(calibrated, level)} if rule.calibrated else {}),
+                "raw": calibration_figures(items, raw, level),
+                **({"calibrated": calibration_figures(items, calibrated, level)} if rule.calibrated else {}),
             }
             for level in ("clip", "video")
         },

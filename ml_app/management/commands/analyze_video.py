@@ -90,6 +90,7 @@ class Command(BaseCommand):
         except VideoError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
         from ml_app.detection.model_loading import load_detector_model
+        from ml_app.verdict_rule import analyse
 
         try:
             choices, ensemble = self._choices(options)
@@ -100,7 +101,17 @@ class Command(BaseCommand):
                     f"--sequence-length {wanted} does not match the checkpoint, which analyses "
                     f"{loaded[0].sequence_length}-frame windows."
                 )
-            result = self._analyze(options, info, loaded, ensemble)
+            result = analyse(
+                options["path"],
+                loaded,
+                ensemble,
+                options["fake_threshold"],
+                options["real_threshold"],
+                info=info,
+                max_windows=options["max_windows"],
+                batch_size=options["batch_size"],
+                keep_crops=bool(options["save_crops"]),
+            )
         except VideoError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
         except (CheckpointError, ConfigurationError) as exc:
@@ -119,27 +130,6 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({**result.to_dict(), "checkpoint_choice": chosen}, indent=2))
         else:
             self.stdout.write(format_summary(Path(options["path"]).name, result, options["save_crops"], chosen))
-
-    @staticmethod
-    def _analyze(options, info, loaded: list, ensemble: str | None) -> AnalysisResult:
-        """One checkpoint's analysis, or the ensemble's of several, with the thresholds flags and settings give."""
-        from ml_app.detection.ensemble import Member, analyze_with_ensemble
-        from ml_app.detection.prediction import analyze_video
-        from ml_app.verdict_rule import ensemble_thresholds, rule_for
-
-        fake, real = options["fake_threshold"], options["real_threshold"]
-        common = {
-            "info": info,
-            "max_windows": options["max_windows"],
-            "batch_size": options["batch_size"],
-            "keep_crops": bool(options["save_crops"]),
-        }
-        if ensemble is None:
-            return analyze_video(options["path"], loaded[0], rule=rule_for(loaded[0].checkpoint, fake, real), **common)
-        members = [Member(one, rule_for(one.checkpoint, fake, real)) for one in loaded]
-        return analyze_with_ensemble(
-            options["path"], ensemble, members, thresholds=ensemble_thresholds(fake, real), **common
-        )
 
     @staticmethod
     def _choices(options) -> tuple[list, str | None]:

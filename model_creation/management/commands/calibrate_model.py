@@ -3,7 +3,9 @@ own validation data, without retraining.
 
 By default the validation split is the one the checkpoint was trained with: its training manifest (recorded in the
 checkpoint, or given with ``--manifest``) split again with the run's own settings (fraction, seed, self-blended
-fakes), which gives the same clips when the manifest is the same file (its sha256 is checked). ``--split NAME``
+fakes). That gives the same clips when the manifest is the same file (its sha256 matches); a manifest made again from
+the same videos is taken when the rebuilt split has exactly the clip counts per split and label that the checkpoint
+records, and refused otherwise. ``--split NAME``
 takes a manifest split instead (for example a calibration set held out for the purpose).
 """
 

@@ -22,9 +22,10 @@ class Command(BaseCommand):
     help = (
         "Evaluate a checkpoint (.pt or exported .onnx) on a preprocess manifest, or on a folder of videos that is "
         "preprocessed on the fly with the checkpoint's own settings. Reports accuracy, precision, recall, F1, "
-        "ROC-AUC, EER and log loss per clip, window and video (video = the most suspicious person, a person = the "
-        "mean of their windows, as the app decides), per dataset and per manipulation method; writes report.json, "
-        "scores.csv and ROC / confusion-matrix plots."
+        "ROC-AUC, EER, log loss, Brier score and calibration error, calibrated and raw, per clip, window and video "
+        "(video = the most suspicious person, a person = the mean of their windows, as the app decides), per dataset "
+        "and per manipulation method, and how many videos the app calls FAKE, REAL or INCONCLUSIVE; writes "
+        "report.json, scores.csv and ROC, confusion-matrix and reliability plots."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -148,7 +149,6 @@ class Command(BaseCommand):
 
     def _evaluate(self, loaded, manifest, videos, options: dict[str, Any]) -> dict[str, Any]:
         from ml_app.detection.calibration import score_rule
-        from ml_app.detection.decision import verdict_of
         from model_creation.training.dataset import ClipDataset, with_self_blended
         from model_creation.training.evaluate import (
             calibration_report,
@@ -156,6 +156,7 @@ class Command(BaseCommand):
             level_scores,
             score_dataset,
             usable_items,
+            video_calls,
         )
 
         items = usable_items(videos)
@@ -182,13 +183,14 @@ class Command(BaseCommand):
             for video in unscored
         ]
         raw_of = {key: score for key, _, score in level_scores(items, raw, "video")}
+        calls = video_calls(items, scores, rule.thresholds)
         report["videos"] = [
             {
                 "video_id": key,
                 "label": "FAKE" if label else "REAL",
                 "fake_probability": score,
                 "raw_probability": raw_of[key],
-                "called": verdict_of(score, rule.thresholds),
+                "called": calls[key],
             }
             for key, label, score in level_scores(items, scores, "video")
         ]
