@@ -50,6 +50,37 @@ class UndecodableVideo(VideoError):
     code = "undecodable_video"
 
 
+# --- images ---------------------------------------------------------------------------------------------------------
+
+
+class ImageError(DetectionError):
+    code = "image_error"
+
+
+class ImageNotFound(ImageError):
+    code = "image_not_found"
+
+
+class EmptyImageFile(ImageError):
+    code = "empty_file"
+
+
+class NotAnImage(ImageError):
+    """Not a JPEG, PNG or WebP that Pillow can decode (renamed text, truncated data, another format)."""
+
+    code = "not_an_image"
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than the limit: decoding would take too much memory (a decompression bomb, or a huge scan)."""
+
+    code = "image_too_large"
+
+
+class ImageTooSmall(ImageError):
+    code = "image_too_small"
+
+
 # --- checkpoints ----------------------------------------------------------------------------------------------------
 
 

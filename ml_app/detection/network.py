@@ -5,7 +5,11 @@ see each other's frames (the original app's LSTM read its batch axis as time). T
 
 * ``mean``: the LSTM's outputs averaged over time, then linear: two logits per window (this project's models);
 * ``legacy_last_frame``: what the original app's code computes: every frame goes through the LSTM as its own
-  one-step sequence and the window is scored by its last frame. Only that frame reaches the backbone.
+  one-step sequence and the window is scored by its last frame. Only that frame reaches the backbone;
+* ``frame``: no LSTM: each frame's pooled features go straight to the linear layer (a *frame model*, sequence
+  length 1, for photos). Given several frames it returns the logarithm of the mean of the frames' class
+  probabilities, so a softmax downstream yields the window's mean probability and one checkpoint scores a photo, a
+  frame or a whole window of video alike (for one frame this is the log-softmax, which trains exactly as the logits).
 
 The backbones live in one table, ``BACKBONE_TABLE``: per CNN its trunk, its feature size and how torchvision's
 ImageNet keys map onto the trunk. Validation, the LSTM's input size, weight loading and every command's
@@ -16,6 +20,7 @@ from torchvision's local cache or a file the caller names.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -95,6 +100,9 @@ def get_backbone(name: str) -> Backbone:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_NAMES)}") from None
 
 
+HEADS = ("mean", "legacy_last_frame", "frame")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The architecture of a checkpoint: enough to rebuild the module its weights belong to."""
@@ -105,12 +113,12 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = 0.4
     lstm_bias: bool = True
-    head: Literal["mean", "legacy_last_frame"] = "mean"
+    head: Literal["mean", "legacy_last_frame", "frame"] = "mean"
     num_classes: int = 2
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)  # ValueError for a name the table does not hold
-        if self.head not in ("mean", "legacy_last_frame"):
+        if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}")
         if self.hidden_size < 1 or self.num_layers < 1 or self.num_classes != 2:
             raise ValueError("hidden_size and num_layers must be positive and num_classes 2")
@@ -120,6 +128,11 @@ class ModelConfig:
     @property
     def feature_size(self) -> int:
         return get_backbone(self.backbone).feature_size
+
+    @property
+    def is_frame_model(self) -> bool:
+        """Scores single frames (no LSTM): the model for photos, and for videos frame by frame."""
+        return self.head == "frame"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,6 +196,11 @@ class DeepfakeDetector(nn.Module):
         self.backbone = get_backbone(config.backbone).trunk()
         self.pretrained_from = load_imagenet_weights(self.backbone, config.backbone, pretrained)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm: nn.LSTM | None = None
+        if config.is_frame_model:  # pooled features -> linear
+            self.classifier = nn.Linear(config.feature_size, config.num_classes)
+            return
         self.lstm = nn.LSTM(
             config.feature_size,
             config.hidden_size,
@@ -192,7 +210,6 @@ class DeepfakeDetector(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             bidirectional=config.bidirectional,
         )
-        self.dropout = nn.Dropout(config.dropout)
         directions = 2 if config.bidirectional else 1
         self.classifier = nn.Linear(config.hidden_size * directions, config.num_classes)
 
@@ -215,6 +232,9 @@ class DeepfakeDetector(nn.Module):
             clips = clips[:, -1:]
         batch, steps = clips.shape[:2]
         features = self.frame_features(clips.flatten(0, 1)).view(batch, steps, -1)
+        if self.lstm is None:  # a frame model: log of the frames' mean probabilities (see the module's docstring)
+            per_frame = torch.log_softmax(self.classifier(self.dropout(features)).float(), dim=-1)
+            return torch.logsumexp(per_frame, dim=1) - math.log(steps)
         outputs, _ = self.lstm(features)
         pooled = outputs.mean(dim=1) if self.config.head == "mean" else outputs[:, -1]
         return self.classifier(self.dropout(pooled))

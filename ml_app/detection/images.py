@@ -1,0 +1,111 @@
+"""Reading a photo the one safe way: an allow-list of formats, a pixel limit checked before decoding, the EXIF
+orientation applied, RGB out.
+
+The site, the API, ``analyze_image`` and ``preprocess_images`` all decode through :func:`read_image`, so a
+decompression bomb is refused everywhere with the same message, and a phone photo taken upright is upright for the
+detector and the network whichever tool reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import EmptyImageFile, ImageNotFound, ImageTooLarge, ImageTooSmall, NotAnImage
+
+# The formats a photo may be in: Pillow's format name -> the file endings that go with it.
+IMAGE_FORMATS: dict[str, tuple[str, ...]] = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "WEBP": (".webp",)}
+IMAGE_SUFFIXES: tuple[str, ...] = tuple(suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes)
+# 50 megapixels: a 8192 x 6144 photo still passes (about 150 MB as RGB); a bomb that unpacks to gigabytes does not.
+DEFAULT_MAX_PIXELS = 50_000_000
+MIN_SIDE = 32  # smaller than the smallest face the detectors look for
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a photo is, as results show it (the counterpart of a video's probe)."""
+
+    width: int
+    height: int
+    format: str
+    rotated: bool  # the EXIF orientation turned or flipped it
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "image",
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "exif_rotated": self.rotated,
+            "size_bytes": self.size_bytes,
+        }
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name ends like a photo this project reads."""
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+    """Open (headers only) and check format and size before a single pixel is decoded."""
+    try:
+        # Pillow's own bomb guard warns at its limit and raises at twice it; ours is checked explicitly below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path, formats=list(IMAGE_FORMATS))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(_too_large(path.name, None, max_pixels)) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise NotAnImage(
+            f"'{path.name}' is not a photo this app can read: only JPEG, PNG and WebP files are accepted "
+            "(a renamed or damaged file?)."
+        ) from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise ImageTooLarge(_too_large(path.name, (width, height), max_pixels))
+    return image
+
+
+def _too_large(name: str, size: tuple[int, int] | None, max_pixels: int) -> str:
+    dimensions = f" ({size[0]} x {size[1]} = {size[0] * size[1] / 1e6:.0f} megapixels)" if size else ""
+    return (
+        f"'{name}' is too large{dimensions}: photos of up to {max_pixels / 1e6:.0f} megapixels are accepted. "
+        "Scale it down and upload it again."
+    )
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+    """The photo as an upright ``(H, W, 3)`` uint8 RGB array, and its description; an ImageError says what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageNotFound(f"Photo '{path}' does not exist.")
+    size_bytes = path.stat().st_size
+    if size_bytes == 0:
+        raise EmptyImageFile(f"'{path.name}' is empty (0 bytes).")
+    image = _open_checked(path, max_pixels)
+    try:
+        with image:
+            orientation = image.getexif().get(0x0112, 1)
+            fmt = str(image.format)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                upright = ImageOps.exif_transpose(image)
+                rgb = np.asarray(upright.convert("RGB"))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(_too_large(path.name, image.size, max_pixels)) from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated data: the header was fine, the pixels are not
+        raise NotAnImage(f"'{path.name}' is damaged: its pixels do not decode ({exc}).") from exc
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ImageTooSmall(
+            f"'{path.name}' is {width} x {height} pixels: too small to hold a face (at least {MIN_SIDE} px a side)."
+        )
+    return np.ascontiguousarray(rgb), ImageInfo(width, height, fmt, orientation not in (0, 1), size_bytes)
