@@ -173,6 +173,11 @@ class Analysis(models.Model):
         return self.media_dir / "crops"
 
     @property
+    def media(self) -> str:
+        """``image`` for a photo (stored as ``photo.<ext>``, scored by a frame model), else ``video``."""
+        return "image" if Path(self.video).stem == "photo" else "video"
+
+    @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
 

@@ -71,10 +71,10 @@ def validate_checkpoint_file(path: str | os.PathLike) -> ValidatedCheckpoint:
     else:
         checkpoint = load_checkpoint(path)
         model = None
-    if checkpoint.sequence_length not in SUPPORTED_LENGTHS:
+    if checkpoint.sequence_length not in SUPPORTED_LENGTHS and not checkpoint.architecture.is_frame_model:
         raise CheckpointError(
             f"'{path.name}' analyses {checkpoint.sequence_length}-frame windows; the site offers "
-            f"{', '.join(map(str, SUPPORTED_LENGTHS))}."
+            f"{', '.join(map(str, SUPPORTED_LENGTHS))}, and 1 for a frame model (photos)."
         )
     model = model or build_model(checkpoint)
     size = checkpoint.preprocessing.image_size

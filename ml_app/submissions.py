@@ -10,7 +10,8 @@ It owns every step between the request and the job queue:
 * reading the body (``read_body``), where what Django refuses (too many fields or files, fields too large, a broken
   or stalled body) becomes a refusal through api.errors.refusal_from;
 * validating: one video part, the file name, the sequence length, an active checkpoint for it, and the video probe
-  (uploads.validate_video), in that order, each refusal an UploadRejected with its own code, message and field;
+  (uploads.validate_video; for a photo the active frame model and uploads.validate_photo), in that order, each
+  refusal an UploadRejected with its own code, message and field;
 * storing the video under the analysis' own folder (``MEDIA_ROOT/analyses/<uuid>/``), the queue bound checked again
   under a lock so that concurrent uploads cannot overfill it;
 * reusing an earlier done result for the same sha256 and the same checkpoint sha256, its face crops copied;
@@ -38,18 +39,22 @@ from django.utils import timezone
 from . import jobs
 from .api.errors import CLOSE, refusal_from
 from .api.throttling import site_upload_wait
+from .detection.defaults import FRAME_MODEL_LENGTH
 from .detection.files import combined_sha256 as ensemble_identity
 from .detection.stages import Stage
 from .models import Analysis, Checkpoint, Ensemble, RejectedUpload
 from .registry import active_checkpoints, active_ensembles
 from .uploads import (
     ENVELOPE_BYTES,
+    FILE_FIELDS,
     HashedUpload,
     LimitedUploadHandler,
     UploadRejected,
-    ValidatedVideo,
+    ValidatedUpload,
     check_name,
+    is_photo,
     sanitise_filename,
+    validate_photo,
     validate_video,
 )
 
@@ -191,16 +196,18 @@ def receive(request: HttpRequest) -> tuple[HashedUpload, int, str]:
         raise _too_large()
     if handler.video_parts > 1:
         raise UploadRejected(
-            "several_files", f"Send one video per upload; this form has {handler.video_parts} files named 'video'."
+            "several_files",
+            f"Send one video or photo per upload; this form has {handler.video_parts} files named 'video' or 'image'.",
         )
-    upload = request.FILES.get("video")
+    upload = request.FILES.get("video") or request.FILES.get("image")
     if upload is None:
-        if request.POST.get("video") is not None:
+        field = next((name for name in FILE_FIELDS if request.POST.get(name) is not None), None)
+        if field is not None:
             raise UploadRejected(
                 "no_file",
-                "'video' came as a text field, not as a file: send the file itself (curl -F video=@clip.mp4).",
+                f"'{field}' came as a text field, not as a file: send the file itself (curl -F {field}=@clip.mp4).",
             )
-        raise UploadRejected("no_file", "Choose a video file to upload.")
+        raise UploadRejected("no_file", "Choose a video or a photo to upload.")
     check_name(upload.name)
     raw_length = request.POST.get("sequence_length") or ""
     length = number(raw_length) if raw_length.strip() else settings.DEFAULT_SEQUENCE_LENGTH
@@ -231,7 +238,7 @@ class ModelChoice:
         return ensemble_identity([m.sha256 for m in self.members]) if self.ensemble else self.checkpoint.sha256
 
 
-def validate(upload: HashedUpload, length: int, ensemble: str = "") -> tuple[ValidatedVideo, ModelChoice]:
+def validate(upload: HashedUpload, length: int, ensemble: str = "") -> tuple[ValidatedUpload, ModelChoice]:
     """An active checkpoint for ``length`` (or the active ensemble named), and a video that suits it."""
     checkpoints = active_checkpoints()
     if not checkpoints:
@@ -242,6 +249,8 @@ def validate(upload: HashedUpload, length: int, ensemble: str = "") -> tuple[Val
             status=503,
             field=None,
         )
+    if is_photo(upload.name):
+        return _validate_photo(upload, checkpoints, ensemble)
     if ensemble:
         return _validate_ensemble(upload, ensemble)
     if length not in checkpoints:
@@ -254,7 +263,29 @@ def validate(upload: HashedUpload, length: int, ensemble: str = "") -> tuple[Val
     return validate_video(upload, length), ModelChoice(checkpoints[length])
 
 
-def _validate_ensemble(upload: HashedUpload, name: str) -> tuple[ValidatedVideo, ModelChoice]:
+def _validate_photo(
+    upload: HashedUpload, checkpoints: dict[int, Checkpoint], ensemble: str
+) -> tuple[ValidatedUpload, ModelChoice]:
+    """A photo is scored by the active frame model (sequence length 1), whatever sequence length the form says."""
+    if ensemble:
+        raise UploadRejected(
+            "ensemble_for_photo",
+            "Ensembles analyse videos; a photo is scored by the frame model. Leave the ensemble empty.",
+            field="ensemble",
+        )
+    frame_model = checkpoints.get(FRAME_MODEL_LENGTH)
+    if frame_model is None:
+        raise UploadRejected(
+            "no_photo_model",
+            "No frame model is active, so photos cannot be analysed here yet. An administrator must register one "
+            "(sequence length 1, e.g. models/default_photo_efficientnet_lite0.pt) in the admin.",
+            status=503,
+            field=None,
+        )
+    return validate_photo(upload), ModelChoice(frame_model)
+
+
+def _validate_ensemble(upload: HashedUpload, name: str) -> tuple[ValidatedUpload, ModelChoice]:
     ensembles = active_ensembles()
     if name not in ensembles:
         shown = "".join(ch for ch in name[:40] if ch.isprintable())
@@ -271,7 +302,7 @@ def _validate_ensemble(upload: HashedUpload, name: str) -> tuple[ValidatedVideo,
 # --- storing, reusing, queueing -------------------------------------------------------------------------------------
 
 
-def store(validated: ValidatedVideo, choice: ModelChoice, owner=None) -> Analysis:
+def store(validated: ValidatedUpload, choice: ModelChoice, owner=None) -> Analysis:
     """Move the video into the analysis' own folder, then reuse an earlier result or queue the job (if the queue has
     room: checked under a lock, so that uploads arriving together cannot overfill it)."""
     upload = validated.upload
@@ -287,7 +318,8 @@ def store(validated: ValidatedVideo, choice: ModelChoice, owner=None) -> Analysi
         ensemble_name=choice.ensemble.name if choice.ensemble else "",
     )
     earlier = _earlier_result(analysis)
-    target = analysis.media_dir / f"video{Path(upload.name).suffix.lower()}"
+    stem = "photo" if is_photo(upload.name) else "video"
+    target = analysis.media_dir / f"{stem}{Path(upload.name).suffix.lower()}"
     analysis.video = str(target.relative_to(settings.MEDIA_ROOT))
     try:
         with transaction.atomic():

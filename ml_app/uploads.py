@@ -20,7 +20,9 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopUpload
 
-from .detection.errors import VideoError
+from .detection.defaults import window_frames
+from .detection.errors import ImageError, VideoError
+from .detection.images import ImageInfo, is_image_name, read_image
 from .detection.video import VideoInfo, probe_video
 
 
@@ -47,6 +49,7 @@ class UploadRejected(Exception):
 
 
 ENVELOPE_BYTES = 64 * 1024  # room for the multipart envelope and the other fields around the video
+FILE_FIELDS = ("video", "image")  # the form field of the file: "video" (the site's form) or "image", for a photo
 
 
 def incoming_dir() -> Path:
@@ -84,7 +87,8 @@ class LimitedUploadHandler(FileUploadHandler):
     """Streams the video part to disk and stops reading as soon as it passes ``limit`` bytes.
 
     A request that announces a larger body is refused before any of it is read. Only the first file part named
-    ``video`` is written; later ones are read past and counted (``video_parts``), other file parts are read past.
+    ``video`` or ``image`` is written; later ones are read past and counted (``video_parts``), other file parts are
+    read past.
     ``discard`` removes every file it wrote that was not kept, the one being written included, whatever happened to
     the request (ml_app.middleware calls it after every request).
     """
@@ -111,7 +115,7 @@ class LimitedUploadHandler(FileUploadHandler):
 
     def new_file(self, field_name, *args, **kwargs):
         super().new_file(field_name, *args, **kwargs)
-        if field_name != "video":  # only the video is stored; another file part is read past, never written
+        if field_name not in FILE_FIELDS:  # only the video or photo is stored; other parts are read past, never written
             raise SkipFile
         self.video_parts += 1
         if self.video_parts > 1:  # one video per upload: the request is refused (submissions), nothing more written
@@ -171,25 +175,46 @@ def extension_of(name: str) -> str:
 
 
 def check_name(name: str) -> None:
+    """Refuse (415) a file name whose extension is on neither allow-list, the videos' nor the photos'."""
     extension = extension_of(name)
-    allowed = settings.ALLOWED_VIDEO_EXTENSIONS
-    if extension not in allowed:
+    videos, photos = settings.ALLOWED_VIDEO_EXTENSIONS, settings.ALLOWED_IMAGE_EXTENSIONS
+    if extension not in videos and extension not in photos:
         shown = f".{extension}" if extension else "no extension"
         raise UploadRejected(
             "unsupported_type",
-            f"'{sanitise_filename(name)}' has {shown}; upload a video file ({', '.join('.' + e for e in allowed)}).",
+            f"'{sanitise_filename(name)}' has {shown}; upload a video ({', '.join('.' + e for e in videos)}) or a "
+            f"photo ({', '.join('.' + e for e in photos)}).",
             status=415,
         )
 
 
+def is_photo(name: str) -> bool:
+    """Whether an upload is a photo (by its allowed extension; its content is checked by ``validate_photo``)."""
+    return is_image_name(name) and extension_of(name) in settings.ALLOWED_IMAGE_EXTENSIONS
+
+
 @dataclass(frozen=True)
-class ValidatedVideo:
+class ValidatedUpload:
+    """An upload that passed every check: the file, what it is (a video's probe or a photo's description) and the
+    name to show."""
+
     upload: HashedUpload
-    info: VideoInfo
+    info: VideoInfo | ImageInfo
     original_name: str
 
 
-def validate_video(upload: HashedUpload, sequence_length: int) -> ValidatedVideo:
+def validate_photo(upload: HashedUpload) -> ValidatedUpload:
+    """The checks that need the bytes of a photo: not empty, an allowed format that decodes, under the pixel limit."""
+    check_name(upload.name)
+    try:
+        _, info = read_image(upload.path, settings.MAX_IMAGE_PIXELS)
+    except ImageError as exc:
+        message = exc.message.replace(f"'{upload.path.name}'", f"'{sanitise_filename(upload.name)}'")
+        raise UploadRejected(exc.code, message, status=413 if exc.code == "image_too_large" else 400) from exc
+    return ValidatedUpload(upload=upload, info=info, original_name=sanitise_filename(upload.name))
+
+
+def validate_video(upload: HashedUpload, sequence_length: int) -> ValidatedUpload:
     """The checks that need the bytes: not empty, decodes as video, not too long, long enough for the windows."""
     check_name(upload.name)
     if upload.size == 0:
@@ -207,11 +232,12 @@ def validate_video(upload: HashedUpload, sequence_length: int) -> ValidatedVideo
             "too_long",
             f"The video lasts {lasts}; the limit is {limit} s. Trim it and upload the part you want analysed.",
         )
-    if info.frame_count < sequence_length:
+    needed = window_frames(sequence_length)
+    if info.frame_count < needed:
         raise UploadRejected(
             "too_few_frames",
             f"The video has {info.frame_count} frames; a {sequence_length}-frame analysis needs at least "
-            f"{sequence_length}. Choose a shorter sequence length.",
+            f"{needed}. Choose a shorter sequence length.",
             field="sequence_length",
         )
-    return ValidatedVideo(upload=upload, info=info, original_name=sanitise_filename(upload.name))
+    return ValidatedUpload(upload=upload, info=info, original_name=sanitise_filename(upload.name))

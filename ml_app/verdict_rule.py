@@ -54,10 +54,24 @@ def analyse(
     **options: Any,
 ) -> AnalysisResult:
     """``path`` analysed by the one checkpoint in ``loaded``, or by all of them as the ensemble named, with the
-    thresholds of :func:`rule_for` (``options`` as for ``analyze_video``)."""
+    thresholds of :func:`rule_for` (``options`` as for ``analyze_video``); a photo by its frame model."""
     from ml_app.detection.ensemble import Member, analyze_with_ensemble
+    from ml_app.detection.images import is_image_name
     from ml_app.detection.prediction import analyze_video
 
+    if is_image_name(str(path)):  # a photo: the one frame model, whatever else was asked for
+        from ml_app.detection.photo import analyze_image
+
+        if ensemble is not None or len(loaded) != 1:
+            raise ConfigurationError("Photos are analysed by one frame model, not by an ensemble.")
+        image_options = {key: options[key] for key in ("batch_size", "keep_crops", "progress") if key in options}
+        return analyze_image(
+            path,
+            loaded[0],
+            rule=rule_for(loaded[0].checkpoint, fake, real),
+            max_pixels=settings.MAX_IMAGE_PIXELS,
+            **image_options,
+        )
     if ensemble is None:
         return analyze_video(path, loaded[0], rule=rule_for(loaded[0].checkpoint, fake, real), **options)
     members = [Member(one, rule_for(one.checkpoint, fake, real)) for one in loaded]

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import jobs, submissions
 from .api.errors import refusal_response
 from .api.serializers import describe
+from .detection.defaults import FRAME_MODEL_LENGTH
 from .file_responses import ranged_file_response
 from .models import Analysis
 from .registry import active_checkpoints, active_ensembles
@@ -55,7 +56,10 @@ def upload_context(error: UploadRejected | None = None, chosen: int | None = Non
         "max_upload_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),
         "max_video_seconds": settings.MAX_VIDEO_SECONDS,
         "extensions": settings.ALLOWED_VIDEO_EXTENSIONS,
-        "accept": ",".join(f".{e}" for e in settings.ALLOWED_VIDEO_EXTENSIONS) + ",video/*",
+        "image_extensions": settings.ALLOWED_IMAGE_EXTENSIONS,
+        "photo_model": checkpoints.get(FRAME_MODEL_LENGTH),
+        "accept": ",".join(f".{e}" for e in [*settings.ALLOWED_VIDEO_EXTENSIONS, *settings.ALLOWED_IMAGE_EXTENSIONS])
+        + ",video/*",
         "error": error if error is not None and error.field not in _FORM_FIELDS else None,
         "field_errors": {error.field: error.message} if error is not None and error.field in _FORM_FIELDS else {},
     }

@@ -14,7 +14,9 @@ from django.core.exceptions import ImproperlyConfigured
 from ml_app.detection.calibration import Thresholds
 from ml_app.detection.defaults import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_WINDOWS,
+    IMAGE_SUFFIXES,
     VIDEO_EXTENSIONS,
     shipped_ensembles,
     shipped_mapping,
@@ -191,6 +193,10 @@ if FAKE_THRESHOLD is not None and REAL_THRESHOLD is not None:
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024  # enforced while the upload streams in
 MAX_VIDEO_SECONDS = env_int("MAX_VIDEO_SECONDS", 600)
 ALLOWED_VIDEO_EXTENSIONS = env_list("ALLOWED_VIDEO_EXTENSIONS", list(VIDEO_EXTENSIONS))
+# Photos (scored by the active frame model, sequence length 1): a fixed allow-list of formats Pillow decodes, and a
+# pixel limit checked before decoding (a decompression bomb is refused, not unpacked).
+ALLOWED_IMAGE_EXTENSIONS = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_MEGAPIXELS", DEFAULT_MAX_PIXELS // 1_000_000) * 1_000_000
 # Waiting analyses beyond this are refused (503, Retry-After) instead of queued; 0 lifts the bound.
 MAX_QUEUED_ANALYSES = env_int("MAX_QUEUED_ANALYSES", 100)
 # Analyses (with their video and crops) and records of refused uploads older than this are deleted by the worker

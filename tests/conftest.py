@@ -58,6 +58,19 @@ def small_checkpoint(path: Path, sequence_length: int = 8, **preprocessing) -> P
     return path
 
 
+def small_frame_checkpoint(path: Path, **preprocessing) -> Path:
+    """A MobileNetV2 frame model (no LSTM, sequence length 1) on 64-pixel crops: what photos are scored with."""
+    prep = Preprocessing(image_size=64, detector=DetectorSettings(full_detect_every=8), **preprocessing)
+    checkpoint = new_checkpoint(ModelConfig(backbone="mobilenet_v2", head="frame"), prep, 1, pretrained="random")
+    save_checkpoint(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def frame_checkpoint(tmp_path_factory) -> Path:
+    return small_frame_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny_frame_model.pt")
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     return small_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny_8_frames.pt")
@@ -121,4 +134,15 @@ def active_checkpoint(site_dirs, site_checkpoint, db):
 
     entry = register(site_checkpoint, Checkpoint.Source.MODELS_DIR)
     assert entry.is_active
+    return entry
+
+
+@pytest.fixture
+def active_frame_checkpoint(active_checkpoint, frame_checkpoint):
+    """The tiny frame model registered and active for photos, beside the active 10-frame checkpoint."""
+    from ml_app.models import Checkpoint
+    from ml_app.registry import register
+
+    entry = register(frame_checkpoint, Checkpoint.Source.MODELS_DIR)
+    assert entry.is_active and entry.sequence_length == 1
     return entry

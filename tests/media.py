@@ -146,3 +146,39 @@ def face_video(
 
 def faceless_video(path: Path, frames: int = 30, width: int = 320, height: int = 240, **options) -> Path:
     return write_video(path, (np.roll(background(width, height, seed=1), n, axis=1) for n in range(frames)), **options)
+
+
+# EXIF orientation -> how to turn upright pixels so that a viewer applying that orientation shows them upright again.
+_STORED_FOR_ORIENTATION = {
+    1: lambda a: a,
+    3: lambda a: np.rot90(a, 2),
+    6: lambda a: np.rot90(a, 1),
+    8: lambda a: np.rot90(a, 3),
+}
+
+
+def photo(
+    path: Path,
+    width: int = 480,
+    height: int = 360,
+    faces: Sequence[tuple[int, int, int]] = ((140, 60, 200),),
+    orientation: int = 1,
+    quality: int = 92,
+) -> Path:
+    """A still of the astronaut's portrait(s) on a textured background, in the format ``path``'s suffix names.
+
+    With ``orientation`` (EXIF 3, 6 or 8) the pixels are stored turned, as a phone camera stores them, and the EXIF tag
+    says how to turn them upright: a reader that applies it sees the same upright picture as ``orientation=1``.
+    """
+    from PIL import Image
+
+    upright = scene(width, height, faces)
+    stored = np.ascontiguousarray(_STORED_FOR_ORIENTATION[orientation](upright))
+    image = Image.fromarray(stored)
+    options: dict = {"quality": quality} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
+    if orientation != 1:
+        exif = image.getexif()
+        exif[0x0112] = orientation
+        options["exif"] = exif
+    image.save(path, **options)
+    return path

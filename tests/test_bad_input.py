@@ -334,7 +334,7 @@ def csrf_session(site: Site) -> tuple[requests.Session, str]:
         ("truncated", "cut.mp4", 400, "not_a_video", "probably truncated"),
         ("audio", "talk.mp4", 400, "no_video_stream", "holds audio but no video stream"),
         ("still", "photo.mp4", 400, "not_a_video", "is a still image"),
-        ("still", "photo.png", 415, "unsupported_type", "'photo.png' has .png; upload a video file"),
+        ("still", "photo.gif", 415, "unsupported_type", "'photo.gif' has .gif; upload a video (.mp4"),
         ("short", "short.mp4", 400, "too_few_frames", "The video has 4 frames; a 10-frame analysis needs at least 10"),
         ("long", "long.mp4", 400, "too_long", "The video lasts 62 s; the limit is 60 s"),
         ("recording_2h", "meeting.webm", 400, "too_long", "The video lasts more than 60 s; the limit is 60 s"),
@@ -440,7 +440,12 @@ def test_two_videos_in_one_form(site, files, via):
         data={"sequence_length": "10"},
     )
     refused_and_settled(
-        site, response, before, 400, "several_files", "Send one video per upload; this form has 2 files named 'video'."
+        site,
+        response,
+        before,
+        400,
+        "several_files",
+        "Send one video or photo per upload; this form has 2 files named 'video' or 'image'.",
     )
 
 
@@ -485,8 +490,8 @@ def test_the_video_as_a_small_text_field(site):
     [
         ("multipart/form-data", b"--x\r\n", 400, "malformed_body", "The multipart form cannot be read"),
         ("multipart/form-data; boundary=" + "b" * 300, b"junk", 400, "malformed_body", "Invalid boundary"),
-        ("multipart/form-data; boundary=zz", b"no parts at all", 400, "no_file", "Choose a video file to upload."),
-        ("application/json", b'{"video": "x"}', 400, "no_file", "Choose a video file to upload."),
+        ("multipart/form-data; boundary=zz", b"no parts at all", 400, "no_file", "Choose a video or a photo to upload."),
+        ("application/json", b'{"video": "x"}', 400, "no_file", "Choose a video or a photo to upload."),
     ],
 )
 def test_malformed_bodies_on_the_site(site, content_type, body, status, code, message):

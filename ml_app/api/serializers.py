@@ -25,7 +25,11 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class AnalysisCreateSerializer(serializers.Serializer):
-    video = serializers.FileField(help_text="the video file (multipart); the same limits as the upload page")
+    video = serializers.FileField(
+        required=False,
+        help_text="the video or photo (jpg, png, webp) file (multipart); the same limits as the upload page",
+    )
+    image = serializers.FileField(required=False, help_text="a photo may come as 'image' instead of 'video'")
     sequence_length = serializers.IntegerField(
         required=False, help_text="frames per window; one of the lengths listed by /api/v1/checkpoints/"
     )
@@ -84,16 +88,21 @@ class PersonSerializer(serializers.Serializer):
 
 
 class VideoSerializer(serializers.Serializer):
-    container = serializers.CharField()
-    codec = serializers.CharField()
+    """What was analysed: a video's probe, or for a photo (``kind`` image) its size, format and EXIF rotation."""
+
+    kind = serializers.ChoiceField(choices=["image"], required=False, help_text="image for a photo; absent for a video")
+    container = serializers.CharField(required=False)
+    codec = serializers.CharField(required=False)
+    format = serializers.CharField(required=False, help_text="a photo's format: JPEG, PNG or WEBP")
     width = serializers.IntegerField()
     height = serializers.IntegerField()
-    rotation = serializers.IntegerField()
-    fps = serializers.FloatField()
-    frame_count = serializers.IntegerField()
-    duration = serializers.FloatField()
-    variable_frame_rate = serializers.BooleanField()
-    has_audio = serializers.BooleanField()
+    rotation = serializers.IntegerField(required=False)
+    exif_rotated = serializers.BooleanField(required=False, help_text="a photo turned upright by its EXIF orientation")
+    fps = serializers.FloatField(required=False)
+    frame_count = serializers.IntegerField(required=False)
+    duration = serializers.FloatField(required=False)
+    variable_frame_rate = serializers.BooleanField(required=False)
+    has_audio = serializers.BooleanField(required=False)
     size_bytes = serializers.IntegerField()
 
 
@@ -218,7 +227,10 @@ class AnalysisSerializer(serializers.ModelSerializer):
     attempts = serializers.IntegerField(read_only=True)
     url = serializers.SerializerMethodField(help_text="this analysis in the API")
     page_url = serializers.SerializerMethodField(help_text="its result page on the site")
-    video_url = serializers.SerializerMethodField()
+    video_url = serializers.SerializerMethodField(help_text="the uploaded file: the video, or the photo")
+    media = serializers.ChoiceField(
+        choices=["video", "image"], read_only=True, help_text="image: a photo, scored by the frame model"
+    )
     stage_label = serializers.SerializerMethodField()
     checkpoint = AnalysisCheckpointSerializer(allow_null=True)
     error = serializers.SerializerMethodField()
@@ -232,6 +244,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "url",
             "page_url",
             "video_url",
+            "media",
             "status",
             "stage",
             "stage_label",

@@ -26,15 +26,17 @@ _ERRORS = {
 _NOT_FOUND = {404: OpenApiResponse(ErrorSerializer, description="no analysis of yours has this id")}
 _UPLOAD_ERRORS = {
     400: OpenApiResponse(
-        ErrorSerializer, description="not a usable video, an unknown sequence length, or a form that cannot be read"
+        ErrorSerializer,
+        description="not a usable video or photo, an unknown sequence length, or a form that cannot be read",
     ),
     408: OpenApiResponse(ErrorSerializer, description="the body stalled or came in too slowly"),
     411: OpenApiResponse(ErrorSerializer, description="no Content-Length (a chunked upload)"),
-    413: OpenApiResponse(ErrorSerializer, description="larger than the upload limit"),
-    415: OpenApiResponse(ErrorSerializer, description="not a video file type, or not a multipart body"),
+    413: OpenApiResponse(ErrorSerializer, description="larger than the upload limit, or a photo of too many pixels"),
+    415: OpenApiResponse(ErrorSerializer, description="neither a video nor a photo file type, or not a multipart body"),
     503: OpenApiResponse(
         ErrorSerializer,
-        description="no checkpoint is active, or the queue is full (then with Retry-After)",
+        description="no checkpoint (for a photo: no frame model) is active, or the queue is full (then with "
+        "Retry-After)",
     ),
 }
 _STATUSES = [choice for choice, _ in Analysis.Status.choices]
@@ -98,9 +100,11 @@ class AnalysisViewSet(
         return queryset.order_by("-created_at")
 
     @extend_schema(
-        summary="Upload a video for analysis",
-        description="Multipart form with `video` and optionally `sequence_length` or `ensemble`. Answers 202 at "
-        "once: the analysis runs in the background; poll its `url` until `status` is `done` or `failed`.",
+        summary="Upload a video or a photo for analysis",
+        description="Multipart form with `video` (a video, or a jpg/png/webp photo; a photo may also come as `image`) "
+        "and optionally `sequence_length` or `ensemble` (videos only: a photo is scored by the active frame model). "
+        "Answers 202 at once: the analysis runs in the background; poll its `url` until `status` is `done` or "
+        "`failed`.",
         request={"multipart/form-data": AnalysisCreateSerializer},
         responses={202: AnalysisSerializer, **_UPLOAD_ERRORS, **_ERRORS},
     )

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .calibration import Calibration
+from .defaults import FRAME_MODEL_LENGTH, window_frames
 from .errors import (
     ArchitectureMismatch,
     CheckpointNotFound,
@@ -63,6 +64,12 @@ class CheckpointFile:
     @property
     def untrained(self) -> bool:
         return bool(self.training.get("untrained"))
+
+    @property
+    def window_length(self) -> int:
+        """Frames per window when this checkpoint analyses a video: its sequence length, or for a frame model
+        ``FRAME_MODEL_WINDOW`` frames whose probabilities are averaged (see network.py's ``frame`` head)."""
+        return window_frames(self.sequence_length)
 
     @property
     def accuracy(self) -> float | None:
@@ -213,6 +220,11 @@ def checkpoint_from_payload(payload: Any, name: str) -> CheckpointFile:
     length = payload.get("sequence_length")
     if not isinstance(length, int) or length < 1:
         raise NotACheckpoint(f"'{name}' has no valid sequence length ({length!r}).")
+    if architecture.is_frame_model != (length == FRAME_MODEL_LENGTH):
+        raise NotACheckpoint(
+            f"'{name}' is inconsistent: a frame model has sequence length 1 and only a frame model does "
+            f"(head {architecture.head!r}, sequence length {length})."
+        )
     try:
         calibration = Calibration.from_dict(payload.get("calibration"))
     except ValueError as exc:

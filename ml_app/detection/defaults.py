@@ -13,8 +13,24 @@ SUPPORTED_LENGTHS: tuple[int, ...] = (10, 20, 40, 60, 80, 100)
 # Windows spread over a video, and face sequences scored per network call.
 DEFAULT_MAX_WINDOWS = 8
 DEFAULT_BATCH_SIZE = 2
+# A frame model (sequence length 1, for photos) scores a video by windows of this many consecutive frames, each
+# window's score the mean of its frames' probabilities; the faces must be followed through the window as for any model.
+FRAME_MODEL_WINDOW = 10
+FRAME_MODEL_LENGTH = 1  # the sequence length of a frame model, and only of a frame model
+
+
+def window_frames(sequence_length: int) -> int:
+    """Frames per video window for a checkpoint of ``sequence_length``: its own length, or a frame model's window."""
+    return FRAME_MODEL_WINDOW if sequence_length == FRAME_MODEL_LENGTH else sequence_length
+
 # File types read as video, for uploads and for dataset folders (extensions without the dot, lower case).
 VIDEO_EXTENSIONS: tuple[str, ...] = ("mp4", "mov", "m4v", "webm", "mkv", "avi", "mpg", "mpeg", "wmv", "flv")
+# Photos: Pillow's format name -> the file endings that go with it (the one allow-list, for uploads, analyze_image and
+# preprocess_images), and the pixel limit checked before a photo is decoded: 50 megapixels still takes an 8192 x 6144
+# photo (about 150 MB as RGB) but not a decompression bomb that unpacks to gigabytes.
+IMAGE_FORMATS: dict[str, tuple[str, ...]] = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "WEBP": (".webp",)}
+IMAGE_SUFFIXES: tuple[str, ...] = tuple(suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes)
+DEFAULT_MAX_PIXELS = 50_000_000
 
 # The default model that ships in models/ (see models/README.md): one file per length.
 SHIPPED_LENGTHS: tuple[int, ...] = (10, 20, 40)

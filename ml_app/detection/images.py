@@ -17,13 +17,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .defaults import DEFAULT_MAX_PIXELS, IMAGE_FORMATS, IMAGE_SUFFIXES
 from .errors import EmptyImageFile, ImageNotFound, ImageTooLarge, ImageTooSmall, NotAnImage
 
-# The formats a photo may be in: Pillow's format name -> the file endings that go with it.
-IMAGE_FORMATS: dict[str, tuple[str, ...]] = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "WEBP": (".webp",)}
-IMAGE_SUFFIXES: tuple[str, ...] = tuple(suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes)
-# 50 megapixels: a 8192 x 6144 photo still passes (about 150 MB as RGB); a bomb that unpacks to gigabytes does not.
-DEFAULT_MAX_PIXELS = 50_000_000
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_FORMATS", "IMAGE_SUFFIXES", "ImageInfo", "is_image_name", "read_image"]
+
 MIN_SIDE = 32  # smaller than the smallest face the detectors look for
 
 

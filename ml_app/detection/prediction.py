@@ -14,6 +14,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from .calibration import ScoreRule, score_rule
+from .checkpoints import CheckpointFile
 from .decision import decide, link_people, too_short_reason
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_WINDOWS
 from .model_loading import LoadedModel
@@ -45,7 +46,7 @@ def _track(faces: WindowFaces, track_id: int, sequence: np.ndarray, colour_order
     )
 
 
-def _score_of(track: TrackScore, rule: ScoreRule) -> ScoreSink:
+def score_of(track: TrackScore, rule: ScoreRule) -> ScoreSink:
     """Where the scorer puts a track's score: kept raw, and calibrated by the checkpoint's rule."""
 
     def receive(probability: float) -> None:
@@ -53,6 +54,19 @@ def _score_of(track: TrackScore, rule: ScoreRule) -> ScoreSink:
         track.fake_probability = rule.probability(probability)
 
     return receive
+
+
+def checkpoint_warnings(checkpoint: CheckpointFile, rule: ScoreRule) -> list[str]:
+    """What a result must say about the checkpoint before its numbers: untrained, or scores that are not calibrated."""
+    if checkpoint.untrained:
+        return [f"The checkpoint '{checkpoint.name}' is untrained (random weights): its verdict means nothing."]
+    if not rule.calibrated:
+        return [
+            f"The checkpoint '{checkpoint.name}' carries no calibration: its scores are the network's raw output, "
+            f"not calibrated probabilities, and the thresholds ({rule.thresholds.real:g} / {rule.thresholds.fake:g}) "
+            "were not chosen on validation data. Calibrate it with 'manage.py calibrate_model'."
+        ]
+    return []
 
 
 def _truncation_warning(ended_at: float | None, info: VideoInfo) -> str | None:
@@ -79,8 +93,9 @@ def analyze_video(
 ) -> AnalysisResult:
     """Analyse one video with a loaded checkpoint. Raises a VideoError for files that are not usable video.
 
-    ``info`` is the video's probe when the caller already has it (validation usually probes first). ``rule`` is the
-    calibration and thresholds (default: the checkpoint's own, see :func:`.calibration.score_rule`).
+    A frame model (sequence length 1) scores windows of ``FRAME_MODEL_WINDOW`` frames by the mean of their frames'
+    probabilities. ``info`` is the video's probe when the caller already has it (validation usually probes first).
+    ``rule`` is the calibration and thresholds (default: the checkpoint's own, see :func:`.calibration.score_rule`).
     With ``overlap_network`` the network scores finished windows while later ones are decoded and searched for faces;
     with ``overlap_decoding`` a thread decodes the next frames while faces are searched for in the current ones. The
     stage timings then add up to more than the total. Neither changes a result.
@@ -90,7 +105,7 @@ def analyze_video(
     report = progress or _no_progress
     checkpoint = loaded.checkpoint
     prep = checkpoint.preprocessing
-    length = checkpoint.sequence_length
+    length = checkpoint.window_length
     rule = rule or score_rule(checkpoint.calibration)
 
     report(Stage.PROBE, 0.0)
@@ -105,16 +120,7 @@ def analyze_video(
         thresholds=rule.thresholds,
         calibration=rule.describe(),
     )
-    if checkpoint.untrained:
-        result.warnings.append(
-            f"The checkpoint '{checkpoint.name}' is untrained (random weights): its verdict means nothing."
-        )
-    elif not rule.calibrated:
-        result.warnings.append(
-            f"The checkpoint '{checkpoint.name}' carries no calibration: its scores are the network's raw output, "
-            f"not calibrated probabilities, and the thresholds ({rule.thresholds.real:g} / {rule.thresholds.fake:g}) "
-            "were not chosen on validation data. Calibrate it with 'manage.py calibrate_model'."
-        )
+    result.warnings.extend(checkpoint_warnings(checkpoint, rule))
     if not plans:
         result.reason = too_short_reason(info.frame_count, length)
         result.timings = {**timer.seconds, "total": time.perf_counter() - started}
@@ -134,7 +140,7 @@ def analyze_video(
                     sequence = faces.sequence(track_id)
                     track = _track(faces, track_id, sequence, prep.colour_order, keep_crops)
                     window.tracks.append(track)
-                    scorer.add(sequence, _score_of(track, rule))
+                    scorer.add(sequence, score_of(track, rule))
                 collected.append((window, faces))
         warning = _truncation_warning(reader.ended_at, info)
         if warning:

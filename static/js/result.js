@@ -1,6 +1,6 @@
 // Result page: polls the analysis' status while it is queued or running, then draws the verdict and its evidence:
 // a timeline of each window's fake probability over the video (click to play that window), people, windows with
-// their face thumbnails, and stage timings. Everything is built with DOM calls and textContent (no HTML injection).
+// their face thumbnails, and stage timings; for a photo, the photo with a box and a verdict per face. Everything is built with DOM calls and textContent (no HTML injection).
 // The state is the API's description of the analysis (AnalysisSerializer): the server names the stage
 // (stage_label) and gives each face thumbnail its URL, so nothing here knows the stages or the crop files.
 (function () {
@@ -157,7 +157,34 @@
     $("timeline").replaceChildren(chart);
   }
 
+  const isPhoto = (result) => result.video.kind === "image";
+
+  // The photo with each face's box, coloured and labelled by that face's verdict. The boxes are in the pixels of the
+  // upright photo (EXIF orientation applied), which is also how browsers show it.
+  function renderPhoto(result) {
+    const boxes = $("photo-boxes");
+    boxes.setAttribute("viewBox", "0 0 " + result.video.width + " " + result.video.height);
+    boxes.setAttribute("preserveAspectRatio", "none");
+    const verdictOf = {};
+    result.people.forEach((person) => { verdictOf[person.person_id] = person; });
+    const stroke = Math.max(2, Math.round(Math.max(result.video.width, result.video.height) / 300));
+    const shapes = [];
+    (result.windows[0] ? result.windows[0].tracks : []).forEach((track) => {
+      const [x0, y0, x1, y1] = track.boxes[0];
+      const person = verdictOf[track.person_id];
+      const kind = person ? ({ FAKE: "fake", REAL: "real" }[person.verdict] || "uncertain") : "uncertain";
+      const label = "Face " + (track.track_id + 1) + ": " + (person ? person.verdict : "") + " " +
+        track.fake_probability.toFixed(2);
+      shapes.push(svg("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "face-box " + kind,
+        "stroke-width": stroke, "data-face": track.track_id }));
+      shapes.push(svg("text", { x: x0, y: Math.max(y0 - stroke * 2, stroke * 8), class: "face-label " + kind,
+        "font-size": stroke * 8 }, label));
+    });
+    boxes.replaceChildren(...shapes);
+  }
+
   function renderPeople(result) {
+    const photo = isPhoto(result);
     const items = result.people.map((person) => {
       const card = el("div", { class: "person" });
       if (person.thumbnail_url) {
@@ -172,10 +199,12 @@
           "windows from " + low.toFixed(2) + " to " + high.toFixed(2) +
           (person.reason === "windows_disagree" ? ": they disagree, so no REAL verdict" : "")));
       }
-      card.append(el("div", { class: "muted" }, "Person " + person.person_id + " · windows " + person.windows.join(", ")));
+      card.append(el("div", { class: "muted" }, photo ? "Face " + (person.person_id + 1) :
+        "Person " + person.person_id + " · windows " + person.windows.join(", ")));
       return card;
     });
-    $("people").replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, "No face was scored.")]));
+    const none = photo ? "No face was found in the photo." : "No face was scored.";
+    $("people").replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, none)]));
   }
 
   function renderWindows(result) {
@@ -212,7 +241,7 @@
   }
 
   function renderTimings(state, result) {
-    const names = { probe: "reading the video", decode: "decoding frames", detect: "finding faces",
+    const names = { probe: "reading the video", decode: isPhoto(result) ? "reading the photo" : "decoding frames", detect: "finding faces",
       crop: "cropping", network: "the network", total: "total", checkpoint_load: "loading the checkpoint" };
     const rows = Object.entries(names)
       .filter(([key]) => typeof result.timings[key] === "number" || typeof state.timings[key] === "number")
@@ -234,9 +263,13 @@
     const result = state.result;
     renderVerdict(state, result);
     renderEnsemble(result);
-    renderTimeline(result);
+    if (isPhoto(result)) {
+      renderPhoto(result);
+    } else {
+      renderTimeline(result);
+      renderWindows(result);
+    }
     renderPeople(result);
-    renderWindows(result);
     renderTimings(state, result);
   }
 

@@ -16,6 +16,8 @@
   const submit = document.getElementById("submit");
   const maxBytes = Number(form.dataset.maxBytes);
   const extensions = form.dataset.extensions.split(",");
+  // Photos are offered only when a frame model is active (the attribute is empty otherwise).
+  const imageExtensions = (form.dataset.imageExtensions || "").split(",").filter(Boolean);
 
   function showError(message) {
     errorBox.textContent = message;
@@ -57,10 +59,13 @@
   }
 
   function check(file) {
-    if (!file) return "Choose a video file to upload.";
+    if (!file) return imageExtensions.length ? "Choose a video or a photo to upload." : "Choose a video file to upload.";
     const extension = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
-    if (!extensions.includes(extension)) {
-      return "'" + file.name + "' is not a video file we accept (" + extensions.map((e) => "." + e).join(", ") + ").";
+    if (!extensions.includes(extension) && !imageExtensions.includes(extension)) {
+      const listed = extensions.map((e) => "." + e).join(", ");
+      if (!imageExtensions.length) return "'" + file.name + "' is not a video file we accept (" + listed + ").";
+      return "'" + file.name + "' is neither a video (" + listed + ") nor a photo (" +
+        imageExtensions.map((e) => "." + e).join(", ") + ") we accept.";
     }
     if (file.size === 0) return "'" + file.name + "' is empty.";
     if (file.size > maxBytes) {
@@ -102,7 +107,7 @@
       if (!e.lengthComputable) return;
       const percent = Math.round((100 * e.loaded) / e.total);
       fill.style.width = percent + "%";
-      label.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Checking the video…";
+      label.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Checking the file…";
     });
     request.addEventListener("load", () => {
       let body = null;

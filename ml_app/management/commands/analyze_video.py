@@ -173,28 +173,7 @@ def format_summary(
     choice: dict[str, str] | list[dict[str, str]] | None = None,
 ) -> str:
     """A few readable lines: verdict first, then the evidence and where the time went."""
-    lines = []
-    bounds = f"REAL at or below {result.thresholds.real:.3f}, FAKE at or above {result.thresholds.fake:.3f}"
-    kind = "calibrated" if result.calibration.get("calibrated") else "raw, uncalibrated"
-    if result.verdict == "INCONCLUSIVE":
-        lines.append(f"{name}: INCONCLUSIVE ({result.reason['code']}): {result.reason['message']}")
-        if result.fake_probability is not None:
-            lines.append(f"  fake probability {result.fake_probability:.3f} ({kind}; {bounds})")
-    else:
-        lines.append(
-            f"{name}: {result.verdict} (confidence {result.confidence:.1%}; fake probability "
-            f"{result.fake_probability:.3f}, {kind}; {bounds})"
-        )
-    ck = result.checkpoint
-    accuracy = ck["metrics"].get("accuracy")
-    lines.append(
-        f"  checkpoint: {ck['name']} ({ck['architecture']['backbone']}, {ck['sequence_length']} frames, "
-        + ("untrained" if ck["untrained"] else f"reported accuracy {accuracy:.1%}" if accuracy else "no metrics")
-        + f", sha256 {ck['sha256'][:12]}…)"
-    )
-    for one in [choice] if isinstance(choice, dict) else choice or []:
-        lines.append(f"  checkpoint chosen: {one['reason']} ({one['path']})")
-    lines += _ensemble_lines(result.ensemble)
+    lines = verdict_lines(name, result, choice)
     video = result.video
     rotation = f", rotated {video['rotation']}°" if video["rotation"] else ""
     lines.append(
@@ -222,16 +201,46 @@ def format_summary(
             f"  person {person.person_id}: {person.verdict}, fake probability {person.fake_probability:.3f} "
             f"(windows {windows}{torn})"
         )
-    timings = result.timings
-    stages = ", ".join(
-        f"{stage} {timings[stage]:.2f} s"
-        for stage in ("probe", "decode", "detect", "crop", "network")
-        if stage in timings
-    )
+    return "\n".join([*lines, closing_lines(result, ("probe", "decode", "detect", "crop", "network"), crops_dir)])
+
+
+def verdict_lines(
+    name: str, result: AnalysisResult, choice: dict[str, str] | list[dict[str, str]] | None = None
+) -> list[str]:
+    """The verdict with its probability and thresholds, and the checkpoint that gave it (videos and photos alike)."""
+    lines = []
+    bounds = f"REAL at or below {result.thresholds.real:.3f}, FAKE at or above {result.thresholds.fake:.3f}"
+    kind = "calibrated" if result.calibration.get("calibrated") else "raw, uncalibrated"
+    if result.verdict == "INCONCLUSIVE":
+        lines.append(f"{name}: INCONCLUSIVE ({result.reason['code']}): {result.reason['message']}")
+        if result.fake_probability is not None:
+            lines.append(f"  fake probability {result.fake_probability:.3f} ({kind}; {bounds})")
+    else:
+        lines.append(
+            f"{name}: {result.verdict} (confidence {result.confidence:.1%}; fake probability "
+            f"{result.fake_probability:.3f}, {kind}; {bounds})"
+        )
+    ck = result.checkpoint
+    accuracy = ck["metrics"].get("accuracy")
     lines.append(
-        f"  time: {stages}; total {timings['total']:.2f} s "
-        f"(+ checkpoint load {timings.get('checkpoint_load', 0):.2f} s)"
+        f"  checkpoint: {ck['name']} ({ck['architecture']['backbone']}, "
+        + ("frame model, " if ck["sequence_length"] == 1 else f"{ck['sequence_length']} frames, ")
+        + ("untrained" if ck["untrained"] else f"reported accuracy {accuracy:.1%}" if accuracy else "no metrics")
+        + f", sha256 {ck['sha256'][:12]}…)"
     )
+    for one in [choice] if isinstance(choice, dict) else choice or []:
+        lines.append(f"  checkpoint chosen: {one['reason']} ({one['path']})")
+    lines += _ensemble_lines(result.ensemble)
+    return lines
+
+
+def closing_lines(result: AnalysisResult, stages: tuple[str, ...], crops_dir: str | None) -> str:
+    """Where the time went, where the crops are, and the warnings: the end of every summary."""
+    timings = result.timings
+    spent = ", ".join(f"{stage} {timings[stage]:.2f} s" for stage in stages if stage in timings)
+    lines = [
+        f"  time: {spent}; total {timings['total']:.2f} s (+ checkpoint load {timings.get('checkpoint_load', 0):.2f} s)"
+    ]
     if crops_dir:
         lines.append(f"  face crops written to {crops_dir}")
     for warning in result.warnings:
