@@ -47,9 +47,17 @@ SHIPPED_ENSEMBLE = "all-lengths"  # the shipped models combined, offered when al
 
 def shipped_ensembles(project: Path) -> dict[str, list[int | str]]:
     """The default ensemble of every shipped length, when every shipped file is there."""
-    return {SHIPPED_ENSEMBLE: list(SHIPPED_LENGTHS)} if len(shipped_mapping(project)) == len(SHIPPED_LENGTHS) else {}
+    present = shipped_mapping(project)
+    return {SHIPPED_ENSEMBLE: list(SHIPPED_LENGTHS)} if all(length in present for length in SHIPPED_LENGTHS) else {}
+
+
+# The default photo model (a frame model, sequence length 1: see models/README.md, "The photo model").
+SHIPPED_PHOTO_FILE = "models/default_photo_efficientnet_lite0.pt"
 
 
 def shipped_mapping(project: Path) -> dict[int, str]:
-    """The default MODEL_MAPPING: every length whose shipped file is present."""
-    return {length: shipped_file(length) for length in SHIPPED_LENGTHS if (project / shipped_file(length)).is_file()}
+    """The default MODEL_MAPPING: every length whose shipped file is present, and the photo model under 1."""
+    mapping = {length: shipped_file(length) for length in SHIPPED_LENGTHS if (project / shipped_file(length)).is_file()}
+    if (project / SHIPPED_PHOTO_FILE).is_file():
+        mapping[FRAME_MODEL_LENGTH] = SHIPPED_PHOTO_FILE
+    return mapping

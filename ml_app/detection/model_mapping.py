@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from .defaults import FRAME_MODEL_LENGTH, SHIPPED_PHOTO_FILE
 from .errors import CheckpointError, NoCheckpointForLength
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,13 @@ def split_mapping(raw: Mapping[str, object]) -> tuple[dict[int, str], dict[str, 
 
 
 def how_to_get_checkpoint(sequence_length: int) -> str:
+    if sequence_length == FRAME_MODEL_LENGTH:
+        return (
+            "Photos are scored by a frame model: the default one ships as "
+            f"{SHIPPED_PHOTO_FILE} (models/README.md); train your own with 'python manage.py preprocess_images' and "
+            "'python manage.py train_model --frame-model'. Or name a file with --checkpoint FILE, or map it under "
+            '"1" in the MODEL_MAPPING setting.'
+        )
     return (
         f"To get a checkpoint for {sequence_length} frames: convert one of the original app's files with "
         f"'python manage.py import_checkpoint model_<acc>_acc_{sequence_length}_frames_<...>.pt', or make an "
