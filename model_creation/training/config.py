@@ -42,7 +42,8 @@ class TrainError(ValueError):
 class TrainConfig:
     manifest: str
     output: str
-    sequence_length: int | None = None  # None: the manifest's window length
+    sequence_length: int | None = None  # None: the manifest's window length; 1 (or frame_model): a frame model
+    frame_model: bool = False  # head "frame" (no LSTM), sequence length 1: one frame per clip in training
     backbone: str = "resnext50_32x4d"
     hidden_size: int | None = None  # None: the backbone's feature size
     num_layers: int = 1
@@ -64,6 +65,7 @@ class TrainConfig:
     workers: int = 2
     amp: bool = True  # mixed precision, CUDA only
     pretrained: str = "imagenet"
+    init_from: str = ""  # a checkpoint whose weights start the run (fine-tuning; no optimiser state)
     synthesize_fakes: str = ""  # "" or one of SYNTHESIZE_CHOICES, in training and validation
     keep_every_epoch: bool = False
     calibration: str = "auto"  # one of CALIBRATION_CHOICES, fitted on the validation split after training
@@ -87,6 +89,33 @@ class TrainConfig:
             raise TrainError("--max-fpr and --max-miss are shares between 0 and 1, --min-margin below 0.5.")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.workers < 0:
             raise TrainError("--epochs, --batch-size and --patience must be at least 1, --lr positive.")
+        if self.sequence_length is not None and self.sequence_length < 1:
+            raise TrainError("--sequence-length must be at least 1.")
+        self._settle_frame_model()
+
+    def _settle_frame_model(self) -> None:
+        """``--sequence-length 1`` means a frame model and a frame model means length 1; LSTM settings refused."""
+        if self.sequence_length == 1:
+            self.frame_model = True
+        if not self.frame_model:
+            return
+        if self.sequence_length not in (None, 1):
+            raise TrainError(
+                f"A frame model scores one frame at a time (sequence length 1); --sequence-length "
+                f"{self.sequence_length} asks for an LSTM over {self.sequence_length} frames: drop one of the two."
+            )
+        lstm = [
+            flag
+            for flag, used in (
+                ("--hidden-size", self.hidden_size is not None),
+                ("--num-layers", self.num_layers != 1),
+                ("--bidirectional", self.bidirectional),
+            )
+            if used
+        ]
+        if lstm:
+            raise TrainError(f"A frame model has no LSTM: {', '.join(lstm)} cannot be used with it.")
+        self.sequence_length = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,9 +1,13 @@
 """Clips from a manifest as tensors, normalised by the same ``crops_to_tensor`` the app uses.
 
 A stored clip may be longer than the model's sequence length: training takes a random run of consecutive frames,
-evaluation the middle one. An item marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded.
-Randomness comes from a generator seeded with (seed, epoch, index), so an epoch is the
-same whichever worker process loads which item, and a resumed run repeats exactly what an uninterrupted one would do.
+evaluation the middle one. A frame model (sequence length 1) trains on one random frame of each clip per epoch and is
+scored on whole clips (its network averages the frames' probabilities, as when it analyses a video; see
+:func:`scoring_length`). Crops are normalised with the *model's* preprocessing, which may normalise differently from
+the manifest (a backbone's own mean/std): stored crops are uint8, so only the crop settings must agree. An item
+marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded. Randomness comes from a generator seeded
+with (seed, epoch, index), so an epoch is the same whichever worker process loads which item, and a resumed run
+repeats exactly what an uninterrupted one would do.
 """
 
 from __future__ import annotations
@@ -47,8 +51,18 @@ def with_self_blended(items: list[ClipItem]) -> list[ClipItem]:
     return [*items, *fakes]
 
 
+def scoring_length(is_frame_model: bool, sequence_length: int, manifest: Manifest) -> int:
+    """Frames per clip when a model is validated or evaluated: its sequence length, or for a frame model every frame
+    of the manifest's clips (scored as their mean probability, as inference on a video scores a window)."""
+    return manifest.sequence_length if is_frame_model else sequence_length
+
+
 class ClipDataset(Dataset):
-    """``(clip tensor (T, 3, S, S), class index, item index)`` per clip."""
+    """``(clip tensor (T, 3, S, S), class index, item index)`` per clip.
+
+    ``preprocessing`` is the model's (default: the manifest's); its normalisation is applied to the stored crops.
+    ``random_start`` takes a random run of frames every epoch (default: when augmenting, i.e. in training).
+    """
 
     def __init__(
         self,
@@ -57,6 +71,8 @@ class ClipDataset(Dataset):
         sequence_length: int,
         augment: AugmentSettings | None = None,
         seed: int = 0,
+        preprocessing: Preprocessing | None = None,
+        random_start: bool | None = None,
     ):
         self.manifest = manifest
         self.items = items
@@ -64,7 +80,8 @@ class ClipDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        self.preprocessing: Preprocessing = manifest.preprocessing
+        self.preprocessing: Preprocessing = preprocessing or manifest.preprocessing
+        self.random_start = augment is not None if random_start is None else random_start
         self.sbi_settings = sbi.SbiSettings()
 
     def set_epoch(self, epoch: int) -> None:
@@ -89,7 +106,7 @@ class ClipDataset(Dataset):
             raise ValueError(f"{item.clip.file} holds {crops.shape[0]} frames, fewer than {length}")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         spare = crops.shape[0] - length
-        start = int(rng.integers(0, spare + 1)) if self.augment is not None else spare // 2
+        start = int(rng.integers(0, spare + 1)) if self.random_start else spare // 2
         crops = crops[start : start + length]
         if item.synthetic == "sbi":  # blended before augmentation, as a real fake would have been
             crops = sbi.self_blend(crops, self.preprocessing, sbi.sample_params(self.sbi_settings, rng))

@@ -1,7 +1,8 @@
 """Which clips a training run learns from and is validated on, and the loaders that feed them.
 
 Owns reading the manifest for a run, the group-aware split, self-blended fakes, the class weights, the samplers (a
-DistributedSampler per rank, or :class:`WeightedEpochSampler` for ``--balance sampler``) and the DataLoaders.
+DistributedSampler per rank, or :class:`WeightedEpochSampler` for ``--balance sampler``), the DataLoaders, the
+normalisation the run's backbone expects, and the dataset statistics printed before the first epoch.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from ml_app.detection.network import backbone_preprocessing
+from ml_app.detection.preprocessing import Preprocessing
+
 from .augment import AugmentSettings
 from .config import TrainConfig, TrainError
-from .dataset import ClipDataset, ClipItem, with_self_blended
+from .dataset import ClipDataset, ClipItem, scoring_length, with_self_blended
 from .distributed import Distributed
 from .evaluate import usable_items
 from .manifest import Manifest, load_manifest
 from .splits import TRAIN, VAL, SplitError, SplitResult, assign_splits
+from .statistics import of_photos, statistics_table
 
 
 class WeightedEpochSampler(Sampler[int]):
@@ -48,7 +53,9 @@ class TrainingData:
     """Everything a run knows about its data once it is loaded."""
 
     manifest: Manifest
-    sequence_length: int
+    preprocessing: Preprocessing  # the manifest's crops, normalised as the backbone expects: what checkpoints record
+    sequence_length: int  # the model's (1 for a frame model)
+    val_length: int  # frames per validation clip: the sequence length, or a frame model's whole clip
     split: SplitResult
     counts: dict[str, dict[str, int]]  # clips per split and label, before self-blending
     synthesized: dict[str, int]  # self-blended fakes added per split
@@ -113,9 +120,18 @@ def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[st
             "preprocess with a longer --sequence-length."
         )
     split, counts, items, synthesized = _items_per_split(config, manifest, say)
+    say("Clips per split and class:\n" + statistics_table({TRAIN: items[TRAIN], VAL: items[VAL]}, of_photos(manifest)))
+    prep = backbone_preprocessing(manifest.preprocessing, config.backbone)
+    if (prep.mean, prep.std) != (manifest.preprocessing.mean, manifest.preprocessing.std):
+        say(
+            f"Normalising the crops as {config.backbone} expects: mean {prep.mean}, std {prep.std} (the manifest's "
+            f"are {manifest.preprocessing.mean}, {manifest.preprocessing.std}); the checkpoints record it."
+        )
     augment = AugmentSettings() if config.augment else None
-    train_set = ClipDataset(manifest, items[TRAIN], length, augment, config.seed)
-    val_set = ClipDataset(manifest, items[VAL], length, None, config.seed)
+    random_start = True if config.frame_model else None  # a frame model: one random frame per clip and epoch
+    train_set = ClipDataset(manifest, items[TRAIN], length, augment, config.seed, prep, random_start)
+    val_length = scoring_length(config.frame_model, length, manifest)
+    val_set = ClipDataset(manifest, items[VAL], val_length, None, config.seed, prep)
     targets = train_set.targets()
     per_class = Counter(targets)
     class_weights = torch.tensor(
@@ -139,7 +155,9 @@ def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[st
     val_loader = DataLoader(val_set, config.batch_size, sampler=val_sampler, num_workers=config.workers, pin_memory=pin)
     return TrainingData(
         manifest=manifest,
+        preprocessing=prep,
         sequence_length=length,
+        val_length=val_length,
         split=split,
         counts=counts,
         synthesized=synthesized,

@@ -3,8 +3,9 @@
 The network is exported with dynamic batch and time axes (TorchScript-based exporter, opset 17: no extra packages).
 The checkpoint's description (no weights) goes into ``metadata_props`` under ``deepfake_checkpoint``, which
 ``ml_app.detection.onnx_model`` reads at inference. Parity is checked with onnxruntime on two random batches of
-different sizes; the default tolerance, 1e-4 on logits and probabilities, is far above float32 rounding (~1e-6)
-and far below anything that could change a verdict.
+different sizes (for a frame model also on a longer window: it averages any number of frames); the default
+tolerance, 1e-4 on logits and probabilities, is far above float32 rounding (~1e-6) and far below anything that could
+change a verdict.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def export_onnx(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     shapes: list[tuple[int, ...]] = [(2, length, 3, size, size), (3, length, 3, size, size)]
+    if checkpoint.architecture.is_frame_model:  # it scores windows of several frames too: check a longer one
+        shapes.append((2, length + 3, 3, size, size))
     differences: list[float] = []
 
     def write(temporary: Path) -> None:
@@ -93,7 +96,8 @@ def export_onnx(
         exported = onnx.load(str(temporary))
         entry = exported.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, checkpoint_metadata(checkpoint)
-        exported.doc_string = f"Deepfake detector {checkpoint.name} ({checkpoint.architecture.backbone} + LSTM)"
+        head = "frame model" if checkpoint.architecture.is_frame_model else "LSTM"
+        exported.doc_string = f"Deepfake detector {checkpoint.name} ({checkpoint.architecture.backbone} + {head})"
         onnx.save(exported, str(temporary))
         logits, probabilities = parity(model, OnnxModel(temporary), shapes)
         differences.extend((logits, probabilities))

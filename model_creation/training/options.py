@@ -16,11 +16,23 @@ def one_line(message: Any) -> str:
     return " ".join(str(getattr(message, "message", message)).split())
 
 
+# Settings a stored crop does not depend on: crops are uint8 pixels, normalised only when loaded, so a checkpoint may
+# normalise a manifest's crops its own way (a backbone's mean/std; see network.backbone_preprocessing).
+NORMALISATION_KEYS = ("mean", "std")
+
+
+def crop_differences(manifest_preprocessing: Preprocessing, checkpoint_preprocessing: Preprocessing) -> list[str]:
+    """The settings that make a manifest's crops other than those a checkpoint expects: every preprocessing setting
+    but the normalisation. The one rule wherever a manifest's settings are compared with a checkpoint's."""
+    mine, theirs = manifest_preprocessing.to_dict(), checkpoint_preprocessing.to_dict()
+    return sorted(key for key in theirs if key not in NORMALISATION_KEYS and mine.get(key) != theirs[key])
+
+
 def incompatibility(manifest, checkpoint) -> str | None:
-    """Why a manifest's clips cannot be scored by a checkpoint (other preprocessing, too short), or None."""
-    mine, theirs = manifest.preprocessing.to_dict(), checkpoint.preprocessing.to_dict()
-    if mine != theirs:
-        keys = sorted(key for key in theirs if mine.get(key) != theirs[key])
+    """Why a manifest's clips cannot be scored by a checkpoint (other crops, too short), or None. The checkpoint's
+    own normalisation is applied to the crops, so a different mean/std is no reason (see :func:`crop_differences`)."""
+    keys = crop_differences(manifest.preprocessing, checkpoint.preprocessing)
+    if keys:
         return (
             f"The manifest's crops were made with other preprocessing than the checkpoint's ({', '.join(keys)} "
             "differ): evaluate with --videos to preprocess with the checkpoint's settings, or preprocess again "

@@ -3,7 +3,8 @@
 The state holds the weights, optimiser, scheduler, gradient scaler, RNG states and :class:`Progress` (history, best
 epoch, early-stopping counter, where the backbone's weights came from), as plain containers and tensors only, so it
 loads with ``torch.load(weights_only=True)``. It is written atomically after every epoch; a resumed run must use
-the manifest the interrupted one used.
+the manifest the interrupted one used. A run may instead start from the weights of a checkpoint file
+(:func:`initialise_from`, fine-tuning): a new run, from epoch 1, with a fresh optimiser and schedule.
 """
 
 from __future__ import annotations
@@ -80,6 +81,20 @@ def save_state(state: dict[str, Any], path: Path) -> None:
 
 def load_state(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def initialise_from(model: nn.Module, path: Path) -> str:
+    """Load a checkpoint's weights into ``model`` (same architecture); returns how the backbone was initialised."""
+    from ml_app.detection.checkpoints import load_checkpoint
+    from ml_app.detection.errors import DetectionError
+
+    try:
+        checkpoint = load_checkpoint(path)
+        model.load_state_dict(checkpoint.state_dict)
+    except (DetectionError, RuntimeError) as exc:
+        detail = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        raise TrainError(f"Cannot start from the weights of '{path}': {detail}") from exc
+    return f"checkpoint {path}"
 
 
 def restore_state(state: dict[str, Any], manifest_sha256: str | None, parts: Optimisation) -> Progress:

@@ -44,7 +44,16 @@ from .plots import plot_confusion, plot_curves, plot_roc
 from .sbi import SbiSettings
 from .schedule import warmup_cosine
 from .splits import TRAIN, VAL
-from .train_state import STATE_FILE, Optimisation, Progress, capture_state, load_state, restore_state, save_state
+from .train_state import (
+    STATE_FILE,
+    Optimisation,
+    Progress,
+    capture_state,
+    initialise_from,
+    load_state,
+    restore_state,
+    save_state,
+)
 
 # Importable from here as before the split into modules.
 __all__ = [
@@ -82,11 +91,15 @@ class Trainer:
             num_layers=config.num_layers,
             bidirectional=config.bidirectional,
             dropout=config.dropout,
+            head="frame" if config.frame_model else "mean",
         )
         rng_state.seed_everything(config.seed)
-        pretrained = None if self.resume_path else config.pretrained
+        pretrained = None if self.resume_path or config.init_from else config.pretrained
         network = DeepfakeDetector(self.architecture, pretrained=pretrained)
         self.progress.backbone_init = network.pretrained_from
+        if config.init_from and not self.resume_path:
+            self.progress.backbone_init = initialise_from(network, Path(config.init_from))
+            self.say(f"Fine-tuning from the weights of {config.init_from}; its optimiser state is not restored.")
         device = self.dist.device
         network.to(device)
         self.network = network  # the plain module: what checkpoints and validation use
@@ -138,7 +151,7 @@ class Trainer:
             self.scheduler.step()
             count = targets.numel()
             totals += torch.tensor([loss.item() * count, (logits.argmax(1) == targets).sum().item(), count])
-            bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}")
+            bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}", acc=f"{totals[1] / totals[2]:.3f}")
         gathered = sum(self.dist.gather(totals))
         return float(gathered[0] / max(1, gathered[2])), float(gathered[1] / max(1, gathered[2]))
 
@@ -146,7 +159,7 @@ class Trainer:
         """Fake probability of every validation clip, scored by all ranks and gathered."""
         model = self.network
         model.eval()
-        fake_index = self.data.manifest.preprocessing.fake_index
+        fake_index = self.data.preprocessing.fake_index
         indices, scores = [], []
         with torch.inference_mode():
             for clips, _, index in self.data.val_loader:
@@ -222,7 +235,7 @@ class Trainer:
         }
         return new_checkpoint(
             self.architecture,
-            data.manifest.preprocessing,
+            data.preprocessing,
             data.sequence_length,
             model=self.network,
             name=config.name,
@@ -271,9 +284,10 @@ class Trainer:
 
     def _announce(self) -> None:
         data, dist, counts = self.data, self.dist, self.data.counts
+        model = "frame model" if self.architecture.is_frame_model else f"hidden {self.architecture.hidden_size}"
         self.say(
-            f"Training {self.architecture.backbone} (hidden {self.architecture.hidden_size}, backbone init "
-            f"{self.progress.backbone_init}) on {data.sequence_length}-frame clips, device {dist.device}"
+            f"Training {self.architecture.backbone} ({model}, backbone init {self.progress.backbone_init}) on "
+            f"{data.sequence_length}-frame clips (validated on {data.val_length}), device {dist.device}"
             + (f" x {dist.world_size} processes" if dist.enabled else "")
             + f"; split by {data.split.source}: train {counts[TRAIN]}, validation {counts[VAL]} clips"
             + (

@@ -9,8 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.checkpoint_lookup import choose_checkpoint
 from ml_app.detection.checkpoints import new_checkpoint, save_checkpoint
+from ml_app.detection.defaults import FRAME_MODEL_LENGTH
 from ml_app.detection.errors import DetectionError, NoCheckpointForLength
-from ml_app.detection.network import BACKBONES, ModelConfig
+from ml_app.detection.network import BACKBONES, ModelConfig, backbone_preprocessing
 from ml_app.detection.preprocessing import (
     DETECTOR_BACKENDS,
     DETECTOR_MODEL_CHOICES,
@@ -28,7 +29,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--sequence-length", type=int, default=settings.DEFAULT_SEQUENCE_LENGTH)
+        parser.add_argument(
+            "--sequence-length",
+            type=int,
+            default=settings.DEFAULT_SEQUENCE_LENGTH,
+            help="frames per window; 1 makes a frame model (no LSTM), for photos",
+        )
         parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnext50_32x4d")
         parser.add_argument("--hidden-size", type=int, default=None, help="LSTM size (default: backbone features)")
         parser.add_argument("--image-size", type=int, default=112)
@@ -64,7 +70,10 @@ class Command(BaseCommand):
         if output.exists() and not options["force"]:
             raise CommandError(f"'{output}' exists; pass --force to overwrite it.")
         try:
-            architecture = ModelConfig(backbone=backbone, hidden_size=options["hidden_size"] or BACKBONES[backbone])
+            if length == FRAME_MODEL_LENGTH:  # a frame model, for photos: no LSTM
+                architecture = ModelConfig(backbone=backbone, head="frame")
+            else:
+                architecture = ModelConfig(backbone=backbone, hidden_size=options["hidden_size"] or BACKBONES[backbone])
             preprocessing = Preprocessing(
                 detector=DetectorSettings(
                     backend=options["detector_backend"] or "", model=options["detector_model"] or ""
@@ -72,6 +81,7 @@ class Command(BaseCommand):
                 image_size=options["image_size"],
                 margin=options["margin"],
             )
+            preprocessing = backbone_preprocessing(preprocessing, backbone)  # the normalisation its weights expect
             checkpoint = new_checkpoint(
                 architecture, preprocessing, length, pretrained=options["pretrained"], name=output.stem
             )

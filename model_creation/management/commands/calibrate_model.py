@@ -51,7 +51,7 @@ class Command(BaseCommand):
         from ml_app.detection.errors import DetectionError
         from ml_app.detection.model_loading import load_detector_model
         from model_creation.training.calibrate import CalibrationError, calibrate_checkpoint_file, describe_calibration
-        from model_creation.training.dataset import ClipDataset
+        from model_creation.training.dataset import ClipDataset, scoring_length
         from model_creation.training.evaluate import score_dataset
         from model_creation.training.manifest import ManifestError, load_manifest
 
@@ -75,7 +75,8 @@ class Command(BaseCommand):
             raise CommandError(problem)
         items, source = self._items(checkpoint, manifest, options["split"])
         seed = int((checkpoint.training.get("config") or {}).get("seed", 0))  # the self-blended fakes' seed
-        dataset = ClipDataset(manifest, items, checkpoint.sequence_length, None, seed)
+        length = scoring_length(checkpoint.architecture.is_frame_model, checkpoint.sequence_length, manifest)
+        dataset = ClipDataset(manifest, items, length, None, seed, checkpoint.preprocessing)
         scores = score_dataset(
             loaded.model, dataset, loaded.device, options["batch_size"], progress=not options["no_progress"]
         )
@@ -116,8 +117,8 @@ class Command(BaseCommand):
             return items, {"split": split, "manifest_sha256": manifest.sha256}
         if not training.get("config"):
             raise CommandError("The checkpoint does not record its training run's settings; give --split.")
-        config = TrainConfig(**{**training["config"], "manifest": str(manifest.path)})
         try:
+            config = TrainConfig(**{**training["config"], "manifest": str(manifest.path)})
             items, counts = items_per_split(config, manifest)
         except ValueError as exc:
             raise CommandError(one_line(exc)) from exc

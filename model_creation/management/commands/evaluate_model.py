@@ -120,7 +120,11 @@ class Command(BaseCommand):
             splits_dir=Path(options["splits"]) if options["splits"] else None,
             compression=options["compression"],
         )
-        settings_ = ExtractSettings(checkpoint.preprocessing, checkpoint.sequence_length, options["windows"])
+        from ml_app.detection.defaults import window_frames
+
+        # the windows the app analyses a video with: a frame model's are several frames long, scored as their mean
+        length = window_frames(checkpoint.sequence_length)
+        settings_ = ExtractSettings(checkpoint.preprocessing, length, options["windows"])
         work = Path(options["work_dir"]) if options["work_dir"] else output / "clips"
         self.stdout.write(f"Preprocessing {len(entries)} video(s) with the checkpoint's settings into {work} ...")
         try:
@@ -149,7 +153,7 @@ class Command(BaseCommand):
 
     def _evaluate(self, loaded, manifest, videos, options: dict[str, Any]) -> dict[str, Any]:
         from ml_app.detection.calibration import score_rule
-        from model_creation.training.dataset import ClipDataset, with_self_blended
+        from model_creation.training.dataset import ClipDataset, scoring_length, with_self_blended
         from model_creation.training.evaluate import (
             calibration_report,
             evaluation_report,
@@ -165,7 +169,9 @@ class Command(BaseCommand):
         if options.get("synthesize_fakes") == "sbi":
             items = with_self_blended(items)
         unscored = [video for video in videos if not video.clips]
-        dataset = ClipDataset(manifest, items, loaded.sequence_length)
+        checkpoint = loaded.checkpoint
+        length = scoring_length(checkpoint.architecture.is_frame_model, checkpoint.sequence_length, manifest)
+        dataset = ClipDataset(manifest, items, length, preprocessing=checkpoint.preprocessing)
         raw = score_dataset(
             loaded.model, dataset, loaded.device, options["batch_size"], progress=not options["no_progress"]
         )

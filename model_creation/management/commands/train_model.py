@@ -39,9 +39,10 @@ def _default(name: str) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Train a CNN + LSTM detector on a preprocess manifest. Writes last.pt every epoch and best.pt (best "
-        "validation AUC) in the app's checkpoint format, train_state.pt for --resume, history.csv, TensorBoard logs "
-        "and PNG plots. Runs under torchrun for several GPUs or machines."
+        "Train a CNN + LSTM detector, or a frame model (--frame-model: CNN + linear, one frame at a time, for "
+        "photos and videos), on a preprocess manifest of videos or photos. Writes last.pt every epoch and best.pt "
+        "(best validation AUC) in the app's checkpoint format, train_state.pt for --resume, history.csv, TensorBoard "
+        "logs and PNG plots. Runs under torchrun for several GPUs or machines."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -53,11 +54,20 @@ class Command(BaseCommand):
         model.add_argument("--num-layers", type=int, help=f"LSTM layers (default {_default('num_layers')})")
         model.add_argument("--bidirectional", action="store_true", default=None, help="bidirectional LSTM")
         model.add_argument("--dropout", type=float, help=f"before the classifier (default {_default('dropout')})")
-        model.add_argument("--sequence-length", type=int, help="frames per clip (default: the manifest's)")
+        model.add_argument(
+            "--sequence-length", type=int, help="frames per clip (default: the manifest's; 1 = --frame-model)"
+        )
+        model.add_argument(
+            "--frame-model",
+            action="store_true",
+            default=None,
+            help="a frame model: no LSTM, sequence length 1; from an image manifest, or one random frame per video "
+            "clip and epoch (validated on whole clips, their frames' mean probability)",
+        )
         model.add_argument(
             "--pretrained",
-            help=f"imagenet (torchvision's cache only), random, or a backbone weights file (default "
-            f"{_default('pretrained')})",
+            help=f"imagenet (the backbone's local weights: torchvision's cache, or the package that bundles them; "
+            f"random when there are none), random, or a backbone weights file (default {_default('pretrained')})",
         )
         optimisation = parser.add_argument_group("optimisation")
         optimisation.add_argument("--epochs", type=int, help=f"default {_default('epochs')}")
@@ -130,7 +140,13 @@ class Command(BaseCommand):
         run.add_argument("--device", choices=DEVICE_CHOICES, help=f"default {_default('device')}")
         run.add_argument("--name", help="checkpoint name (default <backbone>_<N>_frames_<date>)")
         run.add_argument(
-            "--resume", nargs="?", const="", metavar="STATE", help="continue from OUTPUT/train_state.pt (or STATE)"
+            "--resume",
+            nargs="?",
+            const="",
+            metavar="FILE",
+            help="continue from OUTPUT/train_state.pt (or FILE, a train_state.pt); FILE may also be a checkpoint "
+            "(best.pt, last.pt, epoch_NNN.pt): a new run that starts from its weights (fine-tuning; its optimiser "
+            "state is not restored)",
         )
         run.add_argument("--keep-every-epoch", action="store_true", default=None, help="also keep epoch_NNN.pt")
         run.add_argument("--force", action="store_true", help="start anew in an output folder that holds a run")
@@ -149,29 +165,20 @@ class Command(BaseCommand):
         if options["activate"] and not options["register"]:
             raise CommandError("--activate needs --register (it activates the registered copy).")
         from model_creation.training.manifest import ManifestError
-        from model_creation.training.trainer import STATE_FILE, TrainConfig, Trainer, TrainError
+        from model_creation.training.trainer import STATE_FILE, Trainer, TrainError
 
         is_main = int(os.environ.get("RANK", "0")) == 0
         output = Path(options["output"])
         given = self._given(options)
         resume: Path | None = None
         try:
-            if options["resume"] is not None:
+            if options["resume"] is not None and not is_checkpoint_file(options["resume"]):
                 resume = Path(options["resume"]) if options["resume"] else output / STATE_FILE
                 config = self._resumed_config(resume, given, output)
             else:
-                if (output / STATE_FILE).exists() and not options["force"]:
-                    raise CommandError(
-                        f"'{output}' already holds a training run: pass --resume to continue it, --force to start "
-                        "anew there, or choose another --output."
-                    )
-                if not options["manifest"]:
-                    raise CommandError("--manifest is required (the manifest.json written by preprocess_videos).")
-                values = {**DEFAULTS, **given, "manifest": options["manifest"], "output": str(output)}
-                config = TrainConfig(**values)
-                if not config.name:
-                    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-                    config.name = f"{config.backbone}_{trainer_length(config)}_frames_{stamp}"
+                if options["resume"]:  # a checkpoint: its architecture, unless given, and its weights to start from
+                    given = {**architecture_of(Path(options["resume"]), given), **given}
+                config = self._new_config(options, given, output)
             if options["register"] and (Path(settings.MODELS_DIR) / f"{config.name}.pt").exists():
                 raise CommandError(
                     f"A checkpoint named '{config.name}' is in the models folder; choose another --name."
@@ -190,6 +197,25 @@ class Command(BaseCommand):
         if options["register"] and result.best_path:
             target, note = register_checkpoint(result.best_path, config.name, activate=options["activate"])
             self.stdout.write(f"Registered: {target} ({note})")
+
+    @staticmethod
+    def _new_config(options: dict[str, Any], given: dict[str, Any], output: Path):
+        from model_creation.training.trainer import STATE_FILE, TrainConfig
+
+        if (output / STATE_FILE).exists() and not options["force"]:
+            raise CommandError(
+                f"'{output}' already holds a training run: pass --resume to continue it, --force to start "
+                "anew there, or choose another --output."
+            )
+        if not options["manifest"]:
+            raise CommandError("--manifest is required (the manifest.json written by preprocess_videos).")
+        values = {**DEFAULTS, **given, "manifest": options["manifest"], "output": str(output)}
+        config = TrainConfig(**values)
+        if not config.name:
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            frames = "frame" if config.frame_model else f"{trainer_length(config)}_frames"
+            config.name = f"{config.backbone}_{frames}_{stamp}"
+        return config
 
     @staticmethod
     def _given(options: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +265,48 @@ class Command(BaseCommand):
         return TrainConfig(**saved)
 
 
+def is_checkpoint_file(path: str) -> bool:
+    """Whether ``--resume FILE`` names a checkpoint of this project (fine-tuning) rather than a training state."""
+    from ml_app.detection.checkpoints import FORMAT, read_checkpoint_file
+    from ml_app.detection.errors import DetectionError
+    from model_creation.training.trainer import STATE_FILE
+
+    if not path or not Path(path).is_file() or Path(path).name == STATE_FILE:
+        return False
+    try:
+        payload, _ = read_checkpoint_file(path)
+    except DetectionError:
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def architecture_of(path: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig values that rebuild a checkpoint's architecture, and ``init_from``: a run that fine-tunes it.
+    Flags the user gave win; LSTM settings are left out for a frame model (it has none)."""
+    from ml_app.detection.checkpoints import load_checkpoint
+    from ml_app.detection.errors import DetectionError
+
+    try:
+        architecture = load_checkpoint(path).architecture
+    except DetectionError as exc:
+        raise CommandError(one_line(exc)) from exc
+    values: dict[str, Any] = {
+        "backbone": architecture.backbone,
+        "dropout": architecture.dropout,
+        "init_from": str(path),
+    }
+    frame_model = given.get("frame_model", architecture.is_frame_model) or given.get("sequence_length") == 1
+    if frame_model:
+        values["frame_model"] = True
+    else:
+        values.update(
+            hidden_size=architecture.hidden_size,
+            num_layers=architecture.num_layers,
+            bidirectional=architecture.bidirectional,
+        )
+    return values
+
+
 def trainer_length(config) -> int:
     """The sequence length a run will use when none was given: the manifest's."""
     from model_creation.training.manifest import load_manifest
@@ -252,7 +320,6 @@ def register_checkpoint(path: Path, name: str, activate: bool = False) -> tuple[
 
     Returns the copy and a note on the registry entry.
     """
-    from ml_app.detection.defaults import SUPPORTED_LENGTHS
     from ml_app.detection.errors import DetectionError
     from ml_app.models import Checkpoint
     from ml_app.registry import register
@@ -265,8 +332,7 @@ def register_checkpoint(path: Path, name: str, activate: bool = False) -> tuple[
     try:
         entry = register(target, Checkpoint.Source.TRAINING, activate=activate)
     except DetectionError as exc:
-        lengths = ", ".join(map(str, SUPPORTED_LENGTHS))
-        return target, f"not in the site's registry: {one_line(exc.message)} (the site offers {lengths} frames)"
+        return target, f"not in the site's registry: {one_line(exc.message)}"
     state = "active" if entry.is_active else "registered, not active: activate it in the admin"
     return target, f"registry entry '{entry.name}', {entry.sequence_length} frames, {state}"
 
