@@ -490,7 +490,7 @@ def test_the_video_as_a_small_text_field(site):
     [
         ("multipart/form-data", b"--x\r\n", 400, "malformed_body", "The multipart form cannot be read"),
         ("multipart/form-data; boundary=" + "b" * 300, b"junk", 400, "malformed_body", "Invalid boundary"),
-        ("multipart/form-data; boundary=zz", b"no parts at all", 400, "no_file", "Choose a video or a photo to upload."),
+        ("multipart/form-data; boundary=zz", b"no parts at all", 400, "no_file", "Choose a video or a photo"),
         ("application/json", b'{"video": "x"}', 400, "no_file", "Choose a video or a photo to upload."),
     ],
 )

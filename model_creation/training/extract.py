@@ -5,19 +5,24 @@ checkpoint's detector and ``WindowTracker``, cropped by ``crop_face`` and accept
 whole window" rule, all through ``windows.collect_window_faces``: the function ``analyze_video`` itself calls. People
 are linked across windows by ``decision.link_people`` as at inference, so evaluation can score a video the way the
 app does.
+
+``run_preprocess`` drives any :class:`Extractor` made by its :class:`ExtractorSettings`: :class:`ClipExtractor` here
+for videos, ``extract_images.ImageExtractor`` for photos; :func:`extract_guarded` is the part they share, turning a
+bad file into a record that says why instead of an exception that would stop the run.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ml_app.detection.decision import link_people
-from ml_app.detection.errors import VideoError
+from ml_app.detection.errors import DetectionError, VideoError
 from ml_app.detection.faces import build_detector
 from ml_app.detection.preprocessing import Preprocessing
 from ml_app.detection.timing import StageTimer
@@ -28,6 +33,35 @@ from .layouts import VideoEntry
 from .manifest import ClipRecord, VideoRecord
 
 CLIPS_DIR = "clips"
+
+
+class Extractor(Protocol):
+    """Turns one entry into its clip files and record; holds a face detector, so one is made per process."""
+
+    def extract(self, entry: VideoEntry, out_root: Path) -> VideoRecord:
+        """Write the clips of ``entry`` under ``out_root``; a bad file is a record with the reason, never raises."""
+        ...
+
+
+class ExtractorSettings(Protocol):
+    """What a preprocessing run needs of its settings: the manifest's fields, what a resumed run must match, and
+    the extractor (built in each worker process from a pickled copy)."""
+
+    @property
+    def media(self) -> str: ...
+
+    @property
+    def preprocessing(self) -> Preprocessing: ...
+
+    @property
+    def sequence_length(self) -> int: ...
+
+    @property
+    def max_windows(self) -> int: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def extractor(self) -> Extractor: ...
 
 
 @dataclass(frozen=True)
@@ -55,6 +89,42 @@ class ExtractSettings:
             Preprocessing.from_dict(data["preprocessing"]), int(data["sequence_length"]), int(data["max_windows"])
         )
 
+    @property
+    def media(self) -> str:
+        return "videos"  # not in to_dict: output folders made before photos existed must still resume
+
+    def extractor(self) -> ClipExtractor:
+        return ClipExtractor(self)
+
+
+def extract_guarded(
+    entry: VideoEntry, fill: Callable[[VideoRecord], None], expected: type[DetectionError]
+) -> VideoRecord:
+    """The record of ``entry`` as ``fill`` completes it; a bad file (``expected``, or anything a damaged file makes a
+    decoder raise) becomes status ``broken`` with the reason and no clips, so one file never stops a run."""
+    started = time.perf_counter()
+    record = VideoRecord(
+        video_id=entry.video_id,
+        video=entry.relpath,
+        source_path=str(entry.path),
+        label=entry.label,
+        dataset=entry.dataset,
+        group=entry.group,
+        split=entry.split,
+        method=entry.method,
+        original=entry.original,
+    )
+    try:
+        fill(record)
+    except expected as exc:
+        record.status, record.reason = "broken", " ".join(exc.message.split())
+    except Exception as exc:  # a damaged file can fail deep inside a decoder; report it, keep the run going
+        record.status, record.reason = "broken", f"{type(exc).__name__}: {exc}"
+    if record.status != "ok":
+        record.clips = []
+    record.seconds = round(time.perf_counter() - started, 3)
+    return record
+
 
 def load_clip(path: Path) -> np.ndarray:
     """The ``(frames, size, size, 3)`` uint8 crops of a clip file, in the model's colour order."""
@@ -71,28 +141,7 @@ class ClipExtractor:
 
     def extract(self, entry: VideoEntry, out_root: Path) -> VideoRecord:
         """Write the clips of ``entry`` under ``out_root/clips/<video id>/``; never raises for a bad video."""
-        started = time.perf_counter()
-        record = VideoRecord(
-            video_id=entry.video_id,
-            video=entry.relpath,
-            source_path=str(entry.path),
-            label=entry.label,
-            dataset=entry.dataset,
-            group=entry.group,
-            split=entry.split,
-            method=entry.method,
-            original=entry.original,
-        )
-        try:
-            self._extract(entry, out_root, record)
-        except VideoError as exc:
-            record.status, record.reason = "broken", " ".join(exc.message.split())
-        except Exception as exc:  # a damaged file can fail deep inside a decoder; report it, keep the run going
-            record.status, record.reason = "broken", f"{type(exc).__name__}: {exc}"
-        if record.status != "ok":
-            record.clips = []
-        record.seconds = round(time.perf_counter() - started, 3)
-        return record
+        return extract_guarded(entry, lambda record: self._extract(entry, out_root, record), VideoError)
 
     def _extract(self, entry: VideoEntry, out_root: Path, record: VideoRecord) -> None:
         settings = self.settings

@@ -6,6 +6,10 @@ fps, frames kept, faces found, status and the reason when it was skipped) and pe
 track and window: an ``.npz`` of ``(frames, size, size, 3)`` uint8 crops exactly as ``crop_face`` returns them).
 Clip paths are relative to the manifest's folder, so a folder can be moved or merged. A ``.csv`` beside it lists the
 clips one per row for people who want to look with a spreadsheet; the JSON is what the tools read.
+
+``media`` says what the records are: ``videos`` (preprocess_videos; the default, so manifests written before photos
+existed read as videos) or ``images`` (preprocess_images: one record per photo, one single-frame clip per face,
+sequence length 1). The two are never merged.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ml_app.detection.preprocessing import Preprocessing
 FORMAT = "deepfake-preprocess-manifest"
 FORMAT_VERSION = 1
 OK = "ok"
+MEDIA = ("videos", "images")
 
 
 class ManifestError(ValueError):
@@ -94,9 +99,14 @@ class Manifest:
     videos: list[VideoRecord]
     root: Path  # the manifest's folder: clip files are relative to it
     sources: list[dict[str, Any]] = field(default_factory=list)
+    media: str = "videos"  # one of MEDIA
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     path: Path | None = None
     sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.media not in MEDIA:
+            raise ValueError(f"media {self.media!r} is neither of {', '.join(MEDIA)}")
 
     def clips(self) -> list[tuple[VideoRecord, ClipRecord]]:
         return [(video, clip) for video in self.videos for clip in video.clips]
@@ -117,6 +127,7 @@ class Manifest:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "created_at": self.created_at,
+            "media": self.media,
             **self.settings(),
             "sources": self.sources,
             "videos": [video.to_dict() for video in self.videos],
@@ -194,13 +205,15 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
             )
         path = candidates[0]
     if not path.is_file():
-        raise ManifestError(f"Manifest '{path}' does not exist (preprocess_videos writes one).")
+        raise ManifestError(f"Manifest '{path}' does not exist (preprocess_videos and preprocess_images write one).")
     try:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"'{path}' is not JSON: {exc}.") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ManifestError(f"'{path}' is not a preprocess manifest (made by manage.py preprocess_videos).")
+        raise ManifestError(
+            f"'{path}' is not a preprocess manifest (made by manage.py preprocess_videos or preprocess_images)."
+        )
     if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
         raise ManifestError(f"'{path}' has manifest format {data.get('format_version')}; this version reads 1.")
     try:
@@ -213,6 +226,7 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
             videos=videos,
             root=path.parent,
             sources=list(data.get("sources", [])),
+            media=str(data.get("media", "videos")),
             created_at=str(data.get("created_at", "")),
         )
     except (KeyError, TypeError, ValueError, ConfigurationError) as exc:
@@ -232,6 +246,11 @@ def merge_manifests(paths: list[Path], output: Path) -> Manifest:
     manifests = [load_manifest(path) for path in paths]
     first = manifests[0]
     for other in manifests[1:]:
+        if other.media != first.media:
+            raise ManifestError(
+                f"'{other.path}' holds {other.media} and '{first.path}' {first.media}: manifests of photos and of "
+                "videos are not merged (single-frame photo clips and video windows are different training sets)."
+            )
         if other.settings() != first.settings():
             difference = sorted(key for key in first.settings() if first.settings()[key] != other.settings()[key]) or [
                 "preprocessing"
@@ -259,6 +278,7 @@ def merge_manifests(paths: list[Path], output: Path) -> Manifest:
         videos=sorted(videos.values(), key=lambda v: v.video_id),
         root=root,
         sources=[source for manifest in manifests for source in manifest.sources],
+        media=first.media,
     )
     merged.save(output)
     return merged

@@ -1,4 +1,7 @@
-"""A preprocessing run: many videos, several processes, resumable, shardable across machines.
+"""A preprocessing run: many videos (or photos), several processes, resumable, shardable across machines.
+
+The run loop knows nothing of what it extracts: the :class:`ExtractorSettings` it is given build the extractor in
+each process (``ExtractSettings`` for videos, ``ImageSettings`` for photos) and say what the manifest records.
 
 The output folder holds ``preprocess.json`` (the settings; a later run into the same folder must use the same ones),
 ``records/<video id>.json`` (written by the worker once a video's clips are on disk: a video with a record is done,
@@ -21,7 +24,7 @@ from typing import Any, cast
 
 from tqdm import tqdm
 
-from .extract import ClipExtractor, ExtractSettings
+from .extract import Extractor, ExtractorSettings
 from .layouts import VideoEntry
 from .manifest import OK, Manifest, VideoRecord, write_json
 
@@ -37,7 +40,7 @@ class PreprocessError(ValueError):
 class RunSummary:
     manifest: Manifest
     manifest_path: Path
-    done_before: int  # videos skipped because an earlier run finished them
+    done_before: int  # videos (or photos) skipped because an earlier run finished them
     processed: int
     failures: list[VideoRecord] = field(default_factory=list)  # every video that yielded no clip, with the reason
 
@@ -49,7 +52,7 @@ def manifest_name(shard: tuple[int, int] | None) -> str:
     return "manifest.json" if shard is None else f"manifest-shard-{shard[0]}-of-{shard[1]}.json"
 
 
-def _check_settings(out_dir: Path, settings: ExtractSettings) -> None:
+def _check_settings(out_dir: Path, settings: ExtractorSettings) -> None:
     path = out_dir / SETTINGS_FILE
     wanted = settings.to_dict()
     if path.is_file():
@@ -78,18 +81,18 @@ def _read_record(path: Path) -> VideoRecord | None:
 
 # --- worker processes -----------------------------------------------------------------------------------------------
 
-_worker: ClipExtractor | None = None
+_worker: Extractor | None = None
 
 
-def _init_worker(settings: dict[str, Any]) -> None:
+def _init_worker(settings: ExtractorSettings) -> None:
     global _worker  # noqa: PLW0603 - one detector per worker process, built once
     import torch
 
     torch.set_num_threads(1)
-    _worker = ClipExtractor(ExtractSettings.from_dict(settings))
+    _worker = settings.extractor()
 
 
-def _process(extractor: ClipExtractor, entry: VideoEntry, out_dir: Path) -> VideoRecord:
+def _process(extractor: Extractor, entry: VideoEntry, out_dir: Path) -> VideoRecord:
     record = extractor.extract(entry, out_dir)
     write_json(_record_path(out_dir, entry.video_id), record.to_dict())
     return record
@@ -106,7 +109,7 @@ def _work(entry: VideoEntry, out_dir: Path) -> VideoRecord:
 def run_preprocess(
     entries: list[VideoEntry],
     out_dir: Path,
-    settings: ExtractSettings,
+    settings: ExtractorSettings,
     *,
     workers: int = 1,
     shard: tuple[int, int] | None = None,
@@ -119,9 +122,10 @@ def run_preprocess(
     out_dir = Path(out_dir)
     _check_settings(out_dir, settings)
     (out_dir / RECORDS_DIR).mkdir(exist_ok=True)
+    unit = settings.media.removesuffix("s")  # "video" or "image", for messages
     ids = [entry.video_id for entry in entries]
     if len(set(ids)) != len(ids):
-        raise PreprocessError("The input lists the same video more than once.")
+        raise PreprocessError(f"The input lists the same {unit} more than once.")
     records: dict[str, VideoRecord] = {}
     todo: list[VideoEntry] = []
     for entry in entries:
@@ -133,13 +137,13 @@ def run_preprocess(
     done_before = len(records)
     say = log or (lambda message: None)
     if done_before:
-        say(f"{done_before} video(s) already done in an earlier run: skipped.")
-    bar = tqdm(total=len(todo), desc="videos", unit="video", file=sys.stderr, disable=not progress or not todo)
+        say(f"{done_before} {unit}(s) already done in an earlier run: skipped.")
+    bar = tqdm(total=len(todo), desc=settings.media, unit=unit, file=sys.stderr, disable=not progress or not todo)
     try:
         if workers <= 1 or len(todo) <= 1:
-            extractor = ClipExtractor(settings) if todo else None  # loads the detector only when there is work
+            extractor = settings.extractor() if todo else None  # loads the detector only when there is work
             for entry in todo:
-                records[entry.video_id] = _process(cast(ClipExtractor, extractor), entry, out_dir)
+                records[entry.video_id] = _process(cast(Extractor, extractor), entry, out_dir)
                 bar.update(1)
         else:
             _run_pool(todo, out_dir, settings, workers, records, bar)
@@ -153,6 +157,7 @@ def run_preprocess(
         videos=videos,
         root=out_dir,
         sources=list(sources or []),
+        media=settings.media,
     )
     path = out_dir / manifest_name(shard)
     manifest.save(path)
@@ -168,17 +173,16 @@ def run_preprocess(
 def _run_pool(
     todo: list[VideoEntry],
     out_dir: Path,
-    settings: ExtractSettings,
+    settings: ExtractorSettings,
     workers: int,
     records: dict[str, VideoRecord],
     bar: tqdm,
 ) -> None:
-    """Spawned processes (no fork of a parent that has loaded torch), at most ``2 * workers`` videos in flight."""
+    """Spawned processes (no fork of a parent that has loaded torch), at most ``2 * workers`` files in flight."""
     context = multiprocessing.get_context("spawn")
     queue = list(reversed(todo))
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(settings.to_dict(),)
-    ) as pool:
+    unit = settings.media.removesuffix("s")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings,)) as pool:
         running: dict[Future, VideoEntry] = {}
         while queue or running:
             while queue and len(running) < 2 * workers:
@@ -191,7 +195,7 @@ def _run_pool(
                     records[entry.video_id] = future.result()
                 except BrokenProcessPool as exc:  # a worker died: out of memory, or a crash in native code
                     raise PreprocessError(
-                        f"A worker process died while processing '{entry.relpath}' or a video beside it ({exc}). "
+                        f"A worker process died while processing '{entry.relpath}' or a {unit} beside it ({exc}). "
                         "Finished videos are kept: run the same command again to resume (with fewer --workers if "
                         "memory ran out)."
                     ) from exc

@@ -16,9 +16,14 @@ trainer splits by group. Layouts:
   Group = the identity whose video it is (``id0`` for ``id0_0000`` and for the fake ``id0_id16_0000``).
 * ``dfdc``: ``metadata.json`` per part; group = the original video's name (a real video is its own original).
 
+Photos (:func:`read_image_layout`, for ``preprocess_images``) come in ``folder`` and ``csv`` (the same readers, looking
+for photo files, each photo its own group by default) and ``140k`` (Kaggle's "140k Real and Fake Faces": its CSVs or
+its folders).
+
 This package owns choosing a layout (:func:`read_layout`) and sharding (:func:`parse_shard`, :func:`in_shard`); the
 readers live in one module per dataset family (``generic``: folder and csv; ``ffpp``; ``celebdf``; ``dfdc``), and
-``common`` holds :class:`VideoEntry`, :class:`LayoutError` and the helpers they share.
+``common`` holds :class:`VideoEntry`, :class:`Media`, :class:`LayoutError` and the helpers they share;
+``faces140k`` the 140k photo dataset.
 """
 
 from __future__ import annotations
@@ -28,27 +33,35 @@ from pathlib import Path
 
 from ..labels import OneMeans
 from .celebdf import celebdf_layout
-from .common import SPLITS, VIDEO_SUFFIXES, LayoutError, VideoEntry
+from .common import IMAGES, SPLITS, VIDEO_SUFFIXES, VIDEOS, LayoutError, Media, VideoEntry
 from .dfdc import dfdc_layout
+from .faces140k import faces140k_layout
 from .ffpp import ffpp_layout, read_ffpp_splits
 from .generic import csv_layout, folder_layout
 
 LAYOUTS = ("folder", "csv", "ffpp", "celebdf", "dfdc")
+IMAGE_LAYOUTS = ("folder", "csv", "140k")
 
 __all__ = [
+    "IMAGES",
+    "IMAGE_LAYOUTS",
     "LAYOUTS",
     "SPLITS",
+    "VIDEOS",
     "VIDEO_SUFFIXES",
     "LayoutError",
+    "Media",
     "VideoEntry",
     "celebdf_layout",
     "csv_layout",
     "dfdc_layout",
+    "faces140k_layout",
     "ffpp_layout",
     "folder_layout",
     "in_shard",
     "parse_shard",
     "read_ffpp_splits",
+    "read_image_layout",
     "read_layout",
 ]
 
@@ -65,12 +78,7 @@ def read_layout(
     compression: str | None = None,
 ) -> list[VideoEntry]:
     """The entries of ``source`` read with ``layout``; LayoutError says what does not fit."""
-    if layout not in LAYOUTS:
-        raise LayoutError(f"Unknown layout '{layout}'; choose one of {', '.join(LAYOUTS)}.")
-    if not source.exists():
-        raise LayoutError(f"'{source}' does not exist.")
-    if layout != "csv" and not source.is_dir():
-        raise LayoutError(f"The '{layout}' layout reads a folder; '{source}' is a file.")
+    _check_source(layout, source, LAYOUTS)
     name = dataset or layout
     if layout == "folder":
         return folder_layout(source, name, group_regex)
@@ -81,6 +89,34 @@ def read_layout(
     if layout == "celebdf":
         return celebdf_layout(source, name)
     return dfdc_layout(source, name)
+
+
+def read_image_layout(
+    layout: str,
+    source: Path,
+    *,
+    dataset: str | None = None,
+    group_regex: str | None = None,
+    one_means: OneMeans = "REAL",
+    images_dir: Path | None = None,
+) -> list[VideoEntry]:
+    """The photos of ``source`` read with ``layout`` (one of IMAGE_LAYOUTS); LayoutError says what does not fit."""
+    _check_source(layout, source, IMAGE_LAYOUTS)
+    name = dataset or layout
+    if layout == "folder":
+        return folder_layout(source, name, group_regex, IMAGES)
+    if layout == "csv":
+        return csv_layout(source, images_dir, name, one_means, group_regex, IMAGES)
+    return faces140k_layout(source, name, group_regex)
+
+
+def _check_source(layout: str, source: Path, choices: tuple[str, ...]) -> None:
+    if layout not in choices:
+        raise LayoutError(f"Unknown layout '{layout}'; choose one of {', '.join(choices)}.")
+    if not source.exists():
+        raise LayoutError(f"'{source}' does not exist.")
+    if layout != "csv" and not source.is_dir():
+        raise LayoutError(f"The '{layout}' layout reads a folder; '{source}' is a file.")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -1,5 +1,6 @@
 """What every layout produces and the helpers they share: :class:`VideoEntry`, :class:`LayoutError`, split names,
-finding video files (by the extensions in ``ml_app.detection.defaults``) and grouping by a regular expression.
+finding media files (:class:`Media`: videos by the extensions in ``ml_app.detection.defaults``, photos by
+``ml_app.detection.images``) and grouping by a regular expression.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ml_app.detection.defaults import VIDEO_EXTENSIONS
+from ml_app.detection.images import IMAGE_SUFFIXES
 
 # File name suffixes read as video (the shared extension list, with the dot, lower case).
 VIDEO_SUFFIXES = frozenset(f".{extension}" for extension in VIDEO_EXTENSIONS)
@@ -25,6 +27,24 @@ _SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
+
+
+@dataclass(frozen=True)
+class Media:
+    """What a layout looks for: videos or photos, found by file suffix. ``name`` is the manifest's ``media``.
+
+    A video's default group is its stem, so ``real/012.mp4`` and the fake ``fake/012.mp4`` made from it stay together;
+    photo datasets name files independently (140k's ``real/1.jpg`` has nothing to do with another folder's
+    ``1.jpg``), so each photo is its own group unless ``--group-regex`` says otherwise.
+    """
+
+    name: str  # "videos" or "images"
+    suffixes: frozenset[str]
+    group_by_stem: bool
+
+
+VIDEOS = Media("videos", VIDEO_SUFFIXES, group_by_stem=True)
+IMAGES = Media("images", frozenset(IMAGE_SUFFIXES), group_by_stem=False)
 
 
 class LayoutError(ValueError):
@@ -61,18 +81,25 @@ def split_name(value: str) -> str:
     return _SPLIT_ALIASES.get(value.strip().lower(), "")
 
 
+def files_under(folder: Path, media: Media = VIDEOS) -> list[Path]:
+    """The files of ``media``'s kind anywhere under ``folder`` (any case of suffix), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in media.suffixes and p.is_file())
+
+
 def videos_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    return files_under(folder, VIDEOS)
 
 
 def relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def grouper(group_regex: str | None, dataset: str) -> Callable[[str], str]:
-    """Group of a relative path: its stem, or what ``group_regex`` captures from it."""
-    if not group_regex:
+def grouper(group_regex: str | None, dataset: str, media: Media = VIDEOS) -> Callable[[str], str]:
+    """Group of a relative path: its stem (videos) or itself (photos), or what ``group_regex`` captures from it."""
+    if not group_regex and media.group_by_stem:
         return lambda relpath: f"{dataset}:{Path(relpath).stem}"
+    if not group_regex:
+        return lambda relpath: f"{dataset}:{relpath}"
     try:
         pattern = re.compile(group_regex)
     except re.error as exc:

@@ -1,6 +1,7 @@
 """Layouts for data people arrange themselves: ``folder`` (``real/`` and ``fake/`` folders, optionally under
 ``train/``, ``val/``, ``test/``) and ``csv`` (``filename,label`` rows, with optional ``split``, ``group``,
-``original`` and ``method`` columns under a header).
+``original`` and ``method`` columns under a header). Both read videos or photos: the :class:`Media` they are given
+decides which files a folder holds and how files are grouped by default.
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ import csv
 from pathlib import Path
 
 from ..labels import OneMeans, parse_label
-from .common import LayoutError, VideoEntry, grouper, relative, split_name, videos_under
+from .common import VIDEOS, LayoutError, Media, VideoEntry, files_under, grouper, relative, split_name
 
 
-def folder_layout(root: Path, dataset: str = "folder", group_regex: str | None = None) -> list[VideoEntry]:
+def folder_layout(
+    root: Path, dataset: str = "folder", group_regex: str | None = None, media: Media = VIDEOS
+) -> list[VideoEntry]:
     """``real/`` and ``fake/`` folders (any case), optionally inside ``train/``, ``val/`` or ``test/``."""
-    group_of = grouper(group_regex, dataset)
+    group_of = grouper(group_regex, dataset, media)
     entries = []
-    for path in videos_under(root):
+    for path in files_under(root, media):
         parts = path.relative_to(root).parts
         lowered = [part.lower() for part in parts[:-1]]
         where = next((i for i, part in enumerate(lowered) if part in ("real", "fake")), None)
@@ -28,13 +31,13 @@ def folder_layout(root: Path, dataset: str = "folder", group_regex: str | None =
         relpath = relative(path, root)
         entries.append(VideoEntry(path, relpath, label, dataset, group_of(relpath), split, method))
     if not entries:
-        raise LayoutError(f"'{root}' holds no videos under a real/ or fake/ folder (the 'folder' layout).")
+        raise LayoutError(f"'{root}' holds no {media.name} under a real/ or fake/ folder (the 'folder' layout).")
     return entries
 
 
 # --- csv ------------------------------------------------------------------------------------------------------------
 
-_FILE_COLUMNS = ("file", "filename", "path", "video", "name")
+_FILE_COLUMNS = ("file", "filename", "path", "video", "image", "name")
 
 
 def _csv_header(first: list[str], csv_path: Path, one_means: OneMeans) -> dict[str, int] | None:
@@ -59,8 +62,12 @@ def csv_layout(
     dataset: str = "csv",
     one_means: OneMeans = "REAL",
     group_regex: str | None = None,
+    media: Media = VIDEOS,
 ) -> list[VideoEntry]:
-    """``filename,label`` rows; paths relative to ``videos_dir`` (default: the CSV's folder)."""
+    """``filename,label`` rows; paths relative to ``videos_dir`` (default: the CSV's folder).
+
+    Every row is taken whatever its suffix: a file that is not of ``media``'s kind is reported by preprocessing.
+    """
     if not csv_path.is_file():
         raise LayoutError(f"'{csv_path}' is not a file: the 'csv' layout reads a CSV of filename,label rows.")
     root = videos_dir or csv_path.parent
@@ -71,7 +78,7 @@ def csv_layout(
     header = _csv_header(rows[0], csv_path, one_means)
     if header:
         rows = rows[1:]
-    group_of = grouper(group_regex, dataset)
+    group_of = grouper(group_regex, dataset, media)
 
     def cell(row: list[str], name: str, default: int | None = None) -> str:
         index = header.get(name, default) if header else default
