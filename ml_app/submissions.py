@@ -9,7 +9,8 @@ It owns every step between the request and the job queue:
   bound (``MAX_QUEUED_ANALYSES``: 503 with Retry-After);
 * reading the body (``read_body``), where what Django refuses (too many fields or files, fields too large, a broken
   or stalled body) becomes a refusal through api.errors.refusal_from;
-* validating: one video part, the file name, the sequence length, an active checkpoint for it, and the video probe
+* validating: one video part, the file name, the sequence length, then (ml_app.model_choice) an active checkpoint
+  for it and the video probe
   (uploads.validate_video; for a photo the active frame model and uploads.validate_photo), in that order, each
   refusal an UploadRejected with its own code, message and field;
 * storing the video under the analysis' own folder (``MEDIA_ROOT/analyses/<uuid>/``), the queue bound checked again
@@ -28,7 +29,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -39,11 +39,9 @@ from django.utils import timezone
 from . import jobs
 from .api.errors import CLOSE, refusal_from
 from .api.throttling import site_upload_wait
-from .detection.defaults import FRAME_MODEL_LENGTH
-from .detection.files import combined_sha256 as ensemble_identity
 from .detection.stages import Stage
-from .models import Analysis, Checkpoint, Ensemble, RejectedUpload
-from .registry import active_checkpoints, active_ensembles
+from .model_choice import ModelChoice, validate
+from .models import Analysis, RejectedUpload
 from .uploads import (
     ENVELOPE_BYTES,
     FILE_FIELDS,
@@ -54,8 +52,6 @@ from .uploads import (
     check_name,
     is_photo,
     sanitise_filename,
-    validate_photo,
-    validate_video,
 )
 
 log = logging.getLogger(__name__)
@@ -222,81 +218,6 @@ def chosen_length(request: HttpRequest) -> int | None:
     read it just to show the form again)."""
     post = getattr(request, "_post", None)
     return number(post.get("sequence_length")) if post is not None else None
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """What an upload is analysed with: one checkpoint, or an ensemble whose first member stands as the checkpoint;
-    ``identity`` is the sha256 the analysis records (a checkpoint's own, or the members' together)."""
-
-    checkpoint: Checkpoint
-    ensemble: Ensemble | None = None
-    members: tuple[Checkpoint, ...] = ()
-
-    @property
-    def identity(self) -> str:
-        return ensemble_identity([m.sha256 for m in self.members]) if self.ensemble else self.checkpoint.sha256
-
-
-def validate(upload: HashedUpload, length: int, ensemble: str = "") -> tuple[ValidatedUpload, ModelChoice]:
-    """An active checkpoint for ``length`` (or the active ensemble named), and a video that suits it."""
-    checkpoints = active_checkpoints()
-    if not checkpoints:
-        raise UploadRejected(
-            "no_checkpoint",
-            "No checkpoint is active, so nothing can be analysed yet. An administrator must register one in the "
-            "admin (or run manage.py sync_checkpoints).",
-            status=503,
-            field=None,
-        )
-    if is_photo(upload.name):
-        return _validate_photo(upload, checkpoints, ensemble)
-    if ensemble:
-        return _validate_ensemble(upload, ensemble)
-    if length not in checkpoints:
-        offered = ", ".join(str(n) for n in checkpoints)
-        raise UploadRejected(
-            "unknown_sequence_length",
-            f"There is no active checkpoint for {length}-frame windows; choose one of: {offered}.",
-            field="sequence_length",
-        )
-    return validate_video(upload, length), ModelChoice(checkpoints[length])
-
-
-def _validate_photo(
-    upload: HashedUpload, checkpoints: dict[int, Checkpoint], ensemble: str
-) -> tuple[ValidatedUpload, ModelChoice]:
-    """A photo is scored by the active frame model (sequence length 1), whatever sequence length the form says."""
-    if ensemble:
-        raise UploadRejected(
-            "ensemble_for_photo",
-            "Ensembles analyse videos; a photo is scored by the frame model. Leave the ensemble empty.",
-            field="ensemble",
-        )
-    frame_model = checkpoints.get(FRAME_MODEL_LENGTH)
-    if frame_model is None:
-        raise UploadRejected(
-            "no_photo_model",
-            "No frame model is active, so photos cannot be analysed here yet. An administrator must register one "
-            "(sequence length 1, e.g. models/default_photo_efficientnet_lite0.pt) in the admin.",
-            status=503,
-            field=None,
-        )
-    return validate_photo(upload), ModelChoice(frame_model)
-
-
-def _validate_ensemble(upload: HashedUpload, name: str) -> tuple[ValidatedUpload, ModelChoice]:
-    ensembles = active_ensembles()
-    if name not in ensembles:
-        shown = "".join(ch for ch in name[:40] if ch.isprintable())
-        offered = ", ".join(ensembles) or "none is configured"
-        raise UploadRejected(
-            "unknown_ensemble", f"There is no active ensemble '{shown}'; choose one of: {offered}.", field="ensemble"
-        )
-    members = ensembles[name]
-    shortest = min(member.sequence_length for member in members)
-    entry = Ensemble.objects.get(name=name)
-    return validate_video(upload, shortest), ModelChoice(members[0], entry, tuple(members))
 
 
 # --- storing, reusing, queueing -------------------------------------------------------------------------------------
