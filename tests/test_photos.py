@@ -320,3 +320,16 @@ def test_a_photo_through_a_real_worker(client, active_frame_checkpoint, tmp_path
         assert analysis.status == "done", analysis.error_message + worker.log()[-2000:]
         assert analysis.result["video"]["kind"] == "image" and analysis.result["windows_scored"] == 1
         assert (analysis.crops_dir / "person0.jpg").is_file()
+
+
+@pytest.mark.django_db
+def test_the_upload_page_offers_photos_only_with_an_active_frame_model(client, active_checkpoint, frame_checkpoint):
+    from ml_app.models import Checkpoint
+    from ml_app.registry import register
+
+    page = client.get("/").content.decode()
+    assert 'data-image-extensions=""' in page and "or a photo" not in page
+    register(frame_checkpoint, Checkpoint.Source.MODELS_DIR)
+    page = client.get("/").content.decode()
+    assert 'data-image-extensions="jpg,jpeg,png,webp"' in page and "Drop a video or a photo here" in page
+    assert "frame by frame" in page and ".webp" in page.split('accept="')[1].split('"')[0]
