@@ -95,11 +95,11 @@ def _empty(tmp_path: Path) -> Path:
 def test_csv_layout_reads_photos_with_a_header_and_numeric_labels(tmp_path):
     (tmp_path / "labels.csv").write_text("image,label,split\na.jpg,1,train\nb.png,0,valid\nc.webp,FAKE,\n")
     entries = by_path(read_image_layout("csv", tmp_path / "labels.csv", dataset="mine"))
-    assert [entries[n].label for n in ("a.jpg", "b.png", "c.webp")] == ["REAL", "FAKE", "FAKE"], "1 means REAL"
+    assert [entries[n].label for n in ("a.jpg", "b.png", "c.webp")] == ["FAKE", "REAL", "FAKE"], "1 means FAKE"
     assert entries["a.jpg"].split == "train" and entries["b.png"].split == "val" and entries["c.webp"].split == ""
     assert entries["a.jpg"].path == (tmp_path / "a.jpg").resolve() and entries["a.jpg"].group == "mine:a.jpg"
-    flipped = by_path(read_image_layout("csv", tmp_path / "labels.csv", one_means="FAKE"))
-    assert flipped["a.jpg"].label == "FAKE" and flipped["b.png"].label == "REAL"
+    flipped = by_path(read_image_layout("csv", tmp_path / "labels.csv", one_means="REAL"))
+    assert flipped["a.jpg"].label == "REAL" and flipped["b.png"].label == "FAKE"
     (tmp_path / "plain.csv").write_text("x.jpg,real\n")
     photos = tmp_path / "photos"
     (plain,) = read_image_layout("csv", tmp_path / "plain.csv", images_dir=photos)
@@ -226,6 +226,21 @@ def test_bad_photos_are_listed_with_the_reason_and_bombs_refused(detected):
     assert lines[0] == ["split", "class", "ok", "broken", "no_face", "total"]
     assert ["train", "FAKE", "1", "0", "1", "2"] in lines and ["test", "FAKE", "0", "3", "0", "3"] in lines
     assert lines[-1] == ["all", "4", "4", "1", "9"]
+
+
+def test_the_photos_statistics_are_printed_before_preprocessing(detected, tmp_path):
+    _, report, _ = detected
+    table = report[report.index("Images per split and class, before preprocessing:") : report.index("Done:")]
+    rows = [line.split() for line in table.splitlines()[1:]]
+    assert rows[0] == ["split", "class", "images", "share", "methods"]
+    assert ["train", "REAL", "2", "50%"] in rows and ["train", "FAKE", "2", "50%"] in rows
+    assert ["test", "REAL", "2", "40%"] in rows and ["test", "FAKE", "3", "60%"] in rows and ["all", "9"] in rows
+    assert "warning" not in table
+    assert report.index("before preprocessing") < report.index("Images by split, class and status:")
+    touch(tmp_path, *(f"real/{n}.jpg" for n in range(12)), "fake/gan/x.jpg")
+    skewed = run(tmp_path, "--output", tmp_path / "out", "--aligned", *SIZE)
+    assert ["-", "FAKE", "1", "8%", "gan", "1"] in [line.split() for line in skewed.splitlines()]
+    assert "warning: FAKE is 1 of the 13 images of those without a split, under 10%" in skewed
 
 
 def test_max_pixels_refuses_large_photos_before_decoding(tmp_path):

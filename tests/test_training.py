@@ -103,10 +103,10 @@ def test_folder_layout_reads_labels_splits_methods_and_groups(tmp_path):
 def test_csv_layout_with_or_without_header_and_numeric_labels(tmp_path):
     (tmp_path / "plain.csv").write_text("a.mp4,REAL\nb.mp4,fake\nc.mp4,1\nd.mp4,0\n")
     entries = by_path(read_layout("csv", tmp_path / "plain.csv"))
-    assert [entries[n].label for n in ("a.mp4", "b.mp4", "c.mp4", "d.mp4")] == ["REAL", "FAKE", "REAL", "FAKE"]
+    assert [entries[n].label for n in ("a.mp4", "b.mp4", "c.mp4", "d.mp4")] == ["REAL", "FAKE", "FAKE", "REAL"]
     assert entries["a.mp4"].path == (tmp_path / "a.mp4").resolve()
-    flipped = by_path(read_layout("csv", tmp_path / "plain.csv", one_means="FAKE"))
-    assert flipped["c.mp4"].label == "FAKE" and flipped["d.mp4"].label == "REAL"
+    flipped = by_path(read_layout("csv", tmp_path / "plain.csv", one_means="REAL"))
+    assert flipped["c.mp4"].label == "REAL" and flipped["d.mp4"].label == "FAKE"
     (tmp_path / "header.csv").write_text(
         "file,label,split,original\nx.mp4,REAL,train,\ny.mp4,FAKE,val,x.mp4\nz.mp4,FAKE,,\n"
     )
@@ -244,6 +244,36 @@ def test_preprocess_writes_clips_reports_bad_videos_and_resumes(raw_videos, tmp_
     assert load_manifest(out / "manifest.json").to_dict()["videos"] == manifest.to_dict()["videos"]
     with pytest.raises(CommandError, match="other settings"):
         run("preprocess_videos", raw_videos, "--output", out, *[a if a != "64" else "96" for a in PREP_ARGS])
+
+
+def test_preprocess_videos_prints_the_datasets_statistics_before_it_starts(tmp_path):
+    touch(
+        tmp_path,
+        *(f"train/real/r{n}.mp4" for n in range(10)),
+        "train/fake/Deepfakes/f0.mp4",
+        *(f"test/real/t{n}.mp4" for n in range(2)),
+        "test/fake/Deepfakes/d0.mp4",
+        "test/fake/FaceSwap/s0.mp4",
+    )
+    report = run("preprocess_videos", tmp_path, "--output", tmp_path / "out", *PREP_ARGS)
+    table = report[report.index("Videos per split and class, before preprocessing:") : report.index("Done:")]
+    rows = [line.split() for line in table.splitlines()[1:]]
+    assert rows[0] == ["split", "class", "videos", "share", "methods"]
+    assert ["train", "REAL", "10", "91%"] in rows and ["train", "FAKE", "1", "9%", "Deepfakes", "1"] in rows
+    assert ["test", "REAL", "2", "50%"] in rows and [
+        "test",
+        "FAKE",
+        "2",
+        "50%",
+        "Deepfakes",
+        "1,",
+        "FaceSwap",
+        "1",
+    ] in rows
+    assert ["all", "15"] in rows
+    assert "warning: FAKE is 1 of the 11 videos of the train split, under 10%" in table
+    assert "test split" not in table
+    assert "0 clip(s)" in report and "broken 15" in report, "the summary after the run keeps its clip counts"
 
 
 def test_parallel_shards_merge_into_one_manifest(raw_videos, tmp_path):

@@ -1,10 +1,11 @@
 """Face-crop clips from one video, made by the same code that feeds the network at inference.
 
-Windows are placed by ``plan_windows``, frames decoded by ``VideoReader``, faces found and followed by the
-checkpoint's detector and ``WindowTracker``, cropped by ``crop_face`` and accepted by the same "followed through the
-whole window" rule, all through ``windows.collect_window_faces``: the function ``analyze_video`` itself calls. People
-are linked across windows by ``decision.link_people`` as at inference, so evaluation can score a video the way the
-app does.
+Windows are placed by ``plan_windows``, frames decoded by ``VideoReader`` (or, for a folder of frame images, by
+``frame_folder.FrameFolderReader`` at the settings' ``frame_fps``: the same windows and crops), faces found and
+followed by the checkpoint's detector and ``WindowTracker``, cropped by ``crop_face`` and accepted by the same
+"followed through the whole window" rule, all through ``windows.collect_window_faces``: the function
+``analyze_video`` itself calls. People are linked across windows by ``decision.link_people`` as at inference, so
+evaluation can score a video the way the app does.
 
 ``run_preprocess`` drives any :class:`Extractor` made by its :class:`ExtractorSettings`: :class:`ClipExtractor` here
 for videos, ``extract_images.ImageExtractor`` for photos; :func:`extract_guarded` is the part they share, turning a
@@ -24,10 +25,11 @@ import numpy as np
 from ml_app.detection.decision import link_people
 from ml_app.detection.errors import DetectionError, VideoError
 from ml_app.detection.faces import build_detector
+from ml_app.detection.frame_folder import DEFAULT_FRAME_FPS, FrameFolderReader, probe_frame_folder
 from ml_app.detection.preprocessing import Preprocessing
 from ml_app.detection.timing import StageTimer
-from ml_app.detection.video import VideoReader, plan_windows, probe_video
-from ml_app.detection.windows import collect_window_faces
+from ml_app.detection.video import VideoInfo, VideoReader, plan_windows, probe_video
+from ml_app.detection.windows import FrameSource, collect_window_faces
 
 from .layouts import VideoEntry
 from .manifest import ClipRecord, VideoRecord
@@ -66,27 +68,36 @@ class ExtractorSettings(Protocol):
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    """Everything that decides which crops a video yields."""
+    """Everything that decides which crops a video yields; ``frame_fps`` is the frame rate of folders of frames."""
 
     preprocessing: Preprocessing
     sequence_length: int
     max_windows: int
+    frame_fps: float = DEFAULT_FRAME_FPS
 
     def __post_init__(self) -> None:
         if self.sequence_length < 1 or self.max_windows < 1:
             raise ValueError("sequence length and windows per video must be at least 1")
+        if not self.frame_fps > 0:
+            raise ValueError(f"--fps must be positive, got {self.frame_fps:g}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "preprocessing": self.preprocessing.to_dict(),
             "sequence_length": self.sequence_length,
             "max_windows": self.max_windows,
         }
+        if self.frame_fps != DEFAULT_FRAME_FPS:  # only when set: folders made before frame folders still resume
+            data["frame_fps"] = self.frame_fps
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtractSettings:
         return cls(
-            Preprocessing.from_dict(data["preprocessing"]), int(data["sequence_length"]), int(data["max_windows"])
+            Preprocessing.from_dict(data["preprocessing"]),
+            int(data["sequence_length"]),
+            int(data["max_windows"]),
+            float(data.get("frame_fps", DEFAULT_FRAME_FPS)),
         )
 
     @property
@@ -126,6 +137,15 @@ def extract_guarded(
     return record
 
 
+def open_frames(path: Path, frame_fps: float = DEFAULT_FRAME_FPS) -> tuple[VideoInfo, VideoReader | FrameFolderReader]:
+    """The probe and a frame source of a video file, or of a folder of frame images played at ``frame_fps``."""
+    if path.is_dir():
+        info = probe_frame_folder(path, frame_fps)
+        return info, FrameFolderReader(info)
+    info = probe_video(path)
+    return info, VideoReader(info)
+
+
 def load_clip(path: Path) -> np.ndarray:
     """The ``(frames, size, size, 3)`` uint8 crops of a clip file, in the model's colour order."""
     with np.load(path) as data:
@@ -144,9 +164,15 @@ class ClipExtractor:
         return extract_guarded(entry, lambda record: self._extract(entry, out_root, record), VideoError)
 
     def _extract(self, entry: VideoEntry, out_root: Path, record: VideoRecord) -> None:
+        info, source = open_frames(entry.path, self.settings.frame_fps)
+        with source as reader:
+            self._windows(entry, out_root, record, info, reader)
+
+    def _windows(
+        self, entry: VideoEntry, out_root: Path, record: VideoRecord, info: VideoInfo, reader: FrameSource
+    ) -> None:
         settings = self.settings
         prep, length = settings.preprocessing, settings.sequence_length
-        info = probe_video(entry.path)
         record.fps, record.frame_count = round(info.fps, 4), info.frame_count
         record.width, record.height = info.width, info.height
         plans = plan_windows(info, length, settings.max_windows)
@@ -159,28 +185,27 @@ class ClipExtractor:
         folder.mkdir(parents=True, exist_ok=True)
         linked: list[tuple[int, dict[int, np.ndarray]]] = []
         clips: dict[tuple[int, int], ClipRecord] = {}
-        with VideoReader(info) as reader:
-            for plan in plans:
-                faces = collect_window_faces(reader, plan, self.detector, prep, StageTimer())
-                record.faces_found = max(record.faces_found, faces.faces_found)
-                complete = faces.complete_tracks(prep.detector.min_detected_fraction)
-                for track in complete:
-                    frames = np.array(faces.frame_indices()[:length], dtype=np.int64)
-                    boxes = np.array(faces.track_boxes(track), dtype=np.int32)
-                    name = f"w{plan.index:03d}_t{track}.npz"
-                    np.savez_compressed(folder / name, crops=faces.sequence(track), frames=frames, boxes=boxes)
-                    clips[(plan.index, track)] = ClipRecord(
-                        file=f"{CLIPS_DIR}/{entry.video_id}/{name}",
-                        window=plan.index,
-                        start_frame=int(frames[0]),
-                        track=track,
-                        person=-1,
-                        frames=length,
-                        filled=faces.filled.get(track, 0),
-                    )
-                if complete:
-                    record.windows_with_face += 1
-                    linked.append((plan.index, {track: faces.descriptor(track, self.detector) for track in complete}))
+        for plan in plans:
+            faces = collect_window_faces(reader, plan, self.detector, prep, StageTimer())
+            record.faces_found = max(record.faces_found, faces.faces_found)
+            complete = faces.complete_tracks(prep.detector.min_detected_fraction)
+            for track in complete:
+                frames = np.array(faces.frame_indices()[:length], dtype=np.int64)
+                boxes = np.array(faces.track_boxes(track), dtype=np.int32)
+                name = f"w{plan.index:03d}_t{track}.npz"
+                np.savez_compressed(folder / name, crops=faces.sequence(track), frames=frames, boxes=boxes)
+                clips[(plan.index, track)] = ClipRecord(
+                    file=f"{CLIPS_DIR}/{entry.video_id}/{name}",
+                    window=plan.index,
+                    start_frame=int(frames[0]),
+                    track=track,
+                    person=-1,
+                    frames=length,
+                    filled=faces.filled.get(track, 0),
+                )
+            if complete:
+                record.windows_with_face += 1
+                linked.append((plan.index, {track: faces.descriptor(track, self.detector) for track in complete}))
         for (window, track), person in link_people(linked).items():
             clips[(window, track)].person = person
         record.clips = sorted(clips.values(), key=lambda c: (c.window, c.track))

@@ -17,8 +17,8 @@ from ml_app.detection.defaults import SHIPPED_PHOTO_FILE
 
 __all__ = [
     "BACKBONE",
-    "DATA_FOLDER",
     "DATASET",
+    "DATA_FOLDER",
     "IMAGE_SIZE",
     "SHIPPED_PHOTO_FILE",
     "PhotoRow",

@@ -58,7 +58,7 @@ def _check_settings(out_dir: Path, settings: ExtractorSettings) -> None:
     if path.is_file():
         existing = json.loads(path.read_text())
         if existing != wanted:
-            changed = sorted(key for key in wanted if existing.get(key) != wanted[key])
+            changed = sorted(key for key in {*wanted, *existing} if existing.get(key) != wanted.get(key))
             raise PreprocessError(
                 f"'{out_dir}' was preprocessed with other settings ({', '.join(changed)} differ); resume with the "
                 "same settings or write to a new folder."

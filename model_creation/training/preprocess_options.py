@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml_app.detection.preprocessing import DETECTOR_BACKENDS, DETECTOR_MODEL_CHOICES, Preprocessing, detector_flag_help
 
+from .labels import DEFAULT_ONE_MEANS
 from .layouts import VideoEntry, in_shard
 from .manifest import VideoRecord
 from .options import crop_defaults, preprocessing_from_file, preprocessing_from_options
@@ -21,6 +22,12 @@ if TYPE_CHECKING:  # the run itself loads the decoders: only the commands' handl
 
 _CROP_DEFAULTS = crop_defaults()  # the app's Preprocessing / DetectorSettings defaults
 _REPORT_LINES = 40
+ONE_MEANS_CHOICES = ("FAKE", "REAL")
+ONE_MEANS_HELP = (
+    "csv: what a numeric label 1 means: FAKE by default (0 = REAL, 1 = FAKE, as the training guide writes them); "
+    "REAL for files written the other way (1 = REAL, 0 = FAKE). A file whose numbers contradict its real/ and fake/ "
+    "folders is refused. Words REAL/FAKE, Celeb-DF's and the 140k dataset's own conventions are not affected"
+)
 
 
 def add_crop_arguments(parser: ArgumentParser, *, tracking: bool = True) -> None:
@@ -64,9 +71,9 @@ def add_grouping_arguments(group: Any, unit: str) -> None:
     )
     group.add_argument(
         "--one-means",
-        choices=["REAL", "FAKE"],
-        default="REAL",
-        help="csv: what a numeric label 1 means (default REAL, as in the original app and Celeb-DF; 0 the other)",
+        choices=ONE_MEANS_CHOICES,
+        default=DEFAULT_ONE_MEANS,
+        help=ONE_MEANS_HELP,
     )
 
 

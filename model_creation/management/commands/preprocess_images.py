@@ -20,6 +20,7 @@ from model_creation.training.preprocess_options import (
     select_entries,
     status_table,
 )
+from model_creation.training.statistics import entries_table
 
 
 class Command(BaseCommand):
@@ -83,6 +84,7 @@ class Command(BaseCommand):
         mode = "aligned: whole photos" if options["aligned"] else "faces detected"
         self.stdout.write(f"{len(entries)} image(s) from '{source}' ({options['layout']} layout, {mode}){where}.")
         self.stdout.write(label_line(entries))
+        self.stdout.write("Images per split and class, before preprocessing:\n" + entries_table(entries, photos=True))
         sources = [
             {
                 "input": str(source.resolve()),

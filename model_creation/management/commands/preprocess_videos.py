@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.detection.defaults import DEFAULT_MAX_WINDOWS
+from ml_app.detection.frame_folder import DEFAULT_FRAME_FPS
 from model_creation.training.layouts import LAYOUTS, LayoutError, parse_shard, read_layout
 from model_creation.training.options import one_line
 from model_creation.training.preprocess_options import (
@@ -18,6 +19,7 @@ from model_creation.training.preprocess_options import (
     report_lines,
     select_entries,
 )
+from model_creation.training.statistics import entries_table
 
 
 class Command(BaseCommand):
@@ -40,6 +42,13 @@ class Command(BaseCommand):
             default=DEFAULT_MAX_WINDOWS,
             help=f"windows spread over each video (default {DEFAULT_MAX_WINDOWS})",
         )
+        sampling.add_argument(
+            "--fps",
+            type=float,
+            default=DEFAULT_FRAME_FPS,
+            help="frame rate of a video given as a folder of frame images (frame_0.jpg, frame_1.jpg, ...; images "
+            f"carry none; default {DEFAULT_FRAME_FPS:g})",
+        )
         add_crop_arguments(parser)
         labels = parser.add_argument_group("labels and groups")
         add_grouping_arguments(labels, "video")
@@ -56,7 +65,7 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1.")
         try:
             prep = preprocessing_from_flags(options)
-            settings = ExtractSettings(prep, options["sequence_length"], options["windows"])
+            settings = ExtractSettings(prep, options["sequence_length"], options["windows"], options["fps"])
             shard = parse_shard(options["shard"]) if options["shard"] else None
             source = Path(options["input"])
             entries = read_layout(
@@ -74,6 +83,7 @@ class Command(BaseCommand):
         entries, where = select_entries(entries, shard, options["limit"])
         self.stdout.write(f"{len(entries)} video(s) from '{source}' ({options['layout']} layout){where}.")
         self.stdout.write(label_line(entries))
+        self.stdout.write("Videos per split and class, before preprocessing:\n" + entries_table(entries))
         sources = [
             {
                 "input": str(source.resolve()),

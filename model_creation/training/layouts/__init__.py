@@ -6,13 +6,15 @@ trainer splits by group. Layouts:
 
 * ``folder``: ``real/`` and ``fake/`` (optionally under ``train/``, ``val/``, ``test/``); group = video stem or the
   first capture group of ``group_regex`` matched against the path relative to the root. A sub-folder of ``fake/``
-  names the manipulation method.
-* ``csv``: ``filename,label`` rows, with or without a header (see ``labels`` for 0/1). With a header, optional
-  ``split``, ``group``, ``original`` and ``method`` columns are used.
+  names the manipulation method; a folder of images (and no videos) under ``real/`` or ``fake/`` is a video.
+* ``csv``: ``filename,label`` rows, with or without a header (see ``labels``: 0 = REAL, 1 = FAKE unless
+  ``--one-means REAL``, checked against the real/ fake/ folders the paths name). With a header, optional ``split``,
+  ``group``, ``original`` and ``method`` columns are used; a row may name a folder of frames.
 * ``ffpp``: FaceForensics++: ``original_sequences/<youtube|actors>/<compression>/videos`` and
   ``manipulated_sequences/<Method>/<compression>/videos``; the official ``train.json``/``val.json``/``test.json``
   split files when given. Group = the connected source ids (``000`` and ``003`` for ``000_003``).
-* ``celebdf``: Celeb-real, YouTube-real, Celeb-synthesis and List_of_testing_videos.txt (the official test split).
+* ``celebdf``: Celeb-real, YouTube-real, Celeb-synthesis and List_of_testing_videos.txt (the official test split;
+  its 1 = real column is not read, the folders give the labels, so ``--one-means`` does not concern it).
   Group = the identity whose video it is (``id0`` for ``id0_0000`` and for the fake ``id0_id16_0000``).
 * ``dfdc``: ``metadata.json`` per part; group = the original video's name (a real video is its own original).
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..labels import OneMeans
+from ..labels import DEFAULT_ONE_MEANS, OneMeans
 from .celebdf import celebdf_layout
 from .common import IMAGES, SPLITS, VIDEO_SUFFIXES, VIDEOS, LayoutError, Media, VideoEntry
 from .dfdc import dfdc_layout
@@ -72,7 +74,7 @@ def read_layout(
     *,
     dataset: str | None = None,
     group_regex: str | None = None,
-    one_means: OneMeans = "REAL",
+    one_means: OneMeans = DEFAULT_ONE_MEANS,
     videos_dir: Path | None = None,
     splits_dir: Path | None = None,
     compression: str | None = None,
@@ -97,7 +99,7 @@ def read_image_layout(
     *,
     dataset: str | None = None,
     group_regex: str | None = None,
-    one_means: OneMeans = "REAL",
+    one_means: OneMeans = DEFAULT_ONE_MEANS,
     images_dir: Path | None = None,
 ) -> list[VideoEntry]:
     """The photos of ``source`` read with ``layout`` (one of IMAGE_LAYOUTS); LayoutError says what does not fit."""

@@ -21,6 +21,8 @@ def celebdf_layout(root: Path, dataset: str = "celebdf") -> list[VideoEntry]:
     test_list = root / "List_of_testing_videos.txt"
     if test_list.is_file():
         for line in test_list.read_text().splitlines():
+            # "1 YouTube-real/00000.mp4": its 1 = real, 0 = fake column is Celeb-DF's own; the folders give the
+            # labels, so only the path is read and --one-means never applies here.
             fields = line.split()
             if len(fields) >= 2:
                 testing.add(Path(fields[-1]).as_posix())

@@ -27,8 +27,8 @@ def _candidates(root: Path) -> list[Path]:
 def _row_label(row: dict[str, str]) -> str | None:
     """REAL/FAKE from ``label_str`` ('real'/'fake') when it is there, else from ``label``.
 
-    In this dataset ``label`` 1 means real and 0 fake (FFHQ photos are 1), the project's own convention for
-    numeric labels, so the numbers are read with ``one_means="REAL"`` whatever ``--one-means`` says elsewhere.
+    In this dataset ``label`` 1 means real and 0 fake (FFHQ photos are 1), the opposite of the project's default
+    for numeric labels, so the numbers are read with ``one_means="REAL"`` whatever ``--one-means`` says.
     """
     from_words = parse_label(row.get("label_str") or "", "REAL")
     return from_words or parse_label(row.get("label") or "", "REAL")
