@@ -14,11 +14,17 @@ from ml_app.detection.network import BACKBONE_NAMES
 BALANCE_CHOICES = ("loss", "sampler", "none")  # class weights in the loss, weighted sampling, or neither
 SYNTHESIZE_CHOICES = ("sbi",)  # self-blended fakes from every real clip
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+# The learning-rate schedule after the warm-up (model_creation.training.schedule), the optimiser, and the validation
+# metric that picks best.pt and drives early stopping (loss is minimised, the others maximised).
+SCHEDULER_CHOICES = ("cosine", "cosine-restarts", "step", "none")
+OPTIMIZER_CHOICES = ("adamw", "adam", "sgd")
+MONITOR_CHOICES = ("auc", "f1", "loss")
 # What a resumed run may change; everything else must match the interrupted run.
 RESUMABLE = frozenset(
     {
         "epochs",
         "patience",
+        "min_delta",
         "device",
         "workers",
         "progress",
@@ -55,9 +61,19 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     min_lr_factor: float = 0.01
-    patience: int = 5  # epochs without a better validation AUC before stopping
+    scheduler: str = "cosine"  # one of SCHEDULER_CHOICES, after the linear warm-up
+    t0: int = 10  # cosine-restarts: epochs of the first cycle (torch's T_0)
+    t_mult: int = 2  # cosine-restarts: each cycle this many times longer than the last (T_mult)
+    step_size: int = 5  # step: epochs between two decays
+    gamma: float = 0.1  # step: the factor of each decay
+    optimizer: str = "adamw"  # one of OPTIMIZER_CHOICES (sgd: momentum 0.9)
+    monitor: str = "auc"  # one of MONITOR_CHOICES: the validation metric (clip level) that picks best.pt
+    min_delta: float = 0.0  # an epoch is better only when it improves the monitored metric by more than this
+    patience: int = 5  # epochs without a better monitored metric before stopping
     val_fraction: float = 0.15
     use_manifest_split: bool = True
+    folds: int = 0  # cross-validation: K folds by group (0: a single run); see model_creation.training.folds
+    fold: int = 0  # which of the folds this run validates on (1..folds; 0: a single run)
     balance: str = "loss"  # one of BALANCE_CHOICES
     augment: bool = True
     seed: int = 0
@@ -91,7 +107,30 @@ class TrainConfig:
             raise TrainError("--epochs, --batch-size and --patience must be at least 1, --lr positive.")
         if self.sequence_length is not None and self.sequence_length < 1:
             raise TrainError("--sequence-length must be at least 1.")
+        self._check_schedule()
         self._settle_frame_model()
+
+    def _check_schedule(self) -> None:
+        """The schedule, optimiser, stopping and fold settings, each refused with what is allowed."""
+        for flag, value, choices in (
+            ("--scheduler", self.scheduler, SCHEDULER_CHOICES),
+            ("--optimizer", self.optimizer, OPTIMIZER_CHOICES),
+            ("--monitor", self.monitor, MONITOR_CHOICES),
+        ):
+            if value not in choices:
+                raise TrainError(f"{flag} must be one of {', '.join(choices)} (not '{value}').")
+        if self.warmup_epochs < 0 or self.min_delta < 0:
+            raise TrainError("--warmup-epochs and --min-delta cannot be negative.")
+        if self.t0 < 1 or self.t_mult < 1:
+            raise TrainError("--t0 and --t-mult must be whole numbers of at least 1 (epochs; cycle growth).")
+        if self.step_size < 1 or not 0.0 < self.gamma <= 1.0:
+            raise TrainError("--step-size must be at least 1 epoch and --gamma between 0 (excluded) and 1.")
+        if self.folds == 1 or self.folds < 0:
+            raise TrainError(
+                "--folds must be at least 2 (cross-validation trains one model per fold); leave it out for one run."
+            )
+        if not 0 <= self.fold <= self.folds:
+            raise TrainError(f"Fold {self.fold} does not exist: there are {self.folds} folds.")
 
     def _settle_frame_model(self) -> None:
         """``--sequence-length 1`` means a frame model and a frame model means length 1; LSTM settings refused."""

@@ -73,7 +73,9 @@ def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str
     if not videos:
         raise TrainError(f"'{manifest.path}' has no video with face clips to train on.")
     try:
-        split = assign_splits(videos, config.val_fraction, config.seed, config.use_manifest_split)
+        split = assign_splits(
+            videos, config.val_fraction, config.seed, config.use_manifest_split, folds=config.folds, fold=config.fold
+        )
     except SplitError as exc:
         raise TrainError(str(exc)) from exc
     if split.leaking_groups:

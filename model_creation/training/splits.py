@@ -2,7 +2,8 @@
 
 The dataset's own split (FF++'s split files, Celeb-DF's test list) is used when the manifest has one; otherwise whole
 groups are drawn for validation, class by class, until each class has about ``val_fraction`` of its clips there.
-Test videos never reach training. Groups that a dataset's official split puts on both sides are reported.
+Test videos never reach training. Groups that a dataset's official split puts on both sides are reported. In
+cross-validation (``folds``) the validation part is one fold of groups (:mod:`.folds`) and training the others.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .folds import FoldError, assign_folds
 from .manifest import VideoRecord
 
 TRAIN, VAL, TEST = "train", "val", "test"
@@ -45,10 +47,30 @@ def _leaks(videos: list[VideoRecord], split_of: dict[str, str]) -> list[str]:
     return sorted(group for group, found in sides.items() if len(found) > 1)
 
 
+def fold_split(videos: list[VideoRecord], folds: int, fold: int, seed: int = 0) -> SplitResult:
+    """Fold ``fold`` (1..folds) of ``folds`` validates, the other folds train, the manifest's test videos stay out."""
+    try:
+        fold_of = assign_folds(videos, folds, seed)
+    except FoldError as exc:
+        raise SplitError(str(exc)) from exc
+    split_of = {
+        video.video_id: TEST if video.split == TEST else VAL if fold_of[video.group] == fold else TRAIN
+        for video in videos
+    }
+    return SplitResult(split_of, f"fold {fold} of {folds}, by group", _leaks(videos, split_of))
+
+
 def assign_splits(
-    videos: list[VideoRecord], val_fraction: float = 0.15, seed: int = 0, use_manifest: bool = True
+    videos: list[VideoRecord],
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    use_manifest: bool = True,
+    folds: int = 0,
+    fold: int = 0,
 ) -> SplitResult:
-    """Split the usable videos of a manifest (those with clips)."""
+    """Split the usable videos of a manifest (those with clips); with ``folds``, by fold (:func:`fold_split`)."""
+    if folds:
+        return fold_split(videos, folds, fold, seed)
     if not 0.0 < val_fraction < 1.0:
         raise SplitError("--val-fraction must be between 0 and 1.")
     if use_manifest and any(video.split == VAL for video in videos):

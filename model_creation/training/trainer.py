@@ -1,11 +1,12 @@
-"""The training loop: warm-up + cosine schedule, early stopping, mixed precision on CUDA, DistributedDataParallel
-under torchrun, per-epoch validation and the files a run leaves.
+"""The training loop: warm-up + schedule (:mod:`.optimisers`), early stopping on a monitored metric
+(:mod:`.stopping`), mixed precision on CUDA, DistributedDataParallel under torchrun, per-epoch validation and the
+files a run leaves.
 
 The run's settings are :mod:`.config`, its data (split, class balance, augmentation, loaders) :mod:`.loading`, its
 resumable state :mod:`.train_state`. Files in the output folder (written by rank 0 only):
 
-* ``last.pt`` after every epoch and ``best.pt`` (best validation AUC): checkpoints in the app's format, with the
-  manifest's preprocessing, the validation metrics and the manifest's sha256; ``epoch_NNN.pt`` with
+* ``last.pt`` after every epoch and ``best.pt`` (best monitored validation metric): checkpoints in the app's
+  format, with the manifest's preprocessing, the validation metrics and the manifest's sha256; ``epoch_NNN.pt`` with
   ``keep_every_epoch``;
 * ``train_state.pt`` for ``--resume`` (see :mod:`.train_state`);
 * ``history.csv``, ``tensorboard/``, ``plots/`` (curves, ROC, confusion matrix) and ``summary.json``.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,10 +40,11 @@ from .evaluate import level_metrics
 from .history import EpochLog
 from .loading import TrainingData, WeightedEpochSampler, load_training_data
 from .metrics import binary_metrics, json_safe
+from .optimisers import build_optimizer, build_scheduler, describe
 from .plots import plot_confusion, plot_curves, plot_roc
 from .sbi import SbiSettings
-from .schedule import warmup_cosine
 from .splits import TRAIN, VAL
+from .stopping import monitored_value, record_epoch, should_stop
 from .train_state import (
     STATE_FILE,
     Optimisation,
@@ -106,13 +107,8 @@ class Trainer:
         self.model: nn.Module = network
         if self.dist.enabled:
             self.model = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        steps_per_epoch = max(1, len(data.train_loader))
-        warmup = round(config.warmup_epochs * steps_per_epoch)
-        total = config.epochs * steps_per_epoch
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: warmup_cosine(step, warmup, total, config.min_lr_factor)
-        )
+        self.optimizer = build_optimizer(self.model.parameters(), config)
+        self.scheduler = build_scheduler(self.optimizer, config, len(data.train_loader))
         self.amp = config.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
         weight = data.class_weights.to(device) if config.balance == "loss" else None
@@ -192,17 +188,11 @@ class Trainer:
             "val_video_accuracy": metrics["video_accuracy"],
             "seconds": round(time.perf_counter() - started, 3),
         }
-        progress = self.progress
-        progress.history.append(row)
-        # Best by validation AUC; while AUC is undefined (one class only), by validation loss.
-        score = metrics["auc"] if math.isfinite(metrics["auc"]) else -metrics["log_loss"]
-        improved = score > progress.best["score"] + 1e-6
+        self.progress.history.append(row)
+        config = self.config
+        improved = record_epoch(self.progress, epoch + 1, json_safe(metrics), config.monitor, config.min_delta)
         if improved:
-            progress.best = {"epoch": epoch + 1, "score": score, "metrics": json_safe(metrics)}
             self.best_scores = scores.copy()
-            progress.bad_epochs = 0
-        else:
-            progress.bad_epochs += 1
         self.say(
             f"epoch {epoch + 1}: train loss {train_loss:.4f} acc {train_accuracy:.3f} | val loss "
             f"{metrics['log_loss']:.4f} acc {metrics['accuracy']:.3f} AUC {metrics['auc']:.3f} video AUC "
@@ -219,6 +209,14 @@ class Trainer:
             "epoch": epoch,
             "epochs": config.epochs,
             "best_epoch": self.progress.best["epoch"],
+            "monitor": {
+                "metric": config.monitor,
+                "min_delta": config.min_delta,
+                "best": json_safe(monitored_value(self.progress.best["score"], config.monitor)),
+            },
+            "optimizer": config.optimizer,
+            "scheduler": describe(config),
+            "fold": {"fold": config.fold, "folds": config.folds} if config.folds else None,
             "config": {key: value for key, value in config.to_dict().items() if key not in ("progress",)},
             "backbone_init": self.progress.backbone_init,
             "manifest": str(data.manifest.path),
@@ -255,6 +253,8 @@ class Trainer:
             "confusion": clip["confusion"],
             "video_auc": video["auc"],
             "video_accuracy": video["accuracy"],
+            "video_f1": video["f1"],
+            "video_eer": video["eer"],
             "video_confusion": video["confusion"],
             "split": "validation",
             "level": "clip",
@@ -296,6 +296,7 @@ class Trainer:
                 else "."
             )
         )
+        self.say(f"Optimisation: {describe(self.config)}.")
 
     def _write_summary(self, result: TrainResult) -> None:
         summary = {
@@ -335,7 +336,7 @@ class Trainer:
         epoch_log = EpochLog(self.output, progress.history, config.tensorboard) if dist.is_main else None
         self._announce()
         for epoch in range(progress.start_epoch, config.epochs):
-            if progress.bad_epochs >= config.patience:
+            if should_stop(progress, config.patience):
                 break
             row, metrics, scores, improved = self._epoch(epoch)
             if epoch_log is not None:
@@ -349,7 +350,7 @@ class Trainer:
             best_epoch=int(progress.best["epoch"]),
             best_metrics=progress.best["metrics"],
             history=progress.history,
-            stopped_early=progress.bad_epochs >= config.patience and len(progress.history) < config.epochs,
+            stopped_early=should_stop(progress, config.patience) and len(progress.history) < config.epochs,
         )
         if epoch_log is not None:
             if result.best_path and config.calibration != "none":

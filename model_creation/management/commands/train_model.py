@@ -7,6 +7,7 @@ Multi-GPU / multi-node: start it with torchrun, e.g. ``torchrun --standalone --n
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 from dataclasses import fields
@@ -25,6 +26,8 @@ from model_creation.training.config import (
     train_defaults,
 )
 from model_creation.training.options import one_line
+from model_creation.training.run_setup import architecture_of, is_checkpoint_file, trainer_length
+from model_creation.training.train_flags import add_fold_flags, add_schedule_flags, check_flags
 
 # Every flag's value is None unless given, so that a resumed run can tell what the user changed; the defaults (and
 # the choices) are TrainConfig's, in model_creation/training/config.py.
@@ -41,8 +44,9 @@ class Command(BaseCommand):
     help = (
         "Train a CNN + LSTM detector, or a frame model (--frame-model: CNN + linear, one frame at a time, for "
         "photos and videos), on a preprocess manifest of videos or photos. Writes last.pt every epoch and best.pt "
-        "(best validation AUC) in the app's checkpoint format, train_state.pt for --resume, history.csv, TensorBoard "
-        "logs and PNG plots. Runs under torchrun for several GPUs or machines."
+        "(best validation AUC, or --monitor) in the app's checkpoint format, train_state.pt for --resume, "
+        "history.csv, TensorBoard logs and PNG plots; --folds K cross-validates. Runs under torchrun for several GPUs "
+        "or machines."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -74,17 +78,19 @@ class Command(BaseCommand):
         optimisation.add_argument(
             "--batch-size", type=int, help=f"clips per step and process (default {_default('batch_size')})"
         )
-        optimisation.add_argument("--lr", type=float, help=f"peak learning rate, AdamW (default {_default('lr')})")
+        optimisation.add_argument("--lr", type=float, help=f"peak learning rate (default {_default('lr')})")
         optimisation.add_argument("--weight-decay", type=float, help=f"default {_default('weight_decay')}")
         optimisation.add_argument(
             "--warmup-epochs",
             type=float,
-            help=f"linear warm-up before the cosine (default {_default('warmup_epochs')})",
+            help=f"linear warm-up before any --scheduler, which starts when it ends (default "
+            f"{_default('warmup_epochs')})",
         )
+        add_schedule_flags(optimisation, _default)
         optimisation.add_argument(
             "--patience",
             type=int,
-            help=f"stop after this many epochs without a better AUC (default {_default('patience')})",
+            help=f"stop after this many epochs without a better --monitor metric (default {_default('patience')})",
         )
         optimisation.add_argument(
             "--balance",
@@ -111,6 +117,7 @@ class Command(BaseCommand):
             help="split by group even when the dataset gives its own split",
         )
         data.add_argument("--workers", type=int, help=f"data loading processes (default {_default('workers')})")
+        add_fold_flags(parser.add_argument_group("cross-validation"))
         calibration = parser.add_argument_group("calibration (fitted on the validation split after training)")
         calibration.add_argument(
             "--calibration",
@@ -164,6 +171,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if options["activate"] and not options["register"]:
             raise CommandError("--activate needs --register (it activates the registered copy).")
+        from model_creation.training.cross_validation import read_plan
         from model_creation.training.manifest import ManifestError
         from model_creation.training.trainer import STATE_FILE, Trainer, TrainError
 
@@ -171,7 +179,13 @@ class Command(BaseCommand):
         output = Path(options["output"])
         given = self._given(options)
         resume: Path | None = None
+        folds = options["folds"] or (
+            options["resume"] == "" and not (output / STATE_FILE).exists() and read_plan(output) is not None
+        )
         try:
+            if folds:
+                self._cross_validate(options, given, output, is_main)
+                return
             if options["resume"] is not None and not is_checkpoint_file(options["resume"]):
                 resume = Path(options["resume"]) if options["resume"] else output / STATE_FILE
                 config = self._resumed_config(resume, given, output)
@@ -179,6 +193,7 @@ class Command(BaseCommand):
                 if options["resume"]:  # a checkpoint: its architecture, unless given, and its weights to start from
                     given = {**architecture_of(Path(options["resume"]), given), **given}
                 config = self._new_config(options, given, output)
+            check_flags(given, config.scheduler, options)
             if options["register"] and (Path(settings.MODELS_DIR) / f"{config.name}.pt").exists():
                 raise CommandError(
                     f"A checkpoint named '{config.name}' is in the models folder; choose another --name."
@@ -197,6 +212,55 @@ class Command(BaseCommand):
         if options["register"] and result.best_path:
             target, note = register_checkpoint(result.best_path, config.name, activate=options["activate"])
             self.stdout.write(f"Registered: {target} ({note})")
+
+    def _cross_validate(self, options: dict[str, Any], given: dict[str, Any], output: Path, is_main: bool) -> None:
+        """--folds K: one ordinary run per fold (resumed where it has a train_state.pt), then the report."""
+        from model_creation.training import cross_validation as cv
+        from model_creation.training.trainer import STATE_FILE, Trainer
+
+        base = self._fold_base(options, given, output)
+        say = self.stdout.write if is_main else (lambda message: None)
+        table = cv.plan_folds(base)
+        say(
+            f"{base.folds} folds by group; validation clips per fold: "
+            + "; ".join(f"{k}: {v}" for k, v in table.items())
+        )
+        if is_main:
+            cv.write_plan(base, table)
+        results = []
+        for planned in cv.fold_configs(base):
+            state = Path(planned.output) / STATE_FILE
+            resume = state if options["resume"] is not None and state.is_file() else None
+            config = self._resumed_config(state, given, Path(planned.output)) if resume else planned
+            say(f"--- fold {config.fold} of {config.folds}: {config.output} ---")
+            results.append(Trainer(config, say=say if is_main else None, resume=resume).run())
+        if not is_main:
+            return
+        name = options["keep_ensemble"] or ""
+        data = cv.report(base, results, name)
+        if options["register"]:
+            data["registered"] = register_folds(results, base.name, name, options["activate"], say)
+        cv.write_json(output / cv.REPORT_FILE, data)
+        say(cv.describe(data) + f"\nReport: {output / cv.REPORT_FILE}")
+        if name:
+            mapping = json.dumps(data["ensemble"]["model_mapping"])
+            say(f"Ensemble '{name}' of the {len(results)} best.pt files; its MODEL_MAPPING entry:\n{mapping}")
+
+    def _fold_base(self, options: dict[str, Any], given: dict[str, Any], output: Path):
+        """The settings every fold shares: a new cross-validation's, or the plan of the one being resumed."""
+        from model_creation.training.cross_validation import REPORT_FILE, read_plan
+
+        plan = read_plan(output)
+        if options["resume"] is not None:
+            if plan is None:
+                raise CommandError(f"Nothing to resume: '{output / REPORT_FILE}' does not exist.")
+            base = self._resumed_settings(plan["config"], given, output)
+        elif plan is not None and not options["force"]:
+            raise CommandError(f"'{output}' holds a cross-validation: pass --resume, --force or another --output.")
+        else:
+            base = self._new_config(options, given, output)
+        check_flags(given, base.scheduler, {**options, "folds": base.folds})
+        return base
 
     @staticmethod
     def _new_config(options: dict[str, Any], given: dict[str, Any], output: Path):
@@ -240,11 +304,9 @@ class Command(BaseCommand):
                 given[key] = value
         return given
 
-    @staticmethod
-    def _resumed_config(state_path: Path, given: dict[str, Any], output: Path):
+    @classmethod
+    def _resumed_config(cls, state_path: Path, given: dict[str, Any], output: Path):
         import torch
-
-        from model_creation.training.trainer import RESUMABLE, TrainConfig
 
         if not state_path.is_file():
             raise CommandError(f"Nothing to resume: '{state_path}' does not exist.")
@@ -253,7 +315,17 @@ class Command(BaseCommand):
             saved = dict(state["config"])
         except Exception as exc:
             raise CommandError(f"'{state_path}' is not a training state ({one_line(exc)[:200]}).") from exc
-        changed = sorted(key for key, value in given.items() if key not in RESUMABLE and saved.get(key) != value)
+        return cls._resumed_settings(saved, given, output)
+
+    @staticmethod
+    def _resumed_settings(saved: dict[str, Any], given: dict[str, Any], output: Path):
+        """An interrupted run's settings with the RESUMABLE ones the user gave; CommandError if others differ (a
+        setting the run predates counts as its default)."""
+        from model_creation.training.trainer import RESUMABLE, TrainConfig
+
+        changed = sorted(
+            key for key, value in given.items() if key not in RESUMABLE and saved.get(key, DEFAULTS.get(key)) != value
+        )
         if changed:
             flags = ", ".join("--" + key.replace("_", "-") for key in changed)
             raise CommandError(
@@ -263,55 +335,6 @@ class Command(BaseCommand):
         saved.update({key: value for key, value in given.items() if key in RESUMABLE})
         saved["output"] = str(output)
         return TrainConfig(**saved)
-
-
-def is_checkpoint_file(path: str) -> bool:
-    """Whether ``--resume FILE`` names a checkpoint of this project (fine-tuning) rather than a training state."""
-    from ml_app.detection.checkpoints import FORMAT, read_checkpoint_file
-    from ml_app.detection.errors import DetectionError
-    from model_creation.training.trainer import STATE_FILE
-
-    if not path or not Path(path).is_file() or Path(path).name == STATE_FILE:
-        return False
-    try:
-        payload, _ = read_checkpoint_file(path)
-    except DetectionError:
-        return False
-    return isinstance(payload, dict) and payload.get("format") == FORMAT
-
-
-def architecture_of(path: Path, given: dict[str, Any]) -> dict[str, Any]:
-    """The TrainConfig values that rebuild a checkpoint's architecture, and ``init_from``: a run that fine-tunes it.
-    Flags the user gave win; LSTM settings are left out for a frame model (it has none)."""
-    from ml_app.detection.checkpoints import load_checkpoint
-    from ml_app.detection.errors import DetectionError
-
-    try:
-        architecture = load_checkpoint(path).architecture
-    except DetectionError as exc:
-        raise CommandError(one_line(exc)) from exc
-    values: dict[str, Any] = {
-        "backbone": architecture.backbone,
-        "dropout": architecture.dropout,
-        "init_from": str(path),
-    }
-    frame_model = given.get("frame_model", architecture.is_frame_model) or given.get("sequence_length") == 1
-    if frame_model:
-        values["frame_model"] = True
-    else:
-        values.update(
-            hidden_size=architecture.hidden_size,
-            num_layers=architecture.num_layers,
-            bidirectional=architecture.bidirectional,
-        )
-    return values
-
-
-def trainer_length(config) -> int:
-    """The sequence length a run will use when none was given: the manifest's."""
-    from model_creation.training.manifest import load_manifest
-
-    return config.sequence_length or load_manifest(config.manifest).sequence_length
 
 
 def register_checkpoint(path: Path, name: str, activate: bool = False) -> tuple[Path, str]:
@@ -335,6 +358,29 @@ def register_checkpoint(path: Path, name: str, activate: bool = False) -> tuple[
         return target, f"not in the site's registry: {one_line(exc.message)}"
     state = "active" if entry.is_active else "registered, not active: activate it in the admin"
     return target, f"registry entry '{entry.name}', {entry.sequence_length} frames, {state}"
+
+
+def register_folds(results: list, run_name: str, ensemble: str, activate: bool, say) -> dict[str, Any]:
+    """Each fold's best.pt registered (as ENSEMBLE_fold_k, or NAME_fold_k without one) and, with an ensemble name
+    and at least two of them in the site's registry, the site's ensemble of them; what was registered."""
+    from ml_app.models import Ensemble
+    from ml_app.registry import registered_file
+
+    copies, entries = [], []
+    for number, result in enumerate(results, start=1):
+        if result.best_path is not None:
+            target, note = register_checkpoint(result.best_path, f"{ensemble or run_name}_fold_{number}", activate)
+            say(f"Registered: {target} ({note})")
+            copies.append(str(target))
+            entries.append(registered_file(target))
+    members = [entry for entry in entries if entry is not None]
+    if ensemble and len(members) < 2:
+        say(f"warning: ensemble '{ensemble}' is not in the site's registry (fewer than two members are there).")
+    elif ensemble:
+        entry, _ = Ensemble.objects.update_or_create(name=ensemble, defaults={"notes": "train_model --folds"})
+        entry.members.set(members)
+        say(f"Registered ensemble '{ensemble}' of {len(members)} checkpoints.")
+    return {"copies": copies, "ensemble": ensemble if ensemble and len(members) >= 2 else None}
 
 
 def _fmt(value: Any) -> str:
