@@ -12,8 +12,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.detection.errors import DetectionError
+from model_creation.training.labels import DEFAULT_ONE_MEANS
 from model_creation.training.layouts import LAYOUTS, LayoutError, read_layout
 from model_creation.training.options import incompatibility, one_line
+from model_creation.training.preprocess_options import ONE_MEANS_CHOICES, ONE_MEANS_HELP
 
 SPLIT_CHOICES = ("auto", "all", "train", "val", "test", "none")
 
@@ -25,7 +27,8 @@ class Command(BaseCommand):
         "ROC-AUC, EER, log loss, Brier score and calibration error, calibrated and raw, per clip, window and video "
         "(video = the most suspicious person, a person = the mean of their windows, as the app decides), per dataset "
         "and per manipulation method, and how many videos the app calls FAKE, REAL or INCONCLUSIVE; writes "
-        "report.json, scores.csv and ROC, confusion-matrix and reliability plots."
+        "report.json, scores.csv, ROC, confusion-matrix and reliability plots, and errors.html (the most confident "
+        "mistakes, with the faces the network saw)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -46,7 +49,7 @@ class Command(BaseCommand):
         videos.add_argument("--windows", type=int, default=settings.DETECTION_MAX_WINDOWS, help="windows per video")
         videos.add_argument("--workers", type=int, default=1, help="preprocessing processes")
         videos.add_argument("--group-regex")
-        videos.add_argument("--one-means", choices=["REAL", "FAKE"], default="REAL")
+        videos.add_argument("--one-means", choices=ONE_MEANS_CHOICES, default=DEFAULT_ONE_MEANS, help=ONE_MEANS_HELP)
         videos.add_argument("--splits", help="ffpp: folder of the official split files")
         videos.add_argument("--compression", help="ffpp: e.g. c23")
         parser.add_argument(
@@ -66,6 +69,9 @@ class Command(BaseCommand):
             choices=["sbi"],
             help="sbi: also score a self-blended fake of every real clip (reported as method 'self-blended'; the "
             "same fakes on every run)",
+        )
+        parser.add_argument(
+            "--errors-top", type=int, default=20, help="errors.html: most confident mistakes listed of each kind (20)"
         )
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -205,6 +211,7 @@ class Command(BaseCommand):
             video = info[row["video_id"]]
             row.update(video=video.video, dataset=video.dataset, method=video.method)
         self._items, self._scores = items, scores
+        self._errors = (dataset, scores, raw, options["threshold"], rule.calibrated, options["errors_top"])
         return report
 
     def _write(self, output: Path, report: dict[str, Any]) -> None:
@@ -213,6 +220,7 @@ class Command(BaseCommand):
         from model_creation.training.plots import plot_confusion, plot_reliability, plot_roc
 
         output.mkdir(parents=True, exist_ok=True)
+        report["errors"] = self._write_errors(output, report)
         (output / "report.json").write_text(json.dumps(json_safe(report), indent=2))
         with open(output / "scores.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
@@ -244,6 +252,14 @@ class Command(BaseCommand):
             f"Report: {output / 'report.json'} (plots: roc.png, confusion_video.png, reliability_clip.png, "
             "reliability_video.png; scores.csv)"
         )
+        self.stdout.write(f"Most confident mistakes: {output / report['errors']['page']}")
+
+    def _write_errors(self, output: Path, report: dict[str, Any]) -> dict[str, Any]:
+        from model_creation.training.error_report import write_error_page
+
+        dataset, scores, raw, threshold, calibrated, top = self._errors
+        title = str(report.get("checkpoint", {}).get("name") or "")
+        return write_error_page(output, dataset, scores, raw, threshold, calibrated, top, title)
 
 
 def _cell(value: Any, digits: int = 3) -> str:
