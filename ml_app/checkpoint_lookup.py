@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 
 from .detection.errors import NoCheckpointForLength
-from .detection.model_mapping import CheckpointChoice, choose_from_mapping, effective_mapping
+from .detection.model_mapping import CheckpointChoice, choose_from_mapping, effective_mapping, for_length
 from .models import Checkpoint
 
 
@@ -38,10 +38,10 @@ def _from_registry(sequence_length: int) -> tuple[CheckpointChoice | None, str]:
     except DatabaseError:  # no such table (not migrated), or no database server to ask
         return None, "the database has no checkpoint registry (manage.py migrate makes one)"
     if entry is None:
-        return None, f"nothing active for {sequence_length} frames in the registry"
+        return None, f"nothing active {for_length(sequence_length)} in the registry"
     if not entry.file_path.is_file():
-        return None, f"the registry's active checkpoint for {sequence_length} frames, '{entry.name}', has no file"
-    return CheckpointChoice(entry.file_path, "registry", f"active in the registry for {sequence_length} frames"), ""
+        return None, f"the registry's active checkpoint {for_length(sequence_length)}, '{entry.name}', has no file"
+    return CheckpointChoice(entry.file_path, "registry", f"active in the registry {for_length(sequence_length)}"), ""
 
 
 def choose_checkpoint(sequence_length: int) -> CheckpointChoice:

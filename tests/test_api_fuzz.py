@@ -37,7 +37,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
-def test_no_server_errors_and_responses_match_the_schema(path, method, active_checkpoint, django_user_model):
+def test_no_server_errors_and_responses_match_the_schema(path, method, active_frame_checkpoint, django_user_model):
     from django.core.cache import cache
     from django.core.wsgi import get_wsgi_application
 

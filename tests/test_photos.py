@@ -333,3 +333,14 @@ def test_the_upload_page_offers_photos_only_with_an_active_frame_model(client, a
     page = client.get("/").content.decode()
     assert 'data-image-extensions="jpg,jpeg,png,webp"' in page and "Drop a video or a photo here" in page
     assert "frame by frame" in page and ".webp" in page.split('accept="')[1].split('"')[0]
+
+
+def test_a_truncated_photo_is_refused_even_after_face_recognition_is_imported(tmp_path):
+    import face_recognition  # noqa: F401 - importing it turns on Pillow's LOAD_TRUNCATED_IMAGES
+    from PIL import ImageFile
+
+    good = media.photo(tmp_path / "good.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(good[: len(good) // 3])
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # as face_recognition leaves it
+    with pytest.raises(NotAnImage, match="damaged"):
+        read_image(tmp_path / "cut.jpg")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .defaults import DEFAULT_MAX_PIXELS, IMAGE_FORMATS, IMAGE_SUFFIXES
 from .errors import EmptyImageFile, ImageNotFound, ImageTooLarge, ImageTooSmall, NotAnImage
@@ -88,6 +88,9 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     size_bytes = path.stat().st_size
     if size_bytes == 0:
         raise EmptyImageFile(f"'{path.name}' is empty (0 bytes).")
+    # Pillow's own default, restored on every call: face_recognition sets this flag when it is imported, and with it
+    # a truncated photo decodes into grey instead of being refused as damaged.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     image = _open_checked(path, max_pixels)
     try:
         with image:

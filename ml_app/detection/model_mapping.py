@@ -165,6 +165,11 @@ def split_mapping(raw: Mapping[str, object]) -> tuple[dict[int, str], dict[str, 
     return lengths, ensembles
 
 
+def for_length(sequence_length: int) -> str:
+    """How a choice names its length in words: "for 20 frames", or for a frame model "for photos (length 1)"."""
+    return "for photos (length 1)" if sequence_length == FRAME_MODEL_LENGTH else f"for {sequence_length} frames"
+
+
 def how_to_get_checkpoint(sequence_length: int) -> str:
     if sequence_length == FRAME_MODEL_LENGTH:
         return (
@@ -197,10 +202,10 @@ def choose_from_mapping(
         path = _absolute(explicit[sequence_length], base)
         if not path.is_file():
             raise NoCheckpointForLength(
-                f"MODEL_MAPPING names '{path}' for {sequence_length} frames, but that file does not exist. "
+                f"MODEL_MAPPING names '{path}' {for_length(sequence_length)}, but that file does not exist. "
                 + how_to_get_checkpoint(sequence_length)
             )
-        return CheckpointChoice(path, "mapping", f"named in {mapping_name} for {sequence_length} frames")
+        return CheckpointChoice(path, "mapping", f"named in {mapping_name} {for_length(sequence_length)}")
     best = _best_in_folder(models_dir)
     if sequence_length in best:
         summary, count = best[sequence_length]
@@ -208,7 +213,7 @@ def choose_from_mapping(
         return CheckpointChoice(
             summary.path,
             "models_dir",
-            f"best checkpoint for {sequence_length} frames in {_shown(Path(models_dir), base)} ({among})",
+            f"best checkpoint {for_length(sequence_length)} in {_shown(Path(models_dir), base)} ({among})",
         )
     available = sorted({*explicit, *best})
     lengths = ", ".join(str(n) for n in available) or "none"
