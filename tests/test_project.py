@@ -63,10 +63,11 @@ def test_environment_overrides(tmp_path):
 
 
 def test_default_mapping_names_the_shipped_models_and_the_environment_replaces_it(tmp_path):
-    shipped = sorted(path.name for path in (REPO / "models").glob("default_mobilenet_v2_*_frames.pt"))
-    assert shipped, "the default model ships in models/"
+    shipped = sorted(path.name for path in (REPO / "models").glob("default_*.pt"))
+    assert len(shipped) == 4, "the default model (10, 20 and 40 frames) and the photo model ship in models/"
     values = settings_in_fresh_process({"STATE_DIR": str(tmp_path)})
     assert sorted(Path(path).name for path in values["mapping"].values()) == shipped
+    assert Path(values["mapping"]["1"]).name == "default_photo_efficientnet_lite0.pt", "the photo model under 1"
     assert all((REPO / path).is_file() for path in values["mapping"].values())
     assert settings_in_fresh_process({"STATE_DIR": str(tmp_path), "MODEL_MAPPING": ""})["mapping"] == {}
 
