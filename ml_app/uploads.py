@@ -22,7 +22,7 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopUpl
 
 from .detection.defaults import window_frames
 from .detection.errors import ImageError, VideoError
-from .detection.images import ImageInfo, is_image_name, read_image
+from .detection.images import ImageInfo, inspect_image, is_image_name
 from .detection.video import VideoInfo, probe_video
 
 
@@ -204,10 +204,11 @@ class ValidatedUpload:
 
 
 def validate_photo(upload: HashedUpload) -> ValidatedUpload:
-    """The checks that need the bytes of a photo: not empty, an allowed format that decodes, under the pixel limit."""
+    """The checks of a photo's headers: not empty, an allowed format, under the pixel limit, large enough. Nothing is
+    decoded in the request; pixel data that does not decode fails the analysis, with its reason, in the worker."""
     check_name(upload.name)
     try:
-        _, info = read_image(upload.path, settings.MAX_IMAGE_PIXELS)
+        info = inspect_image(upload.path, settings.MAX_IMAGE_PIXELS)
     except ImageError as exc:
         message = exc.message.replace(f"'{upload.path.name}'", f"'{sanitise_filename(upload.name)}'")
         raise UploadRejected(exc.code, message, status=413 if exc.code == "image_too_large" else 400) from exc

@@ -344,3 +344,35 @@ def test_a_truncated_photo_is_refused_even_after_face_recognition_is_imported(tm
     ImageFile.LOAD_TRUNCATED_IMAGES = True  # as face_recognition leaves it
     with pytest.raises(NotAnImage, match="damaged"):
         read_image(tmp_path / "cut.jpg")
+
+
+def test_inspecting_a_photo_reads_its_headers_only(tmp_path):
+    from ml_app.detection.images import inspect_image
+
+    turned = inspect_image(media.photo(tmp_path / "turned.jpg", orientation=6))
+    assert (turned.width, turned.height, turned.rotated, turned.format) == (480, 360, True, "JPEG")
+    good = media.photo(tmp_path / "good.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(good[: len(good) // 3])
+    assert inspect_image(tmp_path / "cut.jpg").width == 480, "the headers are intact: nothing is decoded"
+    with pytest.raises(NotAnImage, match="damaged"):
+        read_image(tmp_path / "cut.jpg")
+
+
+@pytest.mark.django_db
+def test_a_photo_whose_pixels_do_not_decode_fails_in_the_worker_with_its_reason(
+    client, active_frame_checkpoint, tmp_path, fresh_rates
+):
+    from ml_app.models import Analysis
+
+    good = media.photo(tmp_path / "good.jpg").read_bytes()
+    response = client.post(
+        reverse("ml_app:create"),
+        {"video": SimpleUploadedFile("cut.jpg", good[: len(good) // 3])},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 202, "the headers pass the request's checks"
+    analysis = Analysis.objects.get(pk=response.json()["id"])
+    run_inline(analysis.pk)
+    analysis.refresh_from_db()
+    assert analysis.status == "failed" and analysis.error_code == "not_an_image"
+    assert "is damaged: its pixels do not decode" in analysis.error_message

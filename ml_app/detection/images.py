@@ -20,7 +20,15 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from .defaults import DEFAULT_MAX_PIXELS, IMAGE_FORMATS, IMAGE_SUFFIXES
 from .errors import EmptyImageFile, ImageNotFound, ImageTooLarge, ImageTooSmall, NotAnImage
 
-__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_FORMATS", "IMAGE_SUFFIXES", "ImageInfo", "is_image_name", "read_image"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_FORMATS",
+    "IMAGE_SUFFIXES",
+    "ImageInfo",
+    "inspect_image",
+    "is_image_name",
+    "read_image",
+]
 
 MIN_SIDE = 32  # smaller than the smallest face the detectors look for
 
@@ -80,14 +88,42 @@ def _too_large(name: str, size: tuple[int, int] | None, max_pixels: int) -> str:
     )
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
-    """The photo as an upright ``(H, W, 3)`` uint8 RGB array, and its description; an ImageError says what is wrong."""
-    path = Path(path)
+def _existing(path: Path) -> int:
+    """The file's size; ImageNotFound or EmptyImageFile when there is nothing to read."""
     if not path.is_file():
         raise ImageNotFound(f"Photo '{path}' does not exist.")
     size_bytes = path.stat().st_size
     if size_bytes == 0:
         raise EmptyImageFile(f"'{path.name}' is empty (0 bytes).")
+    return size_bytes
+
+
+def _too_small(name: str, width: int, height: int) -> ImageTooSmall:
+    return ImageTooSmall(
+        f"'{name}' is {width} x {height} pixels: too small to hold a face (at least {MIN_SIDE} px a side)."
+    )
+
+
+def inspect_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """What a photo is, from its headers alone (format, size, EXIF orientation): the cheap check an upload gets in
+    the web request and the command line before the network loads. Damaged pixel data is found by ``read_image``."""
+    path = Path(path)
+    size_bytes = _existing(path)
+    with _open_checked(path, max_pixels) as image:
+        orientation = image.getexif().get(0x0112, 1)
+        width, height = image.size
+        fmt = str(image.format)
+    if orientation in (5, 6, 7, 8):  # turned by a quarter: upright, width and height swap
+        width, height = height, width
+    if min(width, height) < MIN_SIDE:
+        raise _too_small(path.name, width, height)
+    return ImageInfo(width, height, fmt, orientation not in (0, 1), size_bytes)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+    """The photo as an upright ``(H, W, 3)`` uint8 RGB array, and its description; an ImageError says what is wrong."""
+    path = Path(path)
+    size_bytes = _existing(path)
     # Pillow's own default, restored on every call: face_recognition sets this flag when it is imported, and with it
     # a truncated photo decodes into grey instead of being refused as damaged.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -106,7 +142,5 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise NotAnImage(f"'{path.name}' is damaged: its pixels do not decode ({exc}).") from exc
     height, width = rgb.shape[:2]
     if min(height, width) < MIN_SIDE:
-        raise ImageTooSmall(
-            f"'{path.name}' is {width} x {height} pixels: too small to hold a face (at least {MIN_SIDE} px a side)."
-        )
+        raise _too_small(path.name, width, height)
     return np.ascontiguousarray(rgb), ImageInfo(width, height, fmt, orientation not in (0, 1), size_bytes)

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.detection.defaults import FRAME_MODEL_LENGTH
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, ImageError
-from ml_app.detection.images import read_image
+from ml_app.detection.images import inspect_image
 
 from .analyze_video import EXIT_CHECKPOINT, EXIT_VIDEO, _one_line, _probability, closing_lines, verdict_lines
 
@@ -51,8 +51,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        try:  # a bad photo is reported before the network is even imported
-            read_image(options["path"], settings.MAX_IMAGE_PIXELS)
+        try:  # a bad photo is reported before the network is even imported (its headers: no decoding twice)
+            inspect_image(options["path"], settings.MAX_IMAGE_PIXELS)
         except ImageError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_IMAGE) from exc
         from ml_app.checkpoint_lookup import choose_checkpoint
