@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from argparse import ArgumentParser
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,52 @@ def select_entries(
     if limit:
         entries = entries[:limit]
     return entries, (f" (shard {shard[0]}/{shard[1]}: {len(entries)} of {total})" if shard else "")
+
+
+def announce_and_run(
+    entries: list[VideoEntry],
+    settings: Any,
+    options: dict[str, Any],
+    shard: tuple[int, int] | None,
+    *,
+    unit: str,
+    say: Callable[[str], None],
+    where: str = "",
+    mode: str = "",
+    **source_details: Any,
+) -> RunSummary:
+    """What both preprocess commands do once their entries are read: say what is about to be processed (how many,
+    their labels and groups, the table per split and class), record the source and run it (``settings`` is an
+    ExtractSettings or an ImageSettings). A PreprocessError says why a run cannot start."""
+    from .preprocess import run_preprocess  # the run loads the decoders: not at the commands' import
+    from .statistics import entries_table
+
+    source = Path(options["input"])
+    described = f"{options['layout']} layout" + (f", {mode}" if mode else "")
+    say(f"{len(entries)} {unit}(s) from '{source}' ({described}){where}.")
+    say(label_line(entries))
+    say(f"{unit.capitalize()}s per split and class, before preprocessing:\n" + entries_table(entries, unit == "image"))
+    sources = [
+        {
+            "input": str(source.resolve()),
+            "layout": options["layout"],
+            "dataset": options["dataset"] or options["layout"],
+            "shard": options["shard"],
+            f"{unit}s": len(entries),
+            **source_details,
+        }
+    ]
+    return run_preprocess(
+        entries,
+        Path(options["output"]),
+        settings,
+        workers=options["workers"],
+        shard=shard,
+        retry_failed=options["retry_failed"],
+        progress=not options["no_progress"],
+        sources=sources,
+        log=say,
+    )
 
 
 def label_line(entries: list[VideoEntry]) -> str:

@@ -91,21 +91,28 @@ def _rare_warnings(stats: dict[str, SplitStatistics], counted: str, clips: bool)
     return lines
 
 
+def _table(stats: dict[str, SplitStatistics], unit: str, clips: bool) -> list[str]:
+    """Rows per split and class: the videos or images, with ``clips`` also the clips; the share of the split (of its
+    clips, or of its videos), and the fakes' methods."""
+    header = f"{'split':<8} {'class':<6} {unit:>8} " + (f"{'clips':>8} " if clips else "") + f"{'share':>6}  methods"
+    lines = [header, "-" * len(header)]
+    for name, split in stats.items():
+        counted = split.clips if clips else split.videos
+        total = sum(counted.values())
+        for label in LABELS:
+            share = counted[label] / total if total else 0.0
+            clip_cell = f"{split.clips[label]:>8} " if clips else ""
+            lines.append(
+                f"{name:<8} {label:<6} {split.videos[label]:>8} {clip_cell}{share:>6.0%}  "
+                + (_methods(split) if label == "FAKE" else "")
+            )
+    return lines
+
+
 def statistics_table(splits: dict[str, list[ClipItem]], photos: bool = False) -> str:
     """The table and its warnings, as lines of text; ``photos`` counts images instead of videos."""
     stats = {name: split_statistics(items) for name, items in splits.items()}
-    unit = "images" if photos else "videos"
-    header = f"{'split':<8} {'class':<6} {unit:>8} {'clips':>8} {'share':>6}  methods"
-    lines = [header, "-" * len(header)]
-    for name, split in stats.items():
-        total = sum(split.clips.values())
-        for label in LABELS:
-            share = split.clips[label] / total if total else 0.0
-            lines.append(
-                f"{name:<8} {label:<6} {split.videos[label]:>8} {split.clips[label]:>8} {share:>6.0%}  "
-                + (_methods(split) if label == "FAKE" else "")
-            )
-    lines += _rare_warnings(stats, "clips", clips=True)
+    lines = _table(stats, "images" if photos else "videos", clips=True) + _rare_warnings(stats, "clips", clips=True)
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -121,17 +128,7 @@ def entries_table(entries: Sequence[VideoEntry], photos: bool = False) -> str:
         by_split.setdefault(entry.split or NO_SPLIT, []).append(entry)
     stats = {name: entry_statistics(by_split[name]) for name in sorted(by_split, key=_split_key)}
     unit = "images" if photos else "videos"
-    header = f"{'split':<8} {'class':<6} {unit:>8} {'share':>6}  methods"
-    lines = [header, "-" * len(header)]
-    for name, split in stats.items():
-        total = sum(split.videos.values())
-        for label in LABELS:
-            share = split.videos[label] / total if total else 0.0
-            lines.append(
-                f"{name:<8} {label:<6} {split.videos[label]:>8} {share:>6.0%}  "
-                + (_methods(split) if label == "FAKE" else "")
-            )
-    everything = entry_statistics(entries)
-    lines.append(f"{'all':<8} {'':<6} {sum(everything.videos.values()):>8}")
+    lines = _table(stats, unit, clips=False)
+    lines.append(f"{'all':<8} {'':<6} {sum(entry_statistics(entries).videos.values()):>8}")
     lines += _rare_warnings(stats, unit, clips=False)
     return "\n".join(line.rstrip() for line in lines)

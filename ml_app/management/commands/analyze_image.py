@@ -14,7 +14,14 @@ from ml_app.detection.defaults import FRAME_MODEL_LENGTH
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, ImageError
 from ml_app.detection.images import inspect_image
 
-from .analyze_video import EXIT_CHECKPOINT, EXIT_VIDEO, _one_line, _probability, closing_lines, verdict_lines
+from .analyze_video import (
+    EXIT_CHECKPOINT,
+    EXIT_VIDEO,
+    _one_line,
+    add_threshold_arguments,
+    closing_lines,
+    verdict_lines,
+)
 
 if TYPE_CHECKING:
     from ml_app.detection.results import AnalysisResult
@@ -39,16 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
         parser.add_argument("--device", default=settings.DETECTION_DEVICE, help="auto, cpu or cuda")
         parser.add_argument("--save-crops", metavar="DIR", help="write the face crops the network saw to DIR")
-        parser.add_argument(
-            "--fake-threshold",
-            type=_probability,
-            help="FAKE at or above this calibrated probability (default: FAKE_THRESHOLD, else the checkpoint's)",
-        )
-        parser.add_argument(
-            "--real-threshold",
-            type=_probability,
-            help="REAL at or below this calibrated probability (default: REAL_THRESHOLD, else the checkpoint's)",
-        )
+        add_threshold_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         try:  # a bad photo is reported before the network is even imported (its headers: no decoding twice)

@@ -35,6 +35,20 @@ def _probability(text: str) -> float:
     return value
 
 
+def add_threshold_arguments(parser: CommandParser) -> None:
+    """--fake-threshold and --real-threshold: the same for a video's and a photo's analysis."""
+    parser.add_argument(
+        "--fake-threshold",
+        type=_probability,
+        help="FAKE at or above this calibrated probability (default: FAKE_THRESHOLD, else the checkpoint's)",
+    )
+    parser.add_argument(
+        "--real-threshold",
+        type=_probability,
+        help="REAL at or below this calibrated probability (default: REAL_THRESHOLD, else the checkpoint's)",
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Analyse a video for deepfaked faces. Prints a summary, or the full result with --json. "
@@ -69,16 +83,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=settings.DETECTION_BATCH_SIZE)
         parser.add_argument("--device", default=settings.DETECTION_DEVICE, help="auto, cpu or cuda")
         parser.add_argument("--save-crops", metavar="DIR", help="write the face crops the network saw to DIR")
-        parser.add_argument(
-            "--fake-threshold",
-            type=_probability,
-            help="FAKE at or above this calibrated probability (default: FAKE_THRESHOLD, else the checkpoint's)",
-        )
-        parser.add_argument(
-            "--real-threshold",
-            type=_probability,
-            help="REAL at or below this calibrated probability (default: REAL_THRESHOLD, else the checkpoint's)",
-        )
+        add_threshold_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         if options["max_windows"] < 1 or options["batch_size"] < 1:

@@ -12,14 +12,12 @@ import csv
 import json
 import math
 import time
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from model_creation.build_commands import BuildCommand
 from model_creation.training.default_model import BACKBONE, DATASET, EPOCHS, LENGTHS, NAME, write_dataset_csv
 
 
@@ -27,15 +25,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) and math.isfinite(value) else "n/a"
 
 
-class Command(BaseCommand):
+class Command(BuildCommand):
     help = (
         "Rebuild the default checkpoints (MobileNetV2 + LSTM, self-blended fakes) from ../shared/data and install "
         "them in models/. Takes about 75 minutes on a 2-core CPU."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--data", default=str(Path(settings.BASE_DIR).parent / "shared" / "data"))
-        parser.add_argument("--work", default="runs/default_model", help="clips, runs and reports go here")
+        self.add_build_arguments(parser, "runs/default_model", "clips, runs and reports go here")
         parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
         parser.add_argument(
             "--epochs", type=int, help="epochs for every length (default: the recipe's, 15 for 10 and 20, 8 for 40)"
@@ -44,18 +41,9 @@ class Command(BaseCommand):
         parser.add_argument("--hidden-size", type=int, default=256)
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--lr", type=float, default=3e-4)
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--workers", type=int, default=2, help="processes for preprocessing and data loading")
         parser.add_argument(
             "--pretrained", help="MobileNetV2 ImageNet weights (default: DATA/weights/mobilenet_v2-b0353104.pth)"
         )
-        parser.add_argument("--install-dir", default=str(settings.MODELS_DIR), help="where the checkpoints go")
-        parser.add_argument("--no-install", action="store_true", help="train and evaluate, install nothing")
-
-    def _run(self, command: str, *args: Any) -> str:
-        out = StringIO()
-        call_command(command, *map(str, args), stdout=out, stderr=self.stderr)
-        return out.getvalue()
 
     def handle(self, *args, **options) -> None:
         data, work = Path(options["data"]).resolve(), Path(options["work"])

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from ml_app.detection.network import BACKBONE_NAMES
+from model_creation.build_commands import BuildCommand
 from model_creation.training.photo_model import BACKBONE, DATASET, EPOCHS, IMAGE_SIZE, write_photo_csv
 
 # The shared video clips the photo model is also scored on (frames of face swaps it never saw): layout arguments.
@@ -34,22 +32,19 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
 
 
-class Command(BaseCommand):
+class Command(BuildCommand):
     help = (
         "Rebuild the default photo model (a frame model, GAN faces vs real faces) from ../shared/data and install it "
         "in models/. Takes about 20 minutes on a 2-core CPU, the clips' carry-over evaluation included."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--data", default=str(Path(settings.BASE_DIR).parent / "shared" / "data"))
-        parser.add_argument("--work", default="runs/photo_model", help="crops, runs and reports go here")
+        self.add_build_arguments(parser, "runs/photo_model", "crops, runs and reports go here")
         parser.add_argument("--backbone", choices=BACKBONE_NAMES, default=BACKBONE)
         parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
         parser.add_argument("--epochs", type=int, default=EPOCHS)
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--lr", type=float, default=3e-4)
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--workers", type=int, default=2, help="processes for preprocessing and data loading")
         parser.add_argument(
             "--pretrained",
             help="backbone weights (default: the backbone's own ImageNet weights; for mobilenet_v2 "
@@ -62,13 +57,6 @@ class Command(BaseCommand):
             default=sorted(CARRY_OVER),
             help="shared video sets to score the photo model on as well (none: give the flag alone)",
         )
-        parser.add_argument("--install-dir", default=str(settings.MODELS_DIR), help="where the checkpoint goes")
-        parser.add_argument("--no-install", action="store_true", help="train and evaluate, install nothing")
-
-    def _run(self, command: str, *args: Any) -> str:
-        out = StringIO()
-        call_command(command, *map(str, args), stdout=out, stderr=self.stderr)
-        return out.getvalue()
 
     def handle(self, *args, **options) -> None:
         data, work = Path(options["data"]).resolve(), Path(options["work"])

@@ -14,13 +14,12 @@ from model_creation.training.preprocess_options import (
     add_crop_arguments,
     add_grouping_arguments,
     add_run_arguments,
-    label_line,
+    announce_and_run,
     preprocessing_from_flags,
     report_lines,
     select_entries,
     status_table,
 )
-from model_creation.training.statistics import entries_table
 
 
 class Command(BaseCommand):
@@ -62,7 +61,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         from model_creation.training.extract_images import ImageSettings
-        from model_creation.training.preprocess import PreprocessError, run_preprocess
+        from model_creation.training.preprocess import PreprocessError
 
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
@@ -82,30 +81,17 @@ class Command(BaseCommand):
             raise CommandError(one_line(exc)) from exc
         entries, where = select_entries(entries, shard, options["limit"])
         mode = "aligned: whole photos" if options["aligned"] else "faces detected"
-        self.stdout.write(f"{len(entries)} image(s) from '{source}' ({options['layout']} layout, {mode}){where}.")
-        self.stdout.write(label_line(entries))
-        self.stdout.write("Images per split and class, before preprocessing:\n" + entries_table(entries, photos=True))
-        sources = [
-            {
-                "input": str(source.resolve()),
-                "layout": options["layout"],
-                "dataset": options["dataset"] or options["layout"],
-                "shard": options["shard"],
-                "images": len(entries),
-                "aligned": options["aligned"],
-            }
-        ]
         try:
-            summary = run_preprocess(
+            summary = announce_and_run(
                 entries,
-                Path(options["output"]),
                 settings,
-                workers=options["workers"],
-                shard=shard,
-                retry_failed=options["retry_failed"],
-                progress=not options["no_progress"],
-                sources=sources,
-                log=self.stdout.write,
+                options,
+                shard,
+                unit="image",
+                say=self.stdout.write,
+                where=where,
+                mode=mode,
+                aligned=options["aligned"],
             )
         except PreprocessError as exc:
             raise CommandError(one_line(exc)) from exc

@@ -14,12 +14,11 @@ from model_creation.training.preprocess_options import (
     add_crop_arguments,
     add_grouping_arguments,
     add_run_arguments,
-    label_line,
+    announce_and_run,
     preprocessing_from_flags,
     report_lines,
     select_entries,
 )
-from model_creation.training.statistics import entries_table
 
 
 class Command(BaseCommand):
@@ -59,7 +58,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         from model_creation.training.extract import ExtractSettings
-        from model_creation.training.preprocess import PreprocessError, run_preprocess
+        from model_creation.training.preprocess import PreprocessError
 
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
@@ -81,29 +80,9 @@ class Command(BaseCommand):
         except (LayoutError, ValueError) as exc:
             raise CommandError(one_line(exc)) from exc
         entries, where = select_entries(entries, shard, options["limit"])
-        self.stdout.write(f"{len(entries)} video(s) from '{source}' ({options['layout']} layout){where}.")
-        self.stdout.write(label_line(entries))
-        self.stdout.write("Videos per split and class, before preprocessing:\n" + entries_table(entries))
-        sources = [
-            {
-                "input": str(source.resolve()),
-                "layout": options["layout"],
-                "dataset": options["dataset"] or options["layout"],
-                "shard": options["shard"],
-                "videos": len(entries),
-            }
-        ]
         try:
-            summary = run_preprocess(
-                entries,
-                Path(options["output"]),
-                settings,
-                workers=options["workers"],
-                shard=shard,
-                retry_failed=options["retry_failed"],
-                progress=not options["no_progress"],
-                sources=sources,
-                log=self.stdout.write,
+            summary = announce_and_run(
+                entries, settings, options, shard, unit="video", say=self.stdout.write, where=where
             )
         except PreprocessError as exc:
             raise CommandError(one_line(exc)) from exc

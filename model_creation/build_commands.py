@@ -1,0 +1,31 @@
+"""What the commands that rebuild a shipped model (``build_default_model``, ``build_photo_model``) share: where the
+shared data and the outputs go, and running each step as the management command a user would run by hand."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class BuildCommand(BaseCommand):
+    """A rebuild of a shipped model from ``../shared/data``: its steps are the project's own commands."""
+
+    def add_build_arguments(self, parser: CommandParser, work: str, work_help: str) -> None:
+        """--data, --work, --seed, --workers, --install-dir and --no-install, the same in every rebuild."""
+        parser.add_argument("--data", default=str(Path(settings.BASE_DIR).parent / "shared" / "data"))
+        parser.add_argument("--work", default=work, help=work_help)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--workers", type=int, default=2, help="processes for preprocessing and data loading")
+        parser.add_argument("--install-dir", default=str(settings.MODELS_DIR), help="where the checkpoints go")
+        parser.add_argument("--no-install", action="store_true", help="train and evaluate, install nothing")
+
+    def _run(self, command: str, *args: Any) -> str:
+        """Run one step (a management command); its output is returned, its warnings go to this command's stderr."""
+        out = StringIO()
+        call_command(command, *map(str, args), stdout=out, stderr=self.stderr)
+        return out.getvalue()
