@@ -21,7 +21,7 @@ from .errors import ConfigurationError
 from .faces import Detection, FaceDetector
 from .images import DEFAULT_MAX_PIXELS, read_image
 from .model_loading import LoadedModel
-from .prediction import checkpoint_warnings, score_of
+from .prediction import checkpoint_warnings, display_crops, score_of
 from .preprocessing import Preprocessing, crop_face
 from .results import AnalysisResult, TrackScore, WindowResult
 from .scoring import BatchScorer
@@ -104,14 +104,13 @@ def analyze_image(
     scorer = BatchScorer(loaded, batch_size, timer)
     for number, face in enumerate(faces):
         crops = face.crop[None]
-        shown = crops[..., ::-1].copy() if prep.colour_order == "BGR" else crops
         track = TrackScore(
             track_id=number,
             person_id=number,
             fake_probability=float("nan"),
             boxes=[face.detection.box.rounded().to_list()],
             filled_frames=0,
-            crops=shown if keep_crops else None,
+            crops=display_crops(crops, prep.colour_order) if keep_crops else None,
         )
         photo.tracks.append(track)
         scorer.add(crops, score_of(track, rule))

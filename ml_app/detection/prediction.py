@@ -31,11 +31,14 @@ def _no_progress(stage: Stage, fraction: float) -> None:
     """The progress callback when nobody listens."""
 
 
+def display_crops(crops: np.ndarray, colour_order: str) -> np.ndarray:
+    """Crops as people see them (RGB), whatever order the network was fed them in."""
+    return crops[..., ::-1].copy() if colour_order == "BGR" else crops
+
+
 def _track(faces: WindowFaces, track_id: int, sequence: np.ndarray, colour_order: str, keep_crops: bool) -> TrackScore:
     """A complete track's evidence; its score arrives from the scorer. Crops are kept in RGB for display."""
-    crops = None
-    if keep_crops:
-        crops = sequence[..., ::-1].copy() if colour_order == "BGR" else sequence
+    crops = display_crops(sequence, colour_order) if keep_crops else None
     return TrackScore(
         track_id=track_id,
         person_id=-1,

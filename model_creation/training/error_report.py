@@ -23,6 +23,7 @@ import numpy as np
 
 from ml_app.detection.decision import person_probability, video_probability
 from ml_app.detection.files import atomic_write_text
+from ml_app.detection.prediction import display_crops
 
 from .dataset import ClipDataset, ClipItem
 
@@ -114,9 +115,7 @@ def worst_cases(
 
 
 def _rgb_strip(dataset: ClipDataset, index: int) -> np.ndarray:
-    crops = dataset.crops(index)
-    if dataset.preprocessing.colour_order == "BGR":
-        crops = crops[..., ::-1]
+    crops = display_crops(dataset.crops(index), dataset.preprocessing.colour_order)
     return np.ascontiguousarray(np.concatenate(list(crops), axis=1))
 
 

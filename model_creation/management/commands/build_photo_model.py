@@ -35,7 +35,8 @@ def _fmt(value: Any) -> str:
 class Command(BuildCommand):
     help = (
         "Rebuild the default photo model (a frame model, GAN faces vs real faces) from ../shared/data and install it "
-        "in models/. Takes about 20 minutes on a 2-core CPU, the clips' carry-over evaluation included."
+        "in models/. Training takes about 10 minutes on an idle 2-core CPU; with the clips' carry-over evaluation the "
+        "whole build took 27 minutes here while other jobs ran (models/README.md)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
