@@ -51,7 +51,7 @@ def _run(analysis_id: str, attempt: int) -> None:
     from .detection.errors import DetectionError
     from .detection.files import combined_sha256
     from .detection.model_loading import is_model_cached, load_detector_model
-    from .verdict_rule import analyse
+    from .verdict_rule import analyse, with_provenance
 
     analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
     members = _members(analysis)
@@ -90,12 +90,13 @@ def _run(analysis_id: str, attempt: int) -> None:
         )
         report(Stage.DONE, 1.0, force=True)
         result.save_crops(analysis.crops_dir)
+        result_data = with_provenance(result, analysis.video_path)  # what the file says of itself, apart
         timings = {
             **result.timings,
             "checkpoint_load": sum(one.load_seconds for one in loaded) if freshly_loaded else 0.0,
             "checkpoint_cached": not freshly_loaded,
         }
-        jobs.finish(analysis_id, attempt, result.to_dict(), timings)
+        jobs.finish(analysis_id, attempt, result_data, timings)
     except DetectionError as exc:
         jobs.fail(analysis_id, attempt, exc.code, exc.message)
     except SoftTimeLimitExceeded:

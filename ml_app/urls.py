@@ -13,6 +13,7 @@ urlpatterns = [
     path("analyses/<uuid:analysis_id>/status", views.analysis_status, name="analysis-status"),
     path("analyses/<uuid:analysis_id>/video", views.analysis_video, name="analysis-video"),
     path("analyses/<uuid:analysis_id>/crops/<str:name>", views.analysis_crop, name="analysis-crop"),
+    path("analyses/<uuid:analysis_id>/report.pdf", views.analysis_report_pdf, name="analysis-report"),
     path("analyses/<uuid:analysis_id>/delete", views.delete_analysis, name="analysis-delete"),
     path("analyses/<uuid:analysis_id>/retry", views.retry_analysis, name="analysis-retry"),
 ]

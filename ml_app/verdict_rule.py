@@ -1,6 +1,7 @@
 """The calibration and thresholds an analysis decides with: the checkpoint's own, unless settings (``FAKE_THRESHOLD``,
 ``REAL_THRESHOLD``) or a command-line flag replace them; and the one call that analyses with one checkpoint or an
-ensemble of several under those rules. The worker and ``analyze_video`` both ask here."""
+ensemble of several under those rules, and the result with the file's Content Credentials beside it. The worker and
+``analyze_video`` both ask here."""
 
 from __future__ import annotations
 
@@ -51,10 +52,28 @@ def analyse(
     ensemble: str | None = None,
     fake: float | None = None,
     real: float | None = None,
+    heatmaps: str | None = None,
     **options: Any,
 ) -> AnalysisResult:
     """``path`` analysed by the one checkpoint in ``loaded``, or by all of them as the ensemble named, with the
-    thresholds of :func:`rule_for` (``options`` as for ``analyze_video``); a photo by its frame model."""
+    thresholds of :func:`rule_for` (``options`` as for ``analyze_video``); a photo by its frame model. After the
+    verdict, heat maps for the windows ``heatmaps`` selects (off, flagged, all; default DETECTION_HEATMAPS)."""
+    from ml_app.detection.heatmaps import add_heatmaps, parse_mode
+
+    result = _decide(path, loaded, ensemble, fake, real, **options)
+    add_heatmaps(result, loaded, parse_mode(heatmaps or settings.DETECTION_HEATMAPS))
+    return result
+
+
+def _decide(
+    path: str | os.PathLike,
+    loaded: list[LoadedModel],
+    ensemble: str | None = None,
+    fake: float | None = None,
+    real: float | None = None,
+    **options: Any,
+) -> AnalysisResult:
+    """The verdict and its evidence, by the one checkpoint, the ensemble or the frame model (see :func:`analyse`)."""
     from ml_app.detection.ensemble import Member, analyze_with_ensemble
     from ml_app.detection.images import is_image_name
     from ml_app.detection.prediction import analyze_video
@@ -76,3 +95,14 @@ def analyse(
         return analyze_video(path, loaded[0], rule=rule_for(loaded[0].checkpoint, fake, real), **options)
     members = [Member(one, rule_for(one.checkpoint, fake, real)) for one in loaded]
     return analyze_with_ensemble(path, ensemble, members, ensemble_thresholds(fake, real), **options)
+
+
+def with_provenance(result: AnalysisResult, path: str | os.PathLike) -> dict[str, Any]:
+    """``result.to_dict()`` and, under "provenance", what the file's Content Credentials say about its origin: the
+    file's own claim beside the network's answer, never mixed into it (read offline; trust per C2PA_TRUST_ANCHORS).
+    Its read time joins the timings. The worker and both analyse commands store and print this."""
+    from ml_app.detection.provenance import read_provenance
+
+    provenance = read_provenance(path, settings.C2PA_TRUST_ANCHORS or None)
+    result.timings["provenance"] = provenance.seconds
+    return {**result.to_dict(), "provenance": provenance.to_dict()}

@@ -15,19 +15,21 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import jobs, submissions
+from . import analysis_report, jobs, submissions
 from .api.errors import refusal_response
 from .api.serializers import describe
 from .detection.defaults import FRAME_MODEL_LENGTH
+from .detection.heatmaps import figures as heatmap_figures
 from .file_responses import ranged_file_response
 from .models import Analysis
 from .registry import active_checkpoints, active_ensembles
 from .uploads import UploadRejected
 
-_CROP_NAME = re.compile(r"^[A-Za-z0-9_]+\.jpg$")
+_CROP_NAME = re.compile(r"^[A-Za-z0-9_]+\.(jpg|png)$")  # crops and thumbnails (JPEG), heat maps (PNG)
 _FORM_FIELDS = ("video", "sequence_length", "ensemble")  # the upload form's fields that show their own errors
 
 
@@ -135,7 +137,19 @@ def _analysis_or_404(analysis_id) -> Analysis:
 def analysis_page(request: HttpRequest, analysis_id) -> HttpResponse:
     analysis = _analysis_or_404(analysis_id)
     state = describe(analysis, request)
-    return _private(render(request, "ml_app/result.html", {"analysis": analysis, "state": state}))
+    context = {"analysis": analysis, "state": state, "heatmaps": _heatmaps(analysis)}
+    return _private(render(request, "ml_app/result.html", context))
+
+
+def _heatmaps(analysis: Analysis) -> dict | None:
+    """The result page's heat maps (drawn by the server: the API's representation does not carry them), and the
+    note that says why there are none where there could have been; None before the result or without maps."""
+    info = (analysis.result or {}).get("heatmaps") if analysis.status == Analysis.Status.DONE else None
+    if not info:
+        return None
+    crops_url = reverse("ml_app:analysis", args=[analysis.pk]) + "crops/"
+    found = heatmap_figures(analysis.result, crops_url)
+    return {"figures": found, "note": info.get("note")} if found or info.get("note") else None
 
 
 @require_GET
@@ -159,7 +173,17 @@ def analysis_crop(request: HttpRequest, analysis_id, name: str) -> HttpResponse:
     path = analysis.crops_dir / name
     if not _CROP_NAME.match(name) or not path.is_file():
         raise Http404("no such crop")
-    return _private(ranged_file_response(request, path, "image/jpeg"))
+    return _private(ranged_file_response(request, path, "image/png" if name.endswith(".png") else "image/jpeg"))
+
+
+@require_GET
+def analysis_report_pdf(request: HttpRequest, analysis_id) -> HttpResponse:
+    """The analysis' report as a PDF; an analysis without a verdict (running, failed) is answered 409 with why."""
+    analysis = _analysis_or_404(analysis_id)
+    refusal = analysis_report.not_ready(analysis)
+    if refusal is not None:
+        return _private(refused(request, refusal))
+    return _private(analysis_report.pdf_response(analysis))
 
 
 @require_http_methods(["POST"])

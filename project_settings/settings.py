@@ -21,6 +21,8 @@ from ml_app.detection.defaults import (
     shipped_ensembles,
     shipped_mapping,
 )
+from ml_app.detection.errors import ConfigurationError
+from ml_app.detection.heatmaps import parse_mode
 from ml_app.detection.model_mapping import split_mapping
 
 from .broker import filesystem_transport_options
@@ -178,6 +180,12 @@ DEFAULT_SEQUENCE_LENGTH = env_int("DEFAULT_SEQUENCE_LENGTH", 20)
 DETECTION_MAX_WINDOWS = env_int("DETECTION_MAX_WINDOWS", DEFAULT_MAX_WINDOWS)
 DETECTION_BATCH_SIZE = env_int("DETECTION_BATCH_SIZE", DEFAULT_BATCH_SIZE)
 DETECTION_DEVICE = env_str("DETECTION_DEVICE", "auto")
+# Heat maps (Grad-CAM, made after the verdict): "flagged" for the windows of FAKE and INCONCLUSIVE people, "all" for
+# every scored window, "off" for none (ml_app/detection/heatmaps.py).
+try:
+    DETECTION_HEATMAPS = parse_mode(env_str("DETECTION_HEATMAPS", "flagged"))
+except ConfigurationError as exc:
+    raise ImproperlyConfigured(f"DETECTION_HEATMAPS: {exc}") from exc
 # Verdicts: FAKE at or above FAKE_THRESHOLD, REAL at or below REAL_THRESHOLD (calibrated fake probability of the most
 # suspicious person), INCONCLUSIVE in between. Unset, each checkpoint's own thresholds apply (chosen on its validation
 # data; see models/README.md); set, they replace them for every checkpoint.
@@ -188,6 +196,18 @@ if FAKE_THRESHOLD is not None and REAL_THRESHOLD is not None:
         Thresholds(FAKE_THRESHOLD, REAL_THRESHOLD, "settings")  # the one rule for a pair of thresholds
     except ValueError as exc:
         raise ImproperlyConfigured(f"FAKE_THRESHOLD and REAL_THRESHOLD: {exc}") from exc
+# Content Credentials (C2PA) are read from every upload and validated offline against their own certificates; a
+# signer is called trusted only when it chains to a certificate in this PEM bundle of trust anchors. Unset: no trust
+# list (signature and hashes are still checked). Checked here, so a bad file stops the start, not an analysis.
+C2PA_TRUST_ANCHORS = str(env_path("C2PA_TRUST_ANCHORS", Path())) if env_str("C2PA_TRUST_ANCHORS") else ""
+if C2PA_TRUST_ANCHORS:
+    from ml_app.detection.errors import ConfigurationError
+    from ml_app.detection.provenance import load_trust_anchors
+
+    try:
+        load_trust_anchors(C2PA_TRUST_ANCHORS)
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(f"C2PA_TRUST_ANCHORS: {exc.message}") from exc
 
 # --- uploads --------------------------------------------------------------------------------------------------------
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024  # enforced while the upload streams in
@@ -278,4 +298,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ProvenanceStateEnum": "ml_app.api.serializers.PROVENANCE_STATES",
+        "ProvenanceTrustEnum": "ml_app.api.serializers.PROVENANCE_TRUST",
+    },
 }

@@ -109,9 +109,9 @@ def test_relative_imports_are_resolved():
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("ml_app.detection")))
 def test_the_detection_core_does_not_import_django(name):
     tree = ast.parse(MODULES[name].read_text())
-    imported = {
-        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
-    } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names} | {
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    }
     assert not {m for m in imported if m.split(".")[0] in ("django", "rest_framework", "celery")}
     project = [m for m in imported if m.startswith(("ml_app.", "model_creation"))]
     outside = [m for m in project if not m.startswith("ml_app.detection")]

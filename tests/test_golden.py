@@ -1,6 +1,7 @@
 """``analyze_video --json`` gives the recorded answers: tests/golden/analyze_video.json was first written by the code
 before the pipeline was cut into its jobs (the redesign changed nothing), and again when the shipped models got their
-calibration and three outcomes (``python -m tests.golden.make_golden``; see its docstring for when to re-record).
+calibration and three outcomes, and when the 20-frame model was rebuilt with CenterFace (``python -m
+tests.golden.make_golden``; see its docstring for when to re-record).
 Decisions are compared exactly, probabilities and boxes within what differs between machines (see below)."""
 
 from __future__ import annotations

@@ -167,3 +167,33 @@ def test_the_table_drives_validation_and_every_backbone_choice():
         parser = load_command_class(app, command).create_parser("manage.py", command)
         flag = next(action for action in parser._actions if "--backbone" in action.option_strings)
         assert sorted(flag.choices) == sorted(BACKBONE_NAMES), command
+
+
+def test_mobilenet_v2_trunk_is_torchvisions_module_for_module():
+    """The project's own MobileNetV2 trunk (built without importing torchvision, for the cold start) has
+    torchvision's keys and shapes and, with the same weights, computes the same numbers."""
+    from ml_app.detection.mobilenet_v2 import mobilenet_v2_features
+
+    reference = torchvision.models.mobilenet_v2(weights=None).features.eval()
+    ours = mobilenet_v2_features().eval()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
+    ours.load_state_dict(reference.state_dict())
+    frames = torch.randn(3, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.equal(ours(frames), reference(frames))
+
+
+def test_analysing_with_a_mobilenet_checkpoint_does_not_import_torchvision(tiny_checkpoint):
+    """torchvision's import (with torch._dynamo through torchvision.ops) is a second of every cold start; a
+    MobileNetV2 checkpoint is loaded and run without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from ml_app.detection.model_loading import load_detector_model\n"
+        f"model = load_detector_model({str(tiny_checkpoint)!r}, 'cpu')\n"
+        "print('torchvision' in sys.modules, 'torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["False", "False"], done.stderr

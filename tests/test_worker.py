@@ -31,6 +31,7 @@ def fresh_rates():
     yield
     cache.clear()
 
+
 BROKERS = [
     "filesystem",
     pytest.param(

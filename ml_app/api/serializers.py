@@ -152,6 +152,56 @@ class EnsembleResultSerializer(serializers.Serializer):
     identity = serializers.CharField(help_text="sha256 of the members' sha256s")
 
 
+def _text(help_text: str = "", **options) -> serializers.CharField:
+    """A nullable text field of the provenance dict (ml_app.detection.provenance)."""
+    return serializers.CharField(allow_null=True, help_text=help_text or None, **options)
+
+
+class SignerSerializer(serializers.Serializer):
+    name, organization = _text("the signing certificate's subject CN"), _text("its subject O")
+    issuer, serial = _text("the certificate authority that issued it"), _text()
+    algorithm, time = _text("es256, ps256, ..."), _text("the trusted time stamp of the signature, if any")
+    valid_from, valid_until = _text(), _text()
+
+
+class ProvenanceActionSerializer(serializers.Serializer):
+    action = serializers.CharField(help_text="the C2PA action, e.g. c2pa.created")
+    label = serializers.CharField(help_text="it in a word or two")
+    source_type, source = _text("IPTC digital source type"), _text("it in words, e.g. made by an AI generator")
+    software, when = _text(), _text()
+    description = serializers.CharField()
+
+
+class ProvenanceProblemSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="C2PA validation status code, e.g. assertion.dataHash.mismatch")
+    explanation = serializers.CharField(help_text="the C2PA library's explanation")
+    meaning = serializers.CharField(help_text="in plain words, e.g. the file was changed after it was signed")
+
+
+PROVENANCE_STATES = ["none", "valid", "invalid", "unreadable"]  # named in SPECTACULAR_SETTINGS' ENUM_NAME_OVERRIDES
+PROVENANCE_TRUST = ["trusted", "untrusted", "not_checked"]
+
+
+class ProvenanceSerializer(serializers.Serializer):
+    """The file's Content Credentials (C2PA): what it says about itself, apart from the network's verdict. Beyond
+    present, state and summary, fields come only with state valid or invalid (error: with unreadable)."""
+
+    present = serializers.BooleanField()
+    state = serializers.ChoiceField(PROVENANCE_STATES, help_text="valid: signature and hashes match the file")
+    summary = serializers.CharField(help_text="one line in plain words")
+    error = serializers.CharField(required=False, help_text="why unreadable Content Credentials could not be read")
+    generator = _text("the software that made the claim", required=False)
+    generator_info = serializers.ListField(child=serializers.DictField(), required=False)
+    signer = SignerSerializer(required=False, allow_null=True)
+    title, format = _text(required=False), _text(required=False)
+    actions = ProvenanceActionSerializer(many=True, required=False)
+    ai = _text("the strongest AI claim of the actions", required=False)
+    ingredients, manifests = serializers.IntegerField(required=False), serializers.IntegerField(required=False)
+    problems = ProvenanceProblemSerializer(many=True, required=False, help_text="why invalid")
+    trust = serializers.ChoiceField(PROVENANCE_TRUST, required=False, help_text="untrusted is not invalid")
+    trust_explanation = serializers.CharField(required=False)
+
+
 class ResultSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=["REAL", "FAKE", "INCONCLUSIVE"])
     reason = ReasonSerializer(allow_null=True, help_text="why the verdict is INCONCLUSIVE")
@@ -173,6 +223,9 @@ class ResultSerializer(serializers.Serializer):
     checkpoint = CheckpointIdentitySerializer()
     timings = serializers.DictField(child=serializers.FloatField(), help_text="seconds per stage")
     warnings = serializers.ListField(child=serializers.CharField())
+    provenance = ProvenanceSerializer(
+        required=False, help_text="the file's Content Credentials; absent for analyses made before they were read"
+    )
 
 
 def _with_crop_urls(result: dict, crops_url: str) -> dict:

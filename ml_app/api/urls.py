@@ -1,5 +1,6 @@
 """API routes under /api/v1/."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .views import AnalysisViewSet, CheckpointViewSet, EnsembleViewSet
@@ -12,4 +13,7 @@ router.register("analyses", AnalysisViewSet, basename="analysis")
 router.register("checkpoints", CheckpointViewSet, basename="checkpoint")
 router.register("ensembles", EnsembleViewSet, basename="ensemble")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("analyses/<uuid:pk>/report.pdf", AnalysisViewSet.as_view({"get": "report"}), name="analysis-report"),
+]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import jobs, submissions
+from .. import analysis_report, jobs, submissions
 from ..models import Analysis
 from ..registry import active_checkpoints, active_ensembles
 from .serializers import (
@@ -118,6 +120,27 @@ class AnalysisViewSet(
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
         analysis = jobs.refresh_if_stale(self.get_object())
         return Response(self.get_serializer(analysis).data)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # The report answers a PDF whatever the Accept header says (its errors stay JSON, the error shape).
+        return super().perform_content_negotiation(request, force=force or self.action == "report")
+
+    @extend_schema(
+        summary="The analysis' report as a PDF (verdict, checkpoint, the file's sha256, timeline, people, limits)",
+        operation_id="analyses_report",
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="the report"),
+            409: OpenApiResponse(ErrorSerializer, description="the analysis is not finished, or it failed"),
+            **_ERRORS,
+            **_NOT_FOUND,
+        },
+    )
+    def report(self, request: Request, *args, **kwargs) -> HttpResponse:
+        analysis = self.get_object()
+        refusal = analysis_report.not_ready(analysis)
+        if refusal is not None:
+            raise refusal  # answered in the error shape by errors.api_exception_handler
+        return analysis_report.pdf_response(analysis)
 
 
 class CheckpointViewSet(viewsets.GenericViewSet):

@@ -23,6 +23,7 @@ def window_frames(sequence_length: int) -> int:
     """Frames per video window for a checkpoint of ``sequence_length``: its own length, or a frame model's window."""
     return FRAME_MODEL_WINDOW if sequence_length == FRAME_MODEL_LENGTH else sequence_length
 
+
 # File types read as video, for uploads and for dataset folders (extensions without the dot, lower case).
 VIDEO_EXTENSIONS: tuple[str, ...] = ("mp4", "mov", "m4v", "webm", "mkv", "avi", "mpg", "mpeg", "wmv", "flv")
 # Photos: Pillow's format name -> the file endings that go with it (the one allow-list, for uploads, analyze_image and

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torchvision
 from torch import nn
 
 from .errors import ConfigurationError
+from .mobilenet_v2 import mobilenet_v2_features
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, settings_from_dict
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,12 @@ StateDict = dict[str, torch.Tensor]
 Triple = tuple[float, float, float]
 
 
-def _resnet_trunk(build: Callable[..., nn.Module]) -> nn.Sequential:
-    """A torchvision ResNet-family model without its average pooling and classifier."""
-    return nn.Sequential(*list(build(weights=None).children())[:-2])
+def _resnet_trunk(name: str) -> nn.Sequential:
+    """A torchvision ResNet-family model without its average pooling and classifier. torchvision is imported here,
+    when such a backbone is built, not with this module: its import costs a second of every cold start."""
+    import torchvision
+
+    return nn.Sequential(*list(getattr(torchvision.models, name)(weights=None).children())[:-2])
 
 
 def _resnet_keys(state: StateDict) -> StateDict:
@@ -56,10 +59,6 @@ def _resnet_keys(state: StateDict) -> StateDict:
         if head in rename:
             mapped[f"{rename[head]}.{rest}"] = value
     return mapped
-
-
-def _mobilenet_v2_trunk() -> nn.Sequential:
-    return torchvision.models.mobilenet_v2(weights=None).features
 
 
 def _mobilenet_v2_keys(state: StateDict) -> StateDict:
@@ -138,7 +137,9 @@ class Backbone:
     keys. ``weights`` says where ``pretrained="imagenet"`` looks: ``torchvision`` (its local cache, under
     ``name``), ``bundled`` (``bundled_file()``, a file installed with a package) or ``none`` (trained from scratch).
     ``mean``/``std`` are the normalisation the weights expect (a training run records them in the checkpoint's
-    preprocessing) and ``image_size`` the crop size suggested for preprocessing with this backbone.
+    preprocessing) and ``image_size`` the crop size suggested for preprocessing with this backbone. ``cam_layer``
+    names, within the trunk (for ``get_submodule``; "" is the trunk itself), its last convolutional block: the
+    heat maps (``heatmaps.py``, Grad-CAM) are made from that layer's activations and gradients.
     """
 
     name: str
@@ -150,15 +151,17 @@ class Backbone:
     image_size: int = 112
     weights: Literal["torchvision", "bundled", "none"] = "torchvision"
     bundled_file: Callable[[], Path | None] | None = None
+    cam_layer: str = ""
 
 
 BACKBONE_TABLE: dict[str, Backbone] = {
     entry.name: entry
     for entry in (
         # 112 px: what the original app's ResNeXt models and the shipped MobileNetV2 models were trained on.
-        Backbone("resnext50_32x4d", 2048, lambda: _resnet_trunk(torchvision.models.resnext50_32x4d), _resnet_keys),
-        Backbone("mobilenet_v2", 1280, _mobilenet_v2_trunk, _mobilenet_v2_keys),
-        Backbone("resnet50", 2048, lambda: _resnet_trunk(torchvision.models.resnet50), _resnet_keys),
+        # cam_layer: a ResNet trunk's layer4; the 1x1 ConvBNReLU6 that ends MobileNetV2's features.
+        Backbone("resnext50_32x4d", 2048, lambda: _resnet_trunk("resnext50_32x4d"), _resnet_keys, cam_layer="7"),
+        Backbone("mobilenet_v2", 1280, mobilenet_v2_features, _mobilenet_v2_keys, cam_layer="18"),
+        Backbone("resnet50", 2048, lambda: _resnet_trunk("resnet50"), _resnet_keys, cam_layer="7"),
         # Its authors normalise with 0.5 / 0.5 (inputs in [-1, 1]); 224 px is the weights' (and the padding's) size.
         Backbone(
             "efficientnet_lite0",
@@ -170,10 +173,14 @@ BACKBONE_TABLE: dict[str, Backbone] = {
             image_size=224,
             weights="bundled",
             bundled_file=_bundled_efficientnet_file,
+            # the trunk's own output, its head convolution: the package runs the stem's and the head's activation
+            # through one ReLU6 module, so a hook on that module would fire twice
+            cam_layer="",
         ),
         # No pretrained weights, so any fixed normalisation would do: ImageNet's keeps its checkpoints preprocessed
         # exactly like every other model's. Small crops suffice for a network this size.
-        Backbone("custom_cnn", 256, _custom_cnn_trunk, _same_keys, image_size=64, weights="none"),
+        # cam_layer: the last block's ReLU, before its 2x2 max-pooling: twice the resolution of the trunk's output.
+        Backbone("custom_cnn", 256, _custom_cnn_trunk, _same_keys, image_size=64, weights="none", cam_layer="14"),
     )
 }
 # The backbone names, in the table's order: what command-line flags offer as choices.
@@ -241,6 +248,8 @@ class ModelConfig:
 
 def _cached_imagenet_file(name: str) -> Path | None:
     """torchvision's own cache file for this backbone's ImageNet weights, if some earlier download left one."""
+    import torchvision  # only when ImageNet weights are asked for (training), see _resnet_trunk
+
     weights_enum = torchvision.models.get_model_weights(name)
     cache = Path(torch.hub.get_dir()) / "checkpoints"
     for weights in weights_enum:

@@ -20,6 +20,16 @@ WindowStatus = Literal["scored", "no_face", "face_lost", "video_ended"]
 
 
 @dataclass
+class Heatmap:
+    """A track's Grad-CAM heat map (``heatmaps.py``): where, in the frame that pushed its score hardest towards FAKE,
+    the pixels that pushed it lay. It shows what moved the network's score, not which part of the face is fake."""
+
+    frame: int  # index into the track's crops; the video frame is the window's start_frame + frame
+    map: np.ndarray = field(repr=False)  # (S, S) float32 in [0, 1]: the crop's size, 1 where the push was strongest
+    overlay: np.ndarray = field(repr=False)  # (S, S, 3) uint8 RGB: that frame's crop with the map blended over it
+
+
+@dataclass
 class TrackScore:
     """One face followed through one window, and the network's score for it."""
 
@@ -30,6 +40,7 @@ class TrackScore:
     filled_frames: int  # frames whose box was filled in from neighbours rather than detected
     crops: np.ndarray | None = field(default=None, repr=False)  # (N, S, S, 3) uint8 RGB, as fed (before colour swap)
     raw_probability: float = float("nan")  # the network's own output
+    heatmap: Heatmap | None = field(default=None, repr=False)  # made after the verdict, when asked (heatmaps.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +131,21 @@ class AnalysisResult:
     warnings: list[str] = field(default_factory=list)
     crop_files: dict[str, Any] = field(default_factory=dict)
     ensemble: dict[str, Any] | None = None  # for an ensemble: its name, how it combines, and each member's answer
+    heatmaps: dict[str, Any] = field(default_factory=dict)  # how the heat maps were made (heatmaps.py); {}: not asked
+
+    def heatmap_list(self) -> list[dict[str, int]]:
+        """Which tracks have a heat map, and of which frame (the maps themselves are files, see ``save_crops``)."""
+        return [
+            {
+                "window": w.index,
+                "track_id": t.track_id,
+                "frame": t.heatmap.frame,
+                "video_frame": w.start_frame + t.heatmap.frame,
+            }
+            for w in self.windows
+            for t in w.tracks
+            if t.heatmap is not None
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,11 +166,13 @@ class AnalysisResult:
             "warnings": self.warnings,
             "crop_files": self.crop_files,
             "ensemble": self.ensemble,
+            "heatmaps": {**self.heatmaps, "maps": self.heatmap_list()} if self.heatmaps else None,
         }
 
     def save_crops(self, directory: str | Path) -> dict[str, Any]:
         """Write what the network saw: per window and face a strip of all its crops and the middle one as a
-        thumbnail, and a thumbnail per person.
+        thumbnail, and a thumbnail per person; where a track has a heat map, that map over its frame's crop (PNG)
+        and the crop alone beside it.
 
         Returns (and records in ``crop_files``) the paths, relative to ``directory``.
         """
@@ -161,10 +189,13 @@ class AnalysisResult:
                 middle = track.crops[len(track.crops) // 2]
                 cv2.imwrite(str(directory / f"{stem}.jpg"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), quality)
                 cv2.imwrite(str(directory / f"{stem}_thumb.jpg"), cv2.cvtColor(middle, cv2.COLOR_RGB2BGR), quality)
-                files["windows"].setdefault(str(window.index), {})[str(track.track_id)] = {
-                    "strip": f"{stem}.jpg",
-                    "thumb": f"{stem}_thumb.jpg",
-                }
+                names = {"strip": f"{stem}.jpg", "thumb": f"{stem}_thumb.jpg"}
+                if track.heatmap is not None:
+                    names |= {"heatmap": f"{stem}_heatmap.png", "heatmap_crop": f"{stem}_heatmap_crop.jpg"}
+                    overlay, crop = track.heatmap.overlay, track.crops[track.heatmap.frame]
+                    cv2.imwrite(str(directory / names["heatmap"]), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+                    cv2.imwrite(str(directory / names["heatmap_crop"]), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), quality)
+                files["windows"].setdefault(str(window.index), {})[str(track.track_id)] = names
         for person in self.people:
             if person.thumbnail is None:
                 continue

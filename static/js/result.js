@@ -242,7 +242,8 @@
 
   function renderTimings(state, result) {
     const names = { probe: "reading the video", decode: isPhoto(result) ? "reading the photo" : "decoding frames", detect: "finding faces",
-      crop: "cropping", network: "the network", total: "total", checkpoint_load: "loading the checkpoint" };
+      crop: "cropping", network: "the network", heatmaps: "heat maps", total: "total",
+      checkpoint_load: "loading the checkpoint" };
     const rows = Object.entries(names)
       .filter(([key]) => typeof result.timings[key] === "number" || typeof state.timings[key] === "number")
       .map(([key, name]) => {
@@ -271,6 +272,21 @@
     }
     renderPeople(result);
     renderTimings(state, result);
+    loadHeatmaps();
+  }
+
+  // The heat maps are drawn by the server (the API's state does not carry them). A page opened before its result
+  // fetches itself once when the result arrives and takes over that section: our own escaped HTML, images only.
+  function loadHeatmaps() {
+    if (root.dataset.heatmapsPending !== "true") return;
+    root.dataset.heatmapsPending = "false";
+    fetch(window.location.href, { cache: "no-store" })
+      .then((response) => (response.ok ? response.text() : ""))
+      .then((html) => {
+        const slot = new DOMParser().parseFromString(html, "text/html").getElementById("heatmaps-slot");
+        if (slot) $("heatmaps-slot").replaceChildren(...Array.from(slot.childNodes, (n) => document.importNode(n, true)));
+      })
+      .catch(() => {});
   }
 
   function poll() {

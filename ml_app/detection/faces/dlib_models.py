@@ -8,11 +8,8 @@ face_recognition's own (``face_encodings(..., model="small")``), so descriptors 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import numpy as np
 
 from ..errors import ConfigurationError
 from ..geometry import Box
+from .model_cache import cached_file
 
 _FILES = {
     "shape_predictor_5": "shape_predictor_5_face_landmarks.dat",
@@ -78,40 +76,25 @@ def model(name: str) -> Any:
         return _loaded[name]
 
 
-def cache_dir() -> Path:
-    """Where derived model files are kept between processes: ``$DETECTOR_CACHE_DIR``, else ``~/.cache``'s."""
-    configured = os.environ.get("DETECTOR_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deepfake-detector"
-
-
 def _hog_detector(dlib) -> Any:
     """dlib's frontal face (HOG) detector. ``get_frontal_face_detector`` rebuilds it from a string inside dlib, which
-    takes seconds here; the same detector saved once to the cache loads in milliseconds. A cached file is used only
-    if its sha256 still matches its name (otherwise it is rebuilt), so a damaged cache cannot change a detection."""
+    takes seconds here; the same detector saved once to the cache (``model_cache``) loads in milliseconds."""
     stem = f"frontal_face_detector-dlib{getattr(dlib, '__version__', 'unknown')}"
-    folder = cache_dir()
-    for path in sorted(folder.glob(f"{stem}-*.svm")) if folder.is_dir() else []:
+    built: list[Any] = []
+
+    def write(path: Path) -> None:
+        built.append(dlib.get_frontal_face_detector())
+        built[0].save(str(path))
+
+    cached = cached_file(stem, ".svm", write)
+    if built:
+        return built[0]
+    if cached is not None:
         try:
-            if hashlib.sha256(path.read_bytes()).hexdigest()[:16] == path.stem.rsplit("-", 1)[1]:
-                return dlib.fhog_object_detector(str(path))
-        except (OSError, RuntimeError) as exc:
-            log.debug("Ignoring the cached HOG detector %s: %s", path, exc)
-    detector = dlib.get_frontal_face_detector()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".svm")
-        os.close(handle)
-        try:
-            detector.save(temporary)
-            digest = hashlib.sha256(Path(temporary).read_bytes()).hexdigest()[:16]
-            os.replace(temporary, folder / f"{stem}-{digest}.svm")
-        finally:
-            Path(temporary).unlink(missing_ok=True)
-    except (OSError, RuntimeError) as exc:  # a read-only home: every process rebuilds it, nothing else changes
-        log.debug("Could not cache the HOG detector in %s: %s", folder, exc)
-    return detector
+            return dlib.fhog_object_detector(str(cached))
+        except RuntimeError as exc:
+            log.debug("Ignoring the cached HOG detector %s: %s", cached, exc)
+    return dlib.get_frontal_face_detector()
 
 
 def face_descriptor(image: np.ndarray, box: Box) -> np.ndarray:

@@ -13,13 +13,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ml_app.detection.defaults import FRAME_MODEL_LENGTH
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, ImageError
 from ml_app.detection.images import inspect_image
+from ml_app.management.report_option import add_report_argument, check_report_path, write_report_option
 
 from .analyze_video import (
     EXIT_CHECKPOINT,
     EXIT_VIDEO,
     _one_line,
+    add_heatmap_argument,
     add_threshold_arguments,
     closing_lines,
+    heatmap_mode,
+    provenance_line,
     verdict_lines,
 )
 
@@ -35,6 +39,8 @@ class Command(BaseCommand):
         f"result with --json. Exit status: 0 analysed (REAL, FAKE or INCONCLUSIVE), 1 other failure, {EXIT_IMAGE} "
         f"unusable photo, {EXIT_CHECKPOINT} checkpoint problem."
     )
+    # The site's checks (URLs, admin, API schema) say nothing about analysing a file and cost a cold start a second.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="photo to analyse")
@@ -46,9 +52,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
         parser.add_argument("--device", default=settings.DETECTION_DEVICE, help="auto, cpu or cuda")
         parser.add_argument("--save-crops", metavar="DIR", help="write the face crops the network saw to DIR")
+        add_report_argument(parser)
+        add_heatmap_argument(parser)
         add_threshold_arguments(parser)
 
     def handle(self, *args, **options) -> None:
+        check_report_path(options)
         try:  # a bad photo is reported before the network is even imported (its headers: no decoding twice)
             inspect_image(options["path"], settings.MAX_IMAGE_PIXELS)
         except ImageError as exc:
@@ -56,7 +65,7 @@ class Command(BaseCommand):
         from ml_app.checkpoint_lookup import choose_checkpoint
         from ml_app.detection.model_loading import load_detector_model
         from ml_app.detection.model_mapping import CheckpointChoice
-        from ml_app.verdict_rule import analyse
+        from ml_app.verdict_rule import analyse, with_provenance
 
         try:
             if options["checkpoint"]:
@@ -64,13 +73,15 @@ class Command(BaseCommand):
             else:
                 choice = choose_checkpoint(FRAME_MODEL_LENGTH)
             loaded = load_detector_model(choice.path, options["device"])
+            heatmaps = heatmap_mode(options)
             result = analyse(
                 options["path"],
                 [loaded],
                 None,
                 options["fake_threshold"],
                 options["real_threshold"],
-                keep_crops=bool(options["save_crops"]),
+                heatmaps,
+                keep_crops=bool(options["save_crops"] or options["report"]) or heatmaps != "off",
             )
         except ImageError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_IMAGE) from exc
@@ -82,10 +93,13 @@ class Command(BaseCommand):
         if options["save_crops"]:
             result.save_crops(options["save_crops"])
         chosen = {"path": str(choice.path), "source": choice.source, "reason": choice.reason}
+        data = with_provenance(result, options["path"])
         if options["json"]:
-            self.stdout.write(json.dumps({**result.to_dict(), "checkpoint_choice": chosen}, indent=2))
+            self.stdout.write(json.dumps({**data, "checkpoint_choice": chosen}, indent=2))
         else:
-            self.stdout.write(format_photo_summary(Path(options["path"]).name, result, options["save_crops"], chosen))
+            summary = format_photo_summary(Path(options["path"]).name, result, options["save_crops"], chosen)
+            self.stdout.write(summary + "\n" + provenance_line(data["provenance"]))
+        write_report_option(self, result, data, options)
 
 
 def format_photo_summary(

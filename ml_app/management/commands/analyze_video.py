@@ -12,7 +12,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, VideoError
+from ml_app.detection.heatmaps import HEATMAP_MODES
 from ml_app.detection.video import probe_video
+from ml_app.management.report_option import add_report_argument, check_report_path, write_report_option
 
 if TYPE_CHECKING:
     from ml_app.detection.results import AnalysisResult
@@ -35,6 +37,24 @@ def _probability(text: str) -> float:
     return value
 
 
+def add_heatmap_argument(parser: CommandParser) -> None:
+    """--heatmaps: the same for a video's and a photo's analysis."""
+    parser.add_argument(
+        "--heatmaps",
+        choices=HEATMAP_MODES,
+        help="Grad-CAM heat maps after the verdict: flagged (the windows of FAKE and INCONCLUSIVE people), all (every "
+        "scored window) or off; written beside the crops by --save-crops (default: DETECTION_HEATMAPS with "
+        "--save-crops, else off)",
+    )
+
+
+def heatmap_mode(options: dict) -> str:
+    """--heatmaps, else DETECTION_HEATMAPS when the maps are written (--save-crops), else off."""
+    if options["heatmaps"]:
+        return options["heatmaps"]
+    return settings.DETECTION_HEATMAPS if options["save_crops"] else "off"
+
+
 def add_threshold_arguments(parser: CommandParser) -> None:
     """--fake-threshold and --real-threshold: the same for a video's and a photo's analysis."""
     parser.add_argument(
@@ -55,6 +75,8 @@ class Command(BaseCommand):
         f"Exit status: 0 analysed (REAL, FAKE or INCONCLUSIVE), 1 other failure, {EXIT_VIDEO} unusable video, "
         f"{EXIT_CHECKPOINT} checkpoint problem."
     )
+    # The site's checks (URLs, admin, API schema) say nothing about analysing a file and cost a cold start a second.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="video file to analyse")
@@ -83,11 +105,14 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=settings.DETECTION_BATCH_SIZE)
         parser.add_argument("--device", default=settings.DETECTION_DEVICE, help="auto, cpu or cuda")
         parser.add_argument("--save-crops", metavar="DIR", help="write the face crops the network saw to DIR")
+        add_report_argument(parser)
+        add_heatmap_argument(parser)
         add_threshold_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         if options["max_windows"] < 1 or options["batch_size"] < 1:
             raise CommandError("--max-windows and --batch-size must be at least 1")
+        check_report_path(options)
         try:  # a bad video is reported before the network is even imported
             started = time.perf_counter()
             info = probe_video(options["path"])
@@ -95,7 +120,7 @@ class Command(BaseCommand):
         except VideoError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
         from ml_app.detection.model_loading import load_detector_model
-        from ml_app.verdict_rule import analyse
+        from ml_app.verdict_rule import analyse, with_provenance
 
         try:
             choices, ensemble = self._choices(options)
@@ -106,16 +131,18 @@ class Command(BaseCommand):
                     f"--sequence-length {wanted} does not match the checkpoint, which analyses "
                     f"{loaded[0].sequence_length}-frame windows."
                 )
+            heatmaps = heatmap_mode(options)
             result = analyse(
                 options["path"],
                 loaded,
                 ensemble,
                 options["fake_threshold"],
                 options["real_threshold"],
+                heatmaps,
                 info=info,
                 max_windows=options["max_windows"],
                 batch_size=options["batch_size"],
-                keep_crops=bool(options["save_crops"]),
+                keep_crops=bool(options["save_crops"] or options["report"]) or heatmaps != "off",
             )
         except VideoError as exc:
             raise CommandError(_one_line(exc.message), returncode=EXIT_VIDEO) from exc
@@ -131,10 +158,13 @@ class Command(BaseCommand):
         chosen: dict | list = [{"path": str(c.path), "source": c.source, "reason": c.reason} for c in choices]
         if ensemble is None:
             chosen = chosen[0]
+        data = with_provenance(result, options["path"])
         if options["json"]:
-            self.stdout.write(json.dumps({**result.to_dict(), "checkpoint_choice": chosen}, indent=2))
+            self.stdout.write(json.dumps({**data, "checkpoint_choice": chosen}, indent=2))
         else:
-            self.stdout.write(format_summary(Path(options["path"]).name, result, options["save_crops"], chosen))
+            summary = format_summary(Path(options["path"]).name, result, options["save_crops"], chosen)
+            self.stdout.write(summary + "\n" + provenance_line(data["provenance"]))
+        write_report_option(self, result, data, options)
 
     @staticmethod
     def _choices(options) -> tuple[list, str | None]:
@@ -239,15 +269,34 @@ def verdict_lines(
     return lines
 
 
+def provenance_line(provenance: dict) -> str:
+    """The file's Content Credentials in one line, labelled as the file's own claim (the last line of a summary)."""
+    return f"  content credentials (the file's own claim, not the network's): {provenance['summary']}"
+
+
 def closing_lines(result: AnalysisResult, stages: tuple[str, ...], crops_dir: str | None) -> str:
     """Where the time went, where the crops are, and the warnings: the end of every summary."""
     timings = result.timings
-    spent = ", ".join(f"{stage} {timings[stage]:.2f} s" for stage in stages if stage in timings)
+    spent = ", ".join(f"{stage} {timings[stage]:.2f} s" for stage in (*stages, "heatmaps") if stage in timings)
     lines = [
         f"  time: {spent}; total {timings['total']:.2f} s (+ checkpoint load {timings.get('checkpoint_load', 0):.2f} s)"
     ]
     if crops_dir:
         lines.append(f"  face crops written to {crops_dir}")
+    lines += heatmap_lines(result, crops_dir)
     for warning in result.warnings:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)
+
+
+def heatmap_lines(result: AnalysisResult, crops_dir: str | None) -> list[str]:
+    """How many heat maps were made and where they are, or why there are none."""
+    info = result.heatmaps
+    if not info or info["mode"] == "off":
+        return []
+    maps = result.heatmap_list()
+    where = f"; written beside the crops ({crops_dir})" if crops_dir and maps else ""
+    lines = [f"  heat maps ({info['method']}, {info['mode']}): {len(maps)} made{where}"]
+    if info.get("note"):
+        lines.append(f"  heat maps: {info['note']}")
+    return lines

@@ -1,8 +1,9 @@
 """``manage.py build_default_model``: rebuild the checkpoints in models/ from the project's shared data.
 
-Preprocesses the shared clips once (40-frame windows; shorter models train on runs inside them), trains a MobileNetV2
-+ LSTM per sequence length with self-blended fakes, evaluates each on the fixed held-out split, and installs the
-best epoch of each, in half precision and with its test metrics, as models/default_mobilenet_v2_<N>_frames.pt.
+Preprocesses the shared clips once per face detector the recipe uses (40-frame windows; shorter models train on runs
+inside them; ``DETECTORS`` says which length uses which), trains a MobileNetV2 + LSTM per sequence length with
+self-blended fakes, evaluates each on the fixed held-out split, and installs the best epoch of each, in half
+precision and with its test metrics, as models/default_mobilenet_v2_<N>_frames.pt.
 Prints the model card's table; every figure in models/README.md comes from this output.
 """
 
@@ -18,7 +19,15 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from model_creation.build_commands import BuildCommand
-from model_creation.training.default_model import BACKBONE, DATASET, EPOCHS, LENGTHS, NAME, write_dataset_csv
+from model_creation.training.default_model import (
+    BACKBONE,
+    DATASET,
+    DETECTORS,
+    EPOCHS,
+    LENGTHS,
+    NAME,
+    write_dataset_csv,
+)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -44,6 +53,13 @@ class Command(BuildCommand):
         parser.add_argument(
             "--pretrained", help="MobileNetV2 ImageNet weights (default: DATA/weights/mobilenet_v2-b0353104.pth)"
         )
+        parser.add_argument(
+            "--detector-backend",
+            choices=sorted(set(DETECTORS.values())),
+            help="one face detector for every length (default: the recipe's per length: "
+            + ", ".join(f"{length}: {backend}" for length, backend in sorted(DETECTORS.items()))
+            + ")",
+        )
 
     def handle(self, *args, **options) -> None:
         data, work = Path(options["data"]).resolve(), Path(options["work"])
@@ -57,29 +73,35 @@ class Command(BuildCommand):
         except FileNotFoundError as exc:
             raise CommandError(str(exc)) from exc
 
-        self.stdout.write(f"1/3 preprocessing {dataset_csv} into {work / 'clips'} ...")
-        mark = time.perf_counter()
-        self._run(
-            "preprocess_videos",
-            dataset_csv,
-            "--layout",
-            "csv",
-            "--dataset",
-            DATASET,
-            "--output",
-            work / "clips",
-            "--sequence-length",
-            max(*LENGTHS, *lengths),  # the recipe's clips whichever lengths this run builds
-            "--windows",
-            options["windows"],
-            "--workers",
-            max(1, options["workers"]),
-            "--no-progress",
-        )
-        preprocess_seconds = time.perf_counter() - mark
-        manifest = work / "clips" / "manifest.json"
+        backends = {length: options["detector_backend"] or DETECTORS.get(length, "centerface") for length in lengths}
+        preprocess_seconds = 0.0
+        for backend in sorted(set(backends.values())):
+            clips = clips_folder(work, backend)
+            self.stdout.write(f"1/3 preprocessing {dataset_csv} into {clips} (faces found by {backend}) ...")
+            mark = time.perf_counter()
+            self._run(
+                "preprocess_videos",
+                dataset_csv,
+                "--layout",
+                "csv",
+                "--dataset",
+                DATASET,
+                "--output",
+                clips,
+                "--sequence-length",
+                max(*LENGTHS, *lengths),  # the recipe's clips whichever lengths this run builds
+                "--windows",
+                options["windows"],
+                "--detector-backend",
+                backend,
+                "--workers",
+                max(1, options["workers"]),
+                "--no-progress",
+            )
+            preprocess_seconds += time.perf_counter() - mark
 
         for length in lengths:
+            manifest = clips_folder(work, backends[length]) / "manifest.json"
             name = NAME.format(length=length)
             run_dir = work / f"train_{length}"
             self.stdout.write(f"2/3 training {name} ...")
@@ -172,6 +194,12 @@ class Command(BuildCommand):
         self.stdout.write(f"Installed {target} ({target.stat().st_size / 1e6:.1f} MB, sha256 {sha[:12]}...)")
 
 
+def clips_folder(work: Path, backend: str) -> Path:
+    """Where the clips made with one face detector go: ``clips`` for CenterFace (the default), ``clips_<backend>``
+    for another, so that a rebuild of some lengths reuses the clips an earlier run made."""
+    return work / ("clips" if backend == "centerface" else f"clips_{backend}")
+
+
 def collect_report(work: Path, data: Path, preprocess_seconds: float) -> dict[str, Any]:
     """Everything the model card states, read back from the run folders in ``work``.
 
@@ -179,18 +207,24 @@ def collect_report(work: Path, data: Path, preprocess_seconds: float) -> dict[st
     (``--lengths 40`` rebuilds one model and keeps the others' figures). Training time is the sum of the epochs'
     seconds in the run's history.csv.
     """
-    records = sorted((work / "clips" / "records").glob("*.json"))
     report: dict[str, Any] = {
         "data": str(data),
         "preprocess_seconds_this_run": preprocess_seconds,
-        # from the settings file written when preprocessing began to the last video's record (also across resumes)
-        "preprocess_wall_seconds": max((path.stat().st_mtime for path in records), default=0.0)
-        - (work / "clips" / "preprocess.json").stat().st_mtime
-        if records
-        else 0.0,
-        "videos": len(records),
+        "preprocessing": {},
         "models": {},
     }
+    for clips in sorted(work.glob("clips*")):
+        records = sorted((clips / "records").glob("*.json"))
+        if not records or not (clips / "preprocess.json").is_file():
+            continue
+        backend = json.loads((clips / "preprocess.json").read_text())["preprocessing"]["detector"]["backend"]
+        report["preprocessing"][backend] = {
+            "clips": str(clips),
+            "videos": len(records),
+            # from the settings file written when preprocessing began to the last video's record (across resumes)
+            "wall_seconds": max(path.stat().st_mtime for path in records) - (clips / "preprocess.json").stat().st_mtime,
+        }
+    report["videos"] = max((one["videos"] for one in report["preprocessing"].values()), default=0)
     for run_dir in sorted(work.glob("train_*"), key=lambda path: int(path.name.split("_")[1])):
         evaluation, summary = run_dir / "test" / "report.json", run_dir / "summary.json"
         if not (evaluation.is_file() and summary.is_file()):
@@ -198,8 +232,12 @@ def collect_report(work: Path, data: Path, preprocess_seconds: float) -> dict[st
         with open(run_dir / "history.csv", newline="") as handle:
             epochs = list(csv.DictReader(handle))
         train = json.loads(summary.read_text())
+        preprocess = Path(train["config"]["manifest"]).parent / "preprocess.json"
         report["models"][run_dir.name.split("_")[1]] = {
             "name": train["config"]["name"],
+            "detector": json.loads(preprocess.read_text())["preprocessing"]["detector"]["backend"]
+            if preprocess.is_file()
+            else "unknown",
             "train_seconds": sum(float(row["seconds"]) for row in epochs),
             "best_epoch": train["best_epoch"],
             "epochs_run": train["epochs_run"],
@@ -212,10 +250,9 @@ def collect_report(work: Path, data: Path, preprocess_seconds: float) -> dict[st
 def card_table(report: dict[str, Any]) -> str:
     """The model card's results table, from evaluate_model's reports."""
     lines = [
-        "| N | best epoch | train time | test level | clips or videos (real / fake) | accuracy | AUC | EER "
-        "| self-blended AUC "
-        "| FF++ fake: fake probability |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| N | faces found by | best epoch | train time | test level | clips or videos (real / fake) | accuracy | AUC "
+        "| EER | self-blended AUC | FF++ fake: fake probability |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for length, model in sorted(report["models"].items(), key=lambda item: int(item[0])):
         test = model["test"]
@@ -226,7 +263,7 @@ def card_table(report: dict[str, Any]) -> str:
             (tn, fp), (fn, tp) = metrics["confusion"]
             counts = f"{tn + fp} / {fn + tp}"
             lines.append(
-                f"| {length} | {model['best_epoch']} of {model['epochs_run']} | "
+                f"| {length} | {model.get('detector', 'unknown')} | {model['best_epoch']} of {model['epochs_run']} | "
                 f"{model['train_seconds'] / 60:.0f} min | "
                 f"{level} | {counts} | {_fmt(metrics.get('accuracy'))} | {_fmt(metrics.get('auc'))} | "
                 f"{_fmt(metrics.get('eer'))} | {_fmt(sbi.get(level, {}).get('auc'))} | "
