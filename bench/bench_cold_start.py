@@ -62,6 +62,14 @@ def top_level_imports(stderr: str) -> dict[str, float]:
     return found
 
 
+def _label(checkpoint: str | None) -> str:
+    """A checkpoint's path below the project's parent folder (two checkouts may hold files of the same name)."""
+    if checkpoint is None:
+        return "default mapping"
+    path = Path(checkpoint)
+    return str(path.relative_to(REPO.parent)) if path.is_relative_to(REPO.parent) else str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", type=Path, default=CLIP)
@@ -95,7 +103,7 @@ def main() -> None:
         largest = sorted(imports[name, checkpoint].items(), key=lambda item: -item[1])[:4]
         biggest = ", ".join(f"{package} {seconds:.2f}" for package, seconds in largest)
         print(
-            f"| {name} | {Path(checkpoint).name if checkpoint else 'default mapping'} | **{median:.2f}** "
+            f"| {name} | {_label(checkpoint)} | **{median:.2f}** "
             f"({', '.join(f'{wall:.2f}' for wall in walls)}) | {'met' if median <= TARGET_SECONDS else 'not met'} | "
             f"{statistics.median(run['timings'].get('total', float('nan')) for run in runs):.2f} | "
             f"{statistics.median(run['timings'].get('checkpoint_load', float('nan')) for run in runs):.2f} | "

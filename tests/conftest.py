@@ -13,6 +13,12 @@ from ml_app.detection.preprocessing import DetectorSettings, Preprocessing
 
 from . import media
 
+# Worker processes started by the tests analyse without heat maps unless a test asks for them: the default
+# (`flagged`) would add a Grad-CAM pass (the grad-cam import, 2-3 s, and a backward pass per window) to every
+# analysis of the suite's untrained checkpoints. The modes themselves are tested in tests/test_heatmaps.py and the
+# browser test.
+os.environ.setdefault("DETECTION_HEATMAPS", "off")
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 

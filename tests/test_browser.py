@@ -161,3 +161,39 @@ def test_a_sequence_length_refusal_is_shown_next_to_the_select(
     page.select_option("#sequence-length", "10")
     assert not page.is_visible("#sequence-length-error"), "choosing again clears the error"
     assert not Analysis.objects.exists()
+
+
+def test_heat_maps_content_credentials_and_the_report_appear_without_a_reload(
+    live_server, active_checkpoint, browser_page, one_face_video, tmp_path
+):
+    """Issue 17's three pieces of evidence on the live page of a signed upload: the heat maps and the file's Content
+    Credentials, both drawn by the server, arrive with the verdict without a reload, and the report link gives a
+    PDF."""
+    from .test_provenance import make_credentials, manifest, sign
+
+    signed = sign(make_credentials(tmp_path / "c2pa"), one_face_video, tmp_path / "signed.mp4", manifest("Browser Cam"))
+    page = browser_page
+    broker = make_broker("filesystem", tmp_path)
+    worker_env = {"DETECTION_HEATMAPS": "all"}
+    with use_broker(broker), running_worker(broker, tmp_path / "worker.log", worker_env):
+        page.goto(live_server.url + "/")
+        page.set_input_files("#video-input", str(signed))
+        page.select_option("#sequence-length", "10")
+        page.click("#submit")
+        page.wait_for_url("**/analyses/*/", timeout=30_000)
+        address = page.url
+        page.wait_for_selector("#result", state="visible", timeout=120_000)
+        page.wait_for_selector("#heatmaps figure.heatmap img", timeout=30_000)
+        assert page.url == address, "no reload, no other page"
+
+        analysis = Analysis.objects.get()
+        maps = analysis.result["heatmaps"]["maps"]
+        assert maps and page.locator("#heatmaps figure.heatmap").count() == len(maps)
+        assert "not" in page.inner_text("#heatmaps-explanation")  # what a heat map is not
+        credentials = page.inner_text("#content-credentials")
+        assert "Browser Cam" in credentials and "Content Credentials" in credentials
+        assert analysis.result["provenance"]["state"] == "valid"
+
+        report = page.request.get(live_server.url + page.get_attribute("#report-link", "href"))
+        assert report.status == 200 and report.headers["content-type"] == "application/pdf"
+        assert report.body().startswith(b"%PDF")

@@ -281,7 +281,7 @@ def analysed(client, active_checkpoint, one_face_video, settings):
     settings.DETECTION_HEATMAPS = "all"
     analysis = Analysis.objects.get(pk=upload(client, one_face_video).json()["id"])
     queued = client.get(f"/analyses/{analysis.pk}/").content.decode()
-    assert 'data-heatmaps-pending="true"' in queued and 'id="heatmaps"' not in queued
+    assert 'data-server-sections-pending="true"' in queued and 'id="heatmaps"' not in queued
     analyze_video_task.run(str(analysis.pk), 1)
     analysis.refresh_from_db()
     assert analysis.status == Analysis.Status.DONE, analysis.error_message
@@ -291,7 +291,7 @@ def analysed(client, active_checkpoint, one_face_video, settings):
 @pytest.mark.django_db(transaction=True)  # the job's heartbeat thread writes to the database too
 def test_the_result_page_shows_each_heat_map_beside_its_crop_and_what_it_means(client, analysed):
     html = client.get(f"/analyses/{analysed.pk}/").content.decode()
-    assert 'data-heatmaps-pending="false"' in html and 'id="heatmaps"' in html
+    assert 'data-server-sections-pending="false"' in html and 'id="heatmaps"' in html
     assert "moved the network's" in html and "It is not a map of “the fake part”" in html and "not proof" in html
     maps = analysed.result["heatmaps"]["maps"]
     assert len(maps) == analysed.result["windows_scored"] == 4 and analysed.result["timings"]["heatmaps"] > 0

@@ -272,19 +272,25 @@
     }
     renderPeople(result);
     renderTimings(state, result);
-    loadHeatmaps();
+    loadServerSections();
   }
 
-  // The heat maps are drawn by the server (the API's state does not carry them). A page opened before its result
-  // fetches itself once when the result arrives and takes over that section: our own escaped HTML, images only.
-  function loadHeatmaps() {
-    if (root.dataset.heatmapsPending !== "true") return;
-    root.dataset.heatmapsPending = "false";
+  // The heat maps and the Content Credentials are drawn by the server (the API's state does not carry the maps, and
+  // the credentials are the file's words, best escaped by the template). A page opened before its result fetches
+  // itself once when the result arrives and takes over those sections: our own escaped HTML.
+  const SERVER_SECTIONS = ["provenance-slot", "heatmaps-slot"];
+
+  function loadServerSections() {
+    if (root.dataset.serverSectionsPending !== "true") return;
+    root.dataset.serverSectionsPending = "false";
     fetch(window.location.href, { cache: "no-store" })
       .then((response) => (response.ok ? response.text() : ""))
       .then((html) => {
-        const slot = new DOMParser().parseFromString(html, "text/html").getElementById("heatmaps-slot");
-        if (slot) $("heatmaps-slot").replaceChildren(...Array.from(slot.childNodes, (n) => document.importNode(n, true)));
+        const page = new DOMParser().parseFromString(html, "text/html");
+        for (const id of SERVER_SECTIONS) {
+          const slot = page.getElementById(id);
+          if (slot) $(id).replaceChildren(...Array.from(slot.childNodes, (n) => document.importNode(n, true)));
+        }
       })
       .catch(() => {});
   }

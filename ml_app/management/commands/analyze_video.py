@@ -49,10 +49,10 @@ def add_heatmap_argument(parser: CommandParser) -> None:
 
 
 def heatmap_mode(options: dict) -> str:
-    """--heatmaps, else DETECTION_HEATMAPS when the maps are written (--save-crops), else off."""
+    """--heatmaps, else DETECTION_HEATMAPS when the maps are shown (--save-crops, --report), else off."""
     if options["heatmaps"]:
         return options["heatmaps"]
-    return settings.DETECTION_HEATMAPS if options["save_crops"] else "off"
+    return settings.DETECTION_HEATMAPS if options["save_crops"] or options.get("report") else "off"
 
 
 def add_threshold_arguments(parser: CommandParser) -> None:
