@@ -62,10 +62,14 @@ def mobilenet_v2_features() -> nn.Sequential:
     trunk = nn.Sequential(*layers)
     if next(trunk.parameters()).is_meta:  # built to receive a checkpoint's weights (and init on meta imports dynamo)
         return trunk
+    # torchvision builds and initialises a 1000-class classifier too: drawing the same random numbers keeps a seeded
+    # trunk, and whatever is initialised after it, equal to torchvision's (random checkpoints made before stay so).
+    classifier = nn.Linear(FEATURE_SIZE, 1000)
     for module in trunk.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out")
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+    nn.init.normal_(classifier.weight, 0, 0.01)
     return trunk
