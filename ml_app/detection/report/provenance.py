@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-Row = tuple[str, str]
+from .wording import Row
+
 STATES = {
     "none": "none: the file carries no Content Credentials",
     "valid": "present; signature and hashes check out (the file is unchanged since it was signed)",
