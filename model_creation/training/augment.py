@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .reencode import Reencoding, apply_reencoding, sample_reencoding
+
 
 @dataclass(frozen=True)
 class AugmentSettings:
@@ -23,9 +25,21 @@ class AugmentSettings:
     blur_sigma: tuple[float, float] = (0.3, 1.2)  # ... with a sigma from this range
     jpeg: float = 0.3  # probability of a JPEG re-compression ...
     jpeg_quality: tuple[int, int] = (40, 95)  # ... at a quality from this range
+    # Re-encoding (off unless asked, e.g. by ``train_model --reencode``): the probability of a codec round trip
+    # (H.264, VP9 or MJPEG at a random quality, see .reencode), and of a downscale by a factor from the range first.
+    codec: float = 0.0
+    downscale: float = 0.0
+    downscale_range: tuple[float, float] = (0.35, 0.8)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def for_training(cls, augment: bool, reencode: bool) -> AugmentSettings | None:
+        """The settings a training run's flags ask for (``None``: no augmentation)."""
+        if not augment:
+            return None
+        return cls(codec=0.5, downscale=0.3) if reencode else cls()
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class SequenceParams:
     saturation: float
     blur_sigma: float | None
     jpeg_quality: int | None
+    reencoding: Reencoding | None = None
 
 
 def sample_params(settings: AugmentSettings, rng: np.random.Generator) -> SequenceParams:
@@ -56,7 +71,10 @@ def sample_params(settings: AugmentSettings, rng: np.random.Generator) -> Sequen
         if rng.random() < settings.jpeg
         else None
     )
-    return SequenceParams(flip, brightness, contrast, saturation, blur, jpeg)
+    reencoding = None
+    if settings.codec or settings.downscale:  # drawn only when asked: runs without it draw what they always drew
+        reencoding = sample_reencoding(rng, settings.codec, settings.downscale, settings.downscale_range)
+    return SequenceParams(flip, brightness, contrast, saturation, blur, jpeg, reencoding)
 
 
 _GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB luma weights
@@ -79,6 +97,8 @@ def apply_params(frames: np.ndarray, params: SequenceParams, colour_order: str =
     out = np.clip(out, 0, 255).round().astype(np.uint8)
     if params.blur_sigma is not None or params.jpeg_quality is not None:
         out = np.stack([_blur_and_compress(frame, params) for frame in out])
+    if params.reencoding is not None:
+        out = apply_reencoding(out, params.reencoding)
     out = out[..., ::-1] if colour_order == "BGR" else out
     return np.ascontiguousarray(out)
 

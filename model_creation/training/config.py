@@ -76,6 +76,7 @@ class TrainConfig:
     fold: int = 0  # which of the folds this run validates on (1..folds; 0: a single run)
     balance: str = "loss"  # one of BALANCE_CHOICES
     augment: bool = True
+    reencode: bool = False  # augmentation also re-encodes (H.264/VP9/MJPEG) and downscales clips (see .reencode)
     seed: int = 0
     device: str = "auto"
     workers: int = 2

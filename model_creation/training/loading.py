@@ -129,7 +129,7 @@ def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[st
             f"Normalising the crops as {config.backbone} expects: mean {prep.mean}, std {prep.std} (the manifest's "
             f"are {manifest.preprocessing.mean}, {manifest.preprocessing.std}); the checkpoints record it."
         )
-    augment = AugmentSettings() if config.augment else None
+    augment = AugmentSettings.for_training(config.augment, config.reencode)
     random_start = True if config.frame_model else None  # a frame model: one random frame per clip and epoch
     train_set = ClipDataset(manifest, items[TRAIN], length, augment, config.seed, prep, random_start)
     val_length = scoring_length(config.frame_model, length, manifest)

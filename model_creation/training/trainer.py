@@ -224,7 +224,9 @@ class Trainer:
             "datasets": sorted({video.dataset for video in data.manifest.videos}),
             "clips": data.counts,
             "split_source": data.split.source,
-            "augment": AugmentSettings().to_dict() if config.augment else None,
+            "augment": settings.to_dict()
+            if (settings := AugmentSettings.for_training(config.augment, config.reencode))
+            else None,
             "self_blended_clips": data.synthesized,
             "self_blending": SbiSettings().to_dict() if config.synthesize_fakes == "sbi" else None,
             "world_size": self.dist.world_size,

@@ -1,9 +1,11 @@
 """``manage.py build_default_model``: rebuild the checkpoints in models/ from the project's shared data.
 
-Preprocesses the shared clips once per face detector the recipe uses (40-frame windows; shorter models train on runs
-inside them; ``DETECTORS`` says which length uses which), trains a MobileNetV2 + LSTM per sequence length with
-self-blended fakes, evaluates each on the fixed held-out split, and installs the best epoch of each, in half
-precision and with its test metrics, as models/default_mobilenet_v2_<N>_frames.pt.
+``--recipe 2`` (the default) is :mod:`model_creation.default_build`: every shared video, candidates measured,
+leave-one-source-out experiments. ``--recipe 1`` is the first recipe, kept reproducible as it was: it preprocesses
+the shared clips once per face detector it uses (40-frame windows; shorter models train on runs inside them;
+``DETECTORS`` says which length uses which), trains a MobileNetV2 + LSTM per sequence length with self-blended fakes,
+evaluates each on the fixed held-out split, and installs the best epoch of each, in half precision and with its test
+metrics, as models/default_mobilenet_v2_<N>_frames.pt.
 Prints the model card's table; every figure in models/README.md comes from this output.
 """
 
@@ -36,19 +38,29 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 class Command(BuildCommand):
     help = (
-        "Rebuild the default checkpoints (MobileNetV2 + LSTM, self-blended fakes) from ../shared/data and install "
-        "them in models/. Takes about 75 minutes on a 2-core CPU."
+        "Rebuild the default checkpoints from ../shared/data and install them in models/: recipe 2 (every shared "
+        "video, candidate backbones and lengths, leave-one-source-out; see models/README.md) or recipe 1 (the first "
+        "default model: real clips and samples, MobileNetV2 + LSTM)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         self.add_build_arguments(parser, "runs/default_model", "clips, runs and reports go here")
+        parser.add_argument("--recipe", type=int, choices=(1, 2), default=2, help="which recipe (default 2)")
+        recipe = parser.add_argument_group("recipe 2")
+        recipe.add_argument(
+            "--backbones", nargs="+", metavar="KEY", help="only these backbone candidates (default: all of the table)"
+        )
+        recipe.add_argument(
+            "--loso-length", type=int, default=20, help="the length whose model leave-one-source-out retrains"
+        )
+        recipe.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out experiments")
         parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
         parser.add_argument(
             "--epochs", type=int, help="epochs for every length (default: the recipe's, 15 for 10 and 20, 8 for 40)"
         )
         parser.add_argument("--windows", type=int, default=12, help="windows per video when preprocessing")
         parser.add_argument("--hidden-size", type=int, default=256)
-        parser.add_argument("--batch-size", type=int, default=8)
+        parser.add_argument("--batch-size", type=int, default=8, help="recipe 1 (recipe 2: each candidate's own)")
         parser.add_argument("--lr", type=float, default=3e-4)
         parser.add_argument(
             "--pretrained", help="MobileNetV2 ImageNet weights (default: DATA/weights/mobilenet_v2-b0353104.pth)"
@@ -62,6 +74,14 @@ class Command(BuildCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        if options["recipe"] == 2:
+            from model_creation.default_build import RecipeTwo
+
+            RecipeTwo(self, options).run()
+            return
+        self.recipe_one(**options)
+
+    def recipe_one(self, **options) -> None:
         data, work = Path(options["data"]).resolve(), Path(options["work"])
         pretrained = options["pretrained"] or data / "weights" / "mobilenet_v2-b0353104.pth"
         if not Path(pretrained).is_file():

@@ -98,6 +98,13 @@ class Command(BaseCommand):
             help=f"class balance: loss weights, sampler or none (default {_default('balance')})",
         )
         optimisation.add_argument("--no-augment", action="store_true", default=None, help="no augmentation")
+        optimisation.add_argument(
+            "--reencode",
+            action="store_true",
+            default=None,
+            help="augmentation also re-encodes clips with H.264, VP9 or MJPEG at a random quality and downscales "
+            "some, so that a container change does not flip the verdict",
+        )
         optimisation.add_argument("--no-amp", action="store_true", default=None, help="no mixed precision on CUDA")
         data = parser.add_argument_group("data")
         data.add_argument(

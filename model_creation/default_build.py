@@ -1,0 +1,194 @@
+"""Recipe 2 of ``build_default_model``: every shared video, candidates measured, leave-one-source-out, install.
+
+Each step is one of the project's own commands (``preprocess_videos``, ``train_model``, ``evaluate_model``), run as
+a user would run it; a step whose outputs are already in the work folder, made with the same settings, is reused,
+so an interrupted rebuild continues and a rebuild of the card's tables costs nothing. What is chosen and why is
+:mod:`model_creation.training.default_recipe`'s; the data and splits are :mod:`model_creation.training.default_data`'s.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from model_creation.build_commands import BuildCommand
+from model_creation.training.default_card import card_tables
+from model_creation.training.default_data import dataset_rows, write_dataset_csv
+from model_creation.training.default_recipe import (
+    BACKBONE_CANDIDATES,
+    CLIP_FRAMES,
+    DATASET,
+    FIXED,
+    RECIPE,
+    Candidate,
+    choose,
+    experiment_manifest,
+    experiments,
+    sequence_candidates,
+)
+
+DETECTOR = "centerface"
+
+
+class RecipeTwo:
+    """One rebuild: ``run()`` preprocesses, trains and tests every candidate and experiment, installs the chosen."""
+
+    def __init__(self, command: BuildCommand, options: dict[str, Any]) -> None:
+        self.command, self.options = command, options
+        self.data, self.work = Path(options["data"]).resolve(), Path(options["work"])
+        self.say = command.stdout.write
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            rows = dataset_rows(self.data)
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+        dataset_csv = write_dataset_csv(rows, self.work / "dataset.csv")
+        wanted = self.options["backbones"]
+        backbones = [c for c in BACKBONE_CANDIDATES if not wanted or c.key in wanted]
+        if not backbones:
+            raise CommandError(f"--backbones names none of {', '.join(c.key for c in BACKBONE_CANDIDATES)}.")
+        manifests = {size: self._preprocess(dataset_csv, size) for size in sorted({c.image_size for c in backbones})}
+        report: dict[str, Any] = {"recipe": RECIPE, "data": str(self.data), "candidates": {}, "loso": {}}
+        for candidate in backbones:
+            report["candidates"][candidate.key] = self._train_and_test(candidate, FIXED, manifests)
+        validated = {key: run["validation"].get("auc", float("nan")) for key, run in report["candidates"].items()}
+        chosen = next(c for c in backbones if c.key == choose(validated))
+        report["chosen_backbone"] = chosen.to_dict()
+        self.say(f"Chosen by validation AUC: {chosen.backbone} at {chosen.image_size} px.")
+        sequences = sequence_candidates(chosen, sorted(set(self.options["lengths"])))
+        for candidate in sequences:
+            report["candidates"][candidate.key] = self._train_and_test(candidate, FIXED, manifests)
+        loso = next((c for c in sequences if c.length == self.options["loso_length"]), chosen)
+        for experiment in experiments()[1:] if not self.options["no_loso"] else []:
+            report["loso"][experiment] = self._train_and_test(loso, experiment, manifests)
+        report["loso_candidate"] = loso.key
+        if not self.options["no_install"]:
+            report["installed"] = [self._install(c, report["candidates"][c.key]) for c in sequences]
+        report["this_run_seconds"] = time.perf_counter() - started
+        (self.work / "build.json").write_text(json.dumps(report, indent=2, default=str))
+        tables = card_tables(report)
+        (self.work / "card_table.md").write_text(tables + "\n")
+        self.say(tables)
+        self.say(f"Report: {self.work / 'build.json'}; this run took {report['this_run_seconds'] / 60:.1f} min.")
+        return report
+
+    # --- steps ------------------------------------------------------------------------------------------------------
+
+    def _preprocess(self, dataset_csv: Path, size: int) -> Path:
+        clips = self.work / f"clips_{size}"
+        self.say(f"Preprocessing {dataset_csv} into {clips} ({size} px crops, faces found by {DETECTOR}) ...")
+        self.command._run(
+            "preprocess_videos",
+            dataset_csv,
+            *("--layout", "csv", "--dataset", DATASET, "--output", clips),
+            *("--sequence-length", CLIP_FRAMES, "--windows", self.options["windows"], "--image-size", size),
+            *("--detector-backend", DETECTOR, "--workers", max(1, self.options["workers"]), "--no-progress"),
+        )
+        return clips / "manifest.json"
+
+    def _train_and_test(self, candidate: Candidate, experiment: str, manifests: dict[int, Path]) -> dict[str, Any]:
+        """Train one candidate in one experiment and test it, or reuse the run that did exactly that."""
+        name = candidate.key if experiment == FIXED else f"{candidate.key}__{experiment}"
+        run_dir = self.work / "runs" / name
+        manifest = manifests[candidate.image_size]
+        if experiment != FIXED:
+            manifest = experiment_manifest(manifest, experiment, self.work / "manifests" / f"{name}.json")
+        settings = {
+            "recipe": RECIPE,
+            "candidate": candidate.to_dict(),
+            "experiment": experiment,
+            "manifest_sha256": _sha256(manifest),
+            "seed": self.options["seed"],
+            "epochs": self.options["epochs"],
+        }
+        done = run_dir / "recipe.json"
+        finished = done.is_file() and (run_dir / "test" / "report.json").is_file()
+        if not (finished and json.loads(done.read_text()) == settings):
+            self.say(f"Training {name} ({self.options['epochs'] or candidate.epochs} epochs at most) ...")
+            self.command._run("train_model", *self._train_args(candidate, manifest, run_dir, name))
+            self.say(f"Testing {name} ...")
+            self.command._run(
+                "evaluate_model",
+                run_dir / "best.pt",
+                *("--manifest", manifest, "--split", "test", "--output", run_dir / "test", "--no-progress"),
+            )
+            done.write_text(json.dumps(settings, indent=2))
+        else:
+            self.say(f"Reusing {run_dir} (the same candidate, data and seed).")
+        return _run_summary(run_dir, candidate, experiment)
+
+    def _train_args(self, candidate: Candidate, manifest: Path, run_dir: Path, name: str) -> list[Any]:
+        args: list[Any] = [
+            *("--manifest", manifest, "--output", run_dir, "--force", "--name", name),
+            *("--backbone", candidate.backbone, "--pretrained", self._pretrained(candidate.backbone)),
+            *("--synthesize-fakes", "sbi", "--reencode", "--val-fraction", "0.2"),
+            *("--epochs", self.options["epochs"] or candidate.epochs, "--batch-size", candidate.batch_size),
+            *("--lr", candidate.lr, "--seed", self.options["seed"], "--workers", self.options["workers"]),
+            *("--no-progress", "--no-tensorboard"),
+        ]
+        if candidate.length == 1:
+            return [*args, "--frame-model"]
+        return [*args, "--sequence-length", candidate.length, "--hidden-size", self.options["hidden_size"]]
+
+    def _pretrained(self, backbone: str) -> str:
+        """ImageNet weights: the shared MobileNetV2 file, or the package that bundles EfficientNet-Lite0's."""
+        if backbone == "mobilenet_v2":
+            path = Path(self.options["pretrained"] or self.data / "weights" / "mobilenet_v2-b0353104.pth")
+            if not path.is_file():
+                raise CommandError(f"No MobileNetV2 weights at '{path}'; give --pretrained FILE.")
+            return str(path)
+        return "imagenet"
+
+    def _install(self, candidate: Candidate, run: dict[str, Any]) -> str:
+        from ml_app.detection.checkpoints import load_checkpoint, save_checkpoint
+        from ml_app.detection.defaults import shipped_file
+
+        checkpoint = load_checkpoint(Path(run["run_dir"]) / "best.pt")
+        test = run["test"]
+        video = test["overall"]["video"]
+        checkpoint.metrics = {
+            "accuracy": video["accuracy"],
+            "auc": video["auc"],
+            "eer": video["eer"],
+            "accuracy_source": "video level, held-out test split of recipe 2 (whole FF++ pairs, web pairs, real "
+            "clips and samples); see models/README.md",
+            "test": test["overall"],
+            "test_per_method": test["per_method"],
+            "validation": checkpoint.metrics,
+        }
+        checkpoint.origin = {**checkpoint.origin, "built_by": "manage.py build_default_model --recipe 2"}
+        target = Path(self.options["install_dir"]) / Path(shipped_file(candidate.length)).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sha = save_checkpoint(checkpoint, target, half=True)
+        self.say(f"Installed {target} ({target.stat().st_size / 1e6:.1f} MB, sha256 {sha[:12]}...)")
+        return str(target)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run_summary(run_dir: Path, candidate: Candidate, experiment: str) -> dict[str, Any]:
+    """What the card states of one run, read back from its files."""
+    train = json.loads((run_dir / "summary.json").read_text())
+    with open(run_dir / "history.csv", newline="") as handle:
+        epochs = list(csv.DictReader(handle))
+    return {
+        "run_dir": str(run_dir),
+        "candidate": candidate.to_dict(),
+        "experiment": experiment,
+        "best_epoch": train["best_epoch"],
+        "epochs_run": train["epochs_run"],
+        "train_seconds": sum(float(row["seconds"]) for row in epochs),
+        "validation": train["best_metrics"],
+        "test": json.loads((run_dir / "test" / "report.json").read_text()),
+    }
