@@ -2,7 +2,7 @@
 
 A stored clip may be longer than the model's sequence length: training takes a random run of consecutive frames,
 evaluation the middle one. A frame model (sequence length 1) trains on one random frame of each clip per epoch and is
-scored on whole clips (its network averages the frames' probabilities, as when it analyses a video; see
+scored on the middle run of a window's frames (its network averages their probabilities, as when it analyses a video; see
 :func:`scoring_length`). Crops are normalised with the *model's* preprocessing, which may normalise differently from
 the manifest (a backbone's own mean/std): stored crops are uint8, so only the crop settings must agree. An item
 marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded. Randomness comes from a generator seeded
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ml_app.detection.defaults import FRAME_MODEL_WINDOW
 from ml_app.detection.preprocessing import Preprocessing, crops_to_tensor
 
 from . import sbi
@@ -52,9 +53,10 @@ def with_self_blended(items: list[ClipItem]) -> list[ClipItem]:
 
 
 def scoring_length(is_frame_model: bool, sequence_length: int, manifest: Manifest) -> int:
-    """Frames per clip when a model is validated or evaluated: its sequence length, or for a frame model every frame
-    of the manifest's clips (scored as their mean probability, as inference on a video scores a window)."""
-    return manifest.sequence_length if is_frame_model else sequence_length
+    """Frames per clip when a model is validated or evaluated: its sequence length, or for a frame model a run of
+    the frames of the window the app scores it by (``FRAME_MODEL_WINDOW``, their mean probability), or the whole
+    clip when it is shorter."""
+    return min(manifest.sequence_length, FRAME_MODEL_WINDOW) if is_frame_model else sequence_length
 
 
 class ClipDataset(Dataset):

@@ -45,7 +45,10 @@ class Row:
 
 
 def source_of(group: str) -> str:
-    return group.split(":", 1)[0]
+    """The source of a row's group, also once preprocessing has prefixed it with the dataset's name
+    (``shared-data:ffpp_c40:183_253``)."""
+    parts = group.split(":")
+    return next((part for part in parts if part in SOURCES), parts[0])
 
 
 def dataset_rows(data: Path) -> list[Row]:

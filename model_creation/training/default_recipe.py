@@ -9,6 +9,7 @@ The data, its groups and its fixed test split are :mod:`.default_data`'s.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -72,7 +73,12 @@ def sequence_candidates(chosen: Candidate, lengths: list[int]) -> list[Candidate
 def choose(validated: dict[str, float]) -> str:
     """The candidate with the best validation AUC; a tie goes to the earlier (cheaper) entry of the table."""
     order = [candidate.key for candidate in BACKBONE_CANDIDATES]
-    ranked = sorted((key for key in validated if key in order), key=lambda key: (-validated[key], order.index(key)))
+
+    def rank(key: str) -> tuple[float, int]:
+        auc = validated[key]
+        return (-auc if math.isfinite(auc) else math.inf, order.index(key))  # no AUC (one class): last
+
+    ranked = sorted((key for key in validated if key in order), key=rank)
     if not ranked:
         raise ValueError("No backbone candidate has finished; nothing to choose from.")
     return ranked[0]

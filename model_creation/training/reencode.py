@@ -64,14 +64,17 @@ def downscale(frames_rgb: np.ndarray, scale: float) -> np.ndarray:
     small = (max(8, round(width * scale)), max(8, round(height * scale)))
     return np.stack(
         [
-            cv2.resize(cv2.resize(frame, small, interpolation=cv2.INTER_AREA), (width, height), cv2.INTER_LINEAR)
+            cv2.resize(
+                cv2.resize(frame, small, interpolation=cv2.INTER_AREA), (width, height), interpolation=cv2.INTER_LINEAR
+            )
             for frame in frames_rgb
         ]
     )
 
 
 def codec_round_trip(frames_rgb: np.ndarray, codec: str, quality: int, fps: int = 25) -> np.ndarray:
-    """Encode the frames as one video in memory and decode them again; one thread, so the result is repeatable."""
+    """Encode the frames as one video in memory and decode them again; one thread (codecs and colour conversion),
+    so the result is repeatable (VP9, MJPEG bit for bit; x264 now and then differs by a fraction of a level)."""
     import av
 
     encoder, container_format, pixel_format = CODECS[codec]
@@ -83,8 +86,6 @@ def codec_round_trip(frames_rgb: np.ndarray, codec: str, quality: int, fps: int 
         stream.width, stream.height = even.shape[2], even.shape[1]
         stream.pix_fmt = pixel_format
         stream.codec_context.thread_count = 1
-        if codec == "mjpeg":
-            stream.codec_context.qscale = quality
         for frame in even:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
@@ -92,7 +93,7 @@ def codec_round_trip(frames_rgb: np.ndarray, codec: str, quality: int, fps: int 
     with av.open(io.BytesIO(buffer.getvalue()), "r") as container:
         container.streams.video[0].thread_count = 1
         for frame in container.decode(video=0):
-            decoded.append(frame.to_ndarray(format="rgb24")[:height, :width])
+            decoded.append(frame.to_ndarray(format="rgb24", threads=1)[:height, :width])
     if len(decoded) != count:  # an encoder that dropped or added frames: keep the input rather than misalign
         return frames_rgb
     return np.ascontiguousarray(np.stack(decoded))
@@ -103,4 +104,6 @@ def _encoder_options(codec: str, quality: int) -> dict[str, str]:
         return {"crf": str(quality), "preset": "veryfast", "threads": "1"}
     if codec == "vp9":
         return {"crf": str(quality), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "0"}
-    return {}
+    # MJPEG: pin the quantiser with qmin = qmax (PyAV's ``codec_context.qscale`` is only the fixed-qscale flag, so
+    # setting it left every draw at the encoder's default quality)
+    return {"qmin": str(quality), "qmax": str(quality)}

@@ -1,0 +1,224 @@
+"""Recipe 2 of the default model: its data (groups, fixed test split), its experiments (leave one source out), its
+choice rule and card tables, and the rebuild command end to end on a small generated copy of the shared data."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from django.core.management import call_command
+
+from ml_app.detection.checkpoints import load_checkpoint
+from model_creation.training.default_card import card_tables
+from model_creation.training.default_data import dataset_rows, source_of
+from model_creation.training.default_recipe import (
+    BACKBONE_CANDIDATES,
+    choose,
+    experiment_manifest,
+    experiment_split,
+    experiments,
+)
+from model_creation.training.manifest import load_manifest
+
+from . import media
+
+FFPP_ORIGINALS = ("183", "253", "672", "720")
+FFPP_FAKES = {"Deepfakes": ("183_253", "720_672"), "Face2Face": ("253_183", "672_720")}
+
+
+def shared_tree_v2(root: Path) -> Path:
+    """The shape of ../shared/data that recipe 2 reads, with short generated videos (one face each)."""
+    faces = iter(((90 + 7 * n, 40 + 3 * n, 200 - 4 * n),) for n in range(40))
+
+    def video(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        media.face_video(path, frames=44, faces=next(faces))
+
+    for number in range(4):
+        video(root / "real_clips" / f"clip{number}.mp4")
+    video(root / "samples/videos/real/hamilton_360p.mp4")
+    video(root / "samples/videos/fake/ffpp_df_003_000.mp4")
+    video(root / "samples/videos/fake/dfdc_abqwwspghj.mp4")
+    ffpp = root / "ffpp_c40"
+    for name in FFPP_ORIGINALS:
+        video(ffpp / "original_sequences/youtube/c40/videos" / f"{name}.mp4")
+    for name in ("01__talking", "02__walking", "03__hugging"):
+        video(ffpp / "original_sequences/actors/c40/videos" / f"{name}.mp4")
+    for method, names in FFPP_FAKES.items():
+        for name in names:
+            video(ffpp / "manipulated_sequences" / method / "c40/videos" / f"{name}.mp4")
+    for name in ("RealTaxi", "FakeTaxi", "RealObama", "FakeObama", "FakeGuy"):
+        video(root / "web_clips" / ("real" if name.startswith("Real") else "fake") / f"{name}.mp4")
+    (root / "weights").mkdir(exist_ok=True)
+    torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), root / "weights/mobilenet_v2-b0353104.pth")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return shared_tree_v2(tmp_path_factory.mktemp("shared") / "data")
+
+
+def test_groups_keep_pairs_and_their_fakes_together(tree):
+    rows = {Path(row.filename).stem: row for row in dataset_rows(tree)}
+    assert (
+        rows["183"].group == rows["253"].group == rows["183_253"].group == rows["253_183"].group == "ffpp_c40:183_253"
+    )
+    assert rows["672_720"].group == rows["720_672"].group == rows["720"].group == "ffpp_c40:672_720"
+    assert rows["RealTaxi"].group == rows["FakeTaxi"].group == "web_clips:Taxi"
+    assert rows["FakeGuy"].group == "web_clips:Guy" and rows["01__talking"].group == "ffpp_c40:actor_01__talking"
+    assert rows["720_672"].method == "ffpp-deepfakes" and rows["672_720"].method == "ffpp-face2face"
+    assert rows["dfdc_abqwwspghj"].method == "dfdc" and rows["hamilton_360p"].label == "REAL"
+    assert {source_of(row.group) for row in rows.values()} == {"real_clips", "samples", "ffpp_c40", "web_clips"}
+    for group in {row.group for row in rows.values()}:
+        assert len({row.split for row in rows.values() if row.group == group}) == 1, f"{group} straddles a split"
+
+
+def test_fixed_test_split_is_by_name_and_holds_out_whole_sources_of_every_kind(tree):
+    rows = {Path(row.filename).stem: row for row in dataset_rows(tree)}
+    test = {name for name, row in rows.items() if row.split == "test"}
+    assert {"672", "720", "672_720", "720_672"} <= test and not {"183", "253_183"} & test, "pair 672_720 is test"
+    assert {"RealTaxi", "FakeTaxi", "FakeGuy"} <= test and "RealObama" not in test
+    assert {"02__walking", "03__hugging"} <= test and "01__talking" not in test, "the last two actors"
+    assert {"clip0", "hamilton_360p", "ffpp_df_003_000"} <= test and "clip1" not in test
+    again = {Path(row.filename).stem: row.split for row in dataset_rows(tree)}
+    assert again == {name: row.split for name, row in rows.items()}
+
+
+def test_rows_refuse_a_folder_without_the_sources(tmp_path):
+    (tmp_path / "real_clips").mkdir()
+    with pytest.raises(FileNotFoundError, match="ffpp_c40"):
+        dataset_rows(tmp_path)
+
+
+def test_leave_one_source_out_tests_on_all_of_it_and_trains_on_the_rest():
+    assert experiments() == ["fixed", "without_ffpp_c40", "without_web_clips", "without_samples"]
+    assert experiment_split("without_ffpp_c40", "ffpp_c40:183_253", "train") == "test"
+    assert experiment_split("without_ffpp_c40", "web_clips:Taxi", "test") == "train"
+    assert experiment_split("fixed", "web_clips:Taxi", "test") == "test"
+    assert experiment_split("fixed", "ffpp_c40:183_253", "train") == "train"
+
+
+def test_choice_is_by_validation_auc_and_a_tie_goes_to_the_cheaper_candidate():
+    first, second, *_ = (candidate.key for candidate in BACKBONE_CANDIDATES)
+    assert choose({first: 0.8, second: 0.9}) == second
+    assert choose({first: 0.9, second: 0.9}) == first
+    assert choose({first: float("nan"), second: 0.5}) == second
+    with pytest.raises(ValueError, match="No backbone"):
+        choose({"not_a_candidate": 1.0})
+
+
+def _tiny_build(tree: Path, work: Path, models: Path, *extra: str) -> str:
+    out = StringIO()
+    call_command(
+        "build_default_model",
+        *("--data", str(tree), "--work", str(work), "--install-dir", str(models)),
+        *("--backbones", "mobilenet_v2_112_frame", "--lengths", "10", "--loso-length", "10", "--epochs", "1"),
+        *("--windows", "2", "--hidden-size", "8", "--workers", "0"),
+        *extra,
+        stdout=out,
+        stderr=StringIO(),
+    )
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_recipe_two_end_to_end_and_reused_when_run_again(tree, tmp_path):
+    work, models = tmp_path / "work", tmp_path / "models"
+    output = _tiny_build(tree, work, models)
+    report = json.loads((work / "build.json").read_text())
+    assert list(report["candidates"]) == ["mobilenet_v2_112_frame", "mobilenet_v2_112_10"]
+    assert report["chosen_backbone"]["key"] == "mobilenet_v2_112_frame"
+    assert sorted(report["loso"]) == ["without_ffpp_c40", "without_samples", "without_web_clips"]
+    loso = report["loso"]["without_ffpp_c40"]["test"]
+    ffpp_videos = len(FFPP_ORIGINALS) + 3 + sum(map(len, FFPP_FAKES.values()))
+    assert loso["overall"]["video"]["n"] == ffpp_videos, "every FF++ video, and only those, is tested"
+    assert {"ffpp-deepfakes", "ffpp-face2face"} <= set(loso["per_method"])
+    fixed = report["candidates"]["mobilenet_v2_112_10"]["test"]["overall"]["video"]
+    assert fixed["n"] == sum(row.split == "test" for row in dataset_rows(tree))
+    # the installed file carries the recipe's settings and its test figures
+    checkpoint = load_checkpoint(models / "default_mobilenet_v2_10_frames.pt")
+    assert checkpoint.sequence_length == 10 and checkpoint.preprocessing.image_size == 112
+    assert checkpoint.preprocessing.detector.backend == "centerface"
+    assert checkpoint.training["config"]["reencode"] is True and checkpoint.training["augment"]["codec"] > 0
+    assert checkpoint.metrics["test"]["video"]["n"] == fixed["n"] and checkpoint.calibration is not None
+    tables = (work / "card_table.md").read_text()
+    assert tables in output and "| mobilenet_v2_112_10 | mobilenet_v2 | 112 | 10 |" in tables
+    assert "| ffpp_c40 |" in tables and "Leave one source out" in tables
+    # run again: every step is reused, the figures are the same
+    again = _tiny_build(tree, work, models)
+    assert again.count("Reusing") == 5 and "Training" not in again
+    assert json.loads((work / "build.json").read_text())["loso"] == report["loso"]
+
+
+def test_experiment_manifest_rewrites_splits_and_keeps_the_clips(tree, tmp_path):
+    work = tmp_path / "work"
+    call_command(
+        "preprocess_videos",
+        str(_csv(tree, tmp_path)),
+        *("--layout", "csv", "--output", str(work / "clips"), "--sequence-length", "10", "--windows", "1"),
+        *("--detector-backend", "centerface", "--image-size", "64", "--workers", "1", "--no-progress"),
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+    target = experiment_manifest(work / "clips" / "manifest.json", "without_web_clips", work / "m" / "web.json")
+    manifest = load_manifest(target)
+    splits = {video.group: video.split for video in manifest.videos}
+    assert {split for group, split in splits.items() if source_of(group) == "web_clips"} == {"test"}
+    assert {split for group, split in splits.items() if source_of(group) != "web_clips"} == {"train"}
+    assert {source_of(group) for group in splits} == {"samples", "ffpp_c40", "web_clips"}
+    assert all(manifest.clip_path(clip).is_file() for _, clip in manifest.clips())
+    assert load_manifest(work / "clips" / "manifest.json").settings() == manifest.settings()
+
+
+def _csv(tree: Path, tmp_path: Path) -> Path:
+    from model_creation.training.default_data import write_dataset_csv
+
+    rows = dataset_rows(tree)
+    rows = [
+        row
+        for source in ("samples", "ffpp_c40", "web_clips")
+        if (of := [r for r in rows if source_of(r.group) == source])
+        for row in of[:2]
+    ]
+    return write_dataset_csv(rows, tmp_path / "rows.csv")
+
+
+def test_card_tables_state_every_candidate_and_experiment():
+    def run(auc: float) -> dict:
+        video = {"auc": auc, "accuracy": 0.5, "confusion": [[3, 1], [2, 4]], "brier": 0.2, "ece": 0.1}
+        test = {
+            "overall": {"video": video},
+            "per_method": {"ffpp-face2face": {"video": {"auc": auc - 0.1}}},
+            "outcomes": {
+                "REAL": {"FAKE": 1, "INCONCLUSIVE": 2, "REAL": 1},
+                "FAKE": {"FAKE": 3, "INCONCLUSIVE": 2, "REAL": 1},
+            },
+            "thresholds": {"real": 0.3, "fake": 0.7},
+            "calibrated": True,
+            "calibration": {"method": "platt"},
+        }
+        candidate = {"backbone": "mobilenet_v2", "image_size": 160, "length": 1}
+        return {
+            "candidate": candidate,
+            "test": test,
+            "validation": {"auc": 0.77},
+            "best_epoch": 2,
+            "epochs_run": 3,
+            "train_seconds": 120.0,
+        }
+
+    report = {
+        "candidates": {"mobilenet_v2_160_frame": run(0.91)},
+        "loso": {"without_ffpp_c40": run(0.81)},
+        "chosen_backbone": {"backbone": "mobilenet_v2", "image_size": 160},
+        "loso_candidate": "x",
+    }
+    tables = card_tables(report)
+    assert "| mobilenet_v2_160_frame | mobilenet_v2 | 160 | frame | 2 of 3 | 2 min | 0.770 | 4 / 6 | 0.910 |" in tables
+    assert "| 1 / 2 / 1 | 3 / 2 / 1 |" in tables and "| platt | 0.300 | 0.700 |" in tables
+    assert "| ffpp_c40 | 4 / 6 | 0.810 |" in tables and "| without_ffpp_c40 | 0.710 |" in tables
