@@ -151,6 +151,27 @@ def shipped_checkpoints(lengths: list[int]) -> dict[int, Path]:
     return paths
 
 
+def checkpoints_before(revision: str, lengths: list[int], folder: Path) -> dict[int, Path]:
+    """The shipped files of an earlier commit (``git show REV:models/...``), to time an old default model against
+    the new one in the same run."""
+    import subprocess
+
+    from ml_app.detection.defaults import shipped_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for length in lengths:
+        target = folder / f"before_{revision.replace('/', '_')}_{length}.pt"
+        blob = subprocess.run(
+            ["git", "show", f"{revision}:{shipped_file(length)}"], check=False, cwd=REPO, capture_output=True
+        )
+        if blob.returncode:
+            sys.exit(f"{revision} ships no {shipped_file(length)}: {blob.stderr.decode().strip()}")
+        target.write_bytes(blob.stdout)
+        paths[length] = target
+    return paths
+
+
 def legacy_state_dict(folder: Path) -> Path:
     """Random weights in the original app's layout, for the baseline to load on every request."""
     import torch
@@ -234,6 +255,11 @@ def main() -> None:
         action="store_true",
         help="also time each whole video without decoding ahead in a thread (overlap_decoding=False)",
     )
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="with --shipped: also the shipped files of an earlier commit (e.g. HEAD~1), timed in the same run",
+    )
     parser.add_argument("--measure", nargs=3, metavar=("VIDEO", "CHECKPOINT", "MAX_WINDOWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -253,6 +279,8 @@ def main() -> None:
         if args.default_detector:
             centerface = with_default_detector(shipped, args.out / "checkpoints")
             models = {"default MobileNetV2, CenterFace": centerface, **models}
+        if args.before:
+            models = {**models, f"default at {args.before}": checkpoints_before(args.before, args.lengths, args.out)}
     rows = measure_ours(clips, args.lengths, models, args.samples, args.shipped, args.no_prefetch)
     baselines = measure_baseline(clips, args.samples, args.out) if args.baseline else []
 

@@ -31,6 +31,7 @@ from model_creation.training.default_recipe import (
     experiments,
     sequence_candidates,
 )
+from model_creation.training.default_recipe import SEQUENCE_CLIPS_PER_VIDEO as CLIPS_PER_VIDEO
 
 DETECTOR = "centerface"
 
@@ -62,13 +63,15 @@ class RecipeTwo:
         chosen = next(c for c in backbones if c.key == choose(validated))
         report["chosen_backbone"] = chosen.to_dict()
         self.say(f"Chosen by validation AUC: {chosen.backbone} at {chosen.image_size} px.")
+        # leave one source out: the chosen frame model, retrained without each source (a sequence model starts from
+        # a frame model trained on every source, so only the frame stage can be held out honestly)
+        for experiment in experiments()[1:] if not self.options["no_loso"] else []:
+            report["loso"][experiment] = self._train_and_test(chosen, experiment, manifests)
+        report["loso_candidate"] = chosen.key
+        self.frame_model = Path(report["candidates"][chosen.key]["run_dir"]) / "best.pt"
         sequences = sequence_candidates(chosen, sorted(set(self.options["lengths"])))
         for candidate in sequences:
             report["candidates"][candidate.key] = self._train_and_test(candidate, FIXED, manifests)
-        loso = next((c for c in sequences if c.length == self.options["loso_length"]), chosen)
-        for experiment in experiments()[1:] if not self.options["no_loso"] else []:
-            report["loso"][experiment] = self._train_and_test(loso, experiment, manifests)
-        report["loso_candidate"] = loso.key
         if not self.options["no_install"]:
             report["installed"] = [self._install(c, report["candidates"][c.key]) for c in sequences]
         report["this_run_seconds"] = time.perf_counter() - started
@@ -97,14 +100,17 @@ class RecipeTwo:
         """Train one candidate in one experiment and test it, or reuse the run that did exactly that."""
         name = candidate.key if experiment == FIXED else f"{candidate.key}__{experiment}"
         run_dir = self.work / "runs" / name
-        manifest = manifests[candidate.image_size]
-        if experiment != FIXED:
-            manifest = experiment_manifest(manifest, experiment, self.work / "manifests" / f"{name}.json")
+        manifest = test_manifest = manifests[candidate.image_size]
+        clips = CLIPS_PER_VIDEO.get(candidate.length, 0)
+        if experiment != FIXED or clips:
+            manifest = experiment_manifest(manifest, experiment, self.work / "manifests" / f"{name}.json", clips)
+            test_manifest = manifest
         settings = {
             "recipe": RECIPE,
             "candidate": candidate.to_dict(),
             "experiment": experiment,
-            "manifest_sha256": _sha256(manifest),
+            "manifest": _fingerprint(manifest),
+            "starts_from": _fingerprint(self.frame_model) if candidate.length > 1 else None,
             "seed": self.options["seed"],
             "epochs": self.options["epochs"],
         }
@@ -117,17 +123,26 @@ class RecipeTwo:
             self.command._run(
                 "evaluate_model",
                 run_dir / "best.pt",
-                *("--manifest", manifest, "--split", "test", "--output", run_dir / "test", "--no-progress"),
+                *("--manifest", test_manifest, "--split", "test", "--output", run_dir / "test", "--no-progress"),
             )
             done.write_text(json.dumps(settings, indent=2))
         else:
             self.say(f"Reusing {run_dir} (the same candidate, data and seed).")
-        return _run_summary(run_dir, candidate, experiment)
+        summary = _run_summary(run_dir, candidate, experiment)
+        video = summary["test"]["overall"]["video"]
+        self.say(
+            f"  {name}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
+            f"{summary['train_seconds'] / 60:.1f} min, "
+            f"validation AUC {summary['validation'].get('auc', float('nan')):.3f}; "
+            f"test: {video.get('n')} videos, AUC {video.get('auc', float('nan')):.3f}, "
+            f"accuracy {video.get('accuracy', float('nan')):.3f}"
+        )
+        return summary
 
     def _train_args(self, candidate: Candidate, manifest: Path, run_dir: Path, name: str) -> list[Any]:
         args: list[Any] = [
             *("--manifest", manifest, "--output", run_dir, "--force", "--name", name),
-            *("--backbone", candidate.backbone, "--pretrained", self._pretrained(candidate.backbone)),
+            *("--backbone", candidate.backbone, "--pretrained", self._pretrained(candidate)),
             *("--synthesize-fakes", "sbi", "--reencode", "--val-fraction", "0.2"),
             *("--epochs", self.options["epochs"] or candidate.epochs, "--batch-size", candidate.batch_size),
             *("--lr", candidate.lr, "--seed", self.options["seed"], "--workers", self.options["workers"]),
@@ -137,9 +152,12 @@ class RecipeTwo:
             return [*args, "--frame-model"]
         return [*args, "--sequence-length", candidate.length, "--hidden-size", self.options["hidden_size"]]
 
-    def _pretrained(self, backbone: str) -> str:
-        """ImageNet weights: the shared MobileNetV2 file, or the package that bundles EfficientNet-Lite0's."""
-        if backbone == "mobilenet_v2":
+    def _pretrained(self, candidate: Candidate) -> str:
+        """A sequence model starts from the chosen frame model's backbone; a frame model from ImageNet weights: the
+        shared MobileNetV2 file, or the package that bundles EfficientNet-Lite0's."""
+        if candidate.length > 1:
+            return str(self.frame_model)
+        if candidate.backbone == "mobilenet_v2":
             path = Path(self.options["pretrained"] or self.data / "weights" / "mobilenet_v2-b0353104.pth")
             if not path.is_file():
                 raise CommandError(f"No MobileNetV2 weights at '{path}'; give --pretrained FILE.")
@@ -171,9 +189,15 @@ class RecipeTwo:
         return str(target)
 
 
-def _sha256(path: Path) -> str:
+def _fingerprint(path: Path) -> str:
+    """What a file holds, for telling whether a step's inputs changed: a manifest without its creation time (it is
+    written again whenever preprocessing resumes), any other file as it is."""
     import hashlib
 
+    if path.suffix == ".json":
+        content = json.loads(path.read_text())
+        content.pop("created_at", None)
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

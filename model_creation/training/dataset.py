@@ -1,13 +1,13 @@
 """Clips from a manifest as tensors, normalised by the same ``crops_to_tensor`` the app uses.
 
 A stored clip may be longer than the model's sequence length: training takes a random run of consecutive frames,
-evaluation the middle one. A frame model (sequence length 1) trains on one random frame of each clip per epoch and is
-scored on the middle run of a window's frames (its network averages their probabilities, as when it analyses a video; see
-:func:`scoring_length`). Crops are normalised with the *model's* preprocessing, which may normalise differently from
-the manifest (a backbone's own mean/std): stored crops are uint8, so only the crop settings must agree. An item
-marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded. Randomness comes from a generator seeded
-with (seed, epoch, index), so an epoch is the same whichever worker process loads which item, and a resumed run
-repeats exactly what an uninterrupted one would do.
+evaluation the middle one. A frame model (sequence length 1) trains on one random frame of each clip per epoch and
+is scored on the middle run of a window's frames (its network averages their probabilities, as when it analyses a
+video; see :func:`scoring_length`). Crops are normalised with the *model's* preprocessing, which may normalise
+differently from the manifest (a backbone's own mean/std): stored crops are uint8, so only the crop settings must
+agree. An item marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded. Randomness comes from a
+generator seeded with (seed, epoch, index), so an epoch is the same whichever worker process loads which item, and a
+resumed run repeats exactly what an uninterrupted one would do.
 """
 
 from __future__ import annotations

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
 
 # codec -> (PyAV encoder, container, pixel format); the formats each encoder takes for 8-bit 4:2:0 video
 CODECS = {
@@ -82,7 +86,7 @@ def codec_round_trip(frames_rgb: np.ndarray, codec: str, quality: int, fps: int 
     even = np.pad(frames_rgb, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container_format) as container:
-        stream = container.add_stream(encoder, rate=fps, options=_encoder_options(codec, quality))
+        stream = cast("VideoStream", container.add_stream(encoder, rate=fps, options=_encoder_options(codec, quality)))
         stream.width, stream.height = even.shape[2], even.shape[1]
         stream.pix_fmt = pixel_format
         stream.codec_context.thread_count = 1

@@ -51,6 +51,8 @@ from .train_state import (
     Progress,
     capture_state,
     initialise_from,
+    initialise_trunk,
+    is_trunk_source,
     load_state,
     restore_state,
     save_state,
@@ -96,8 +98,9 @@ class Trainer:
         )
         rng_state.seed_everything(config.seed)
         pretrained = None if self.resume_path or config.init_from else config.pretrained
-        network = DeepfakeDetector(self.architecture, pretrained=pretrained)
-        self.progress.backbone_init = network.pretrained_from
+        trunk = pretrained if is_trunk_source(pretrained) else None  # a trained model's backbone
+        network = DeepfakeDetector(self.architecture, pretrained=None if trunk else pretrained)
+        self.progress.backbone_init = initialise_trunk(network, Path(trunk)) if trunk else network.pretrained_from
         if config.init_from and not self.resume_path:
             self.progress.backbone_init = initialise_from(network, Path(config.init_from))
             self.say(f"Fine-tuning from the weights of {config.init_from}; its optimiser state is not restored.")

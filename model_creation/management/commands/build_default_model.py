@@ -50,9 +50,6 @@ class Command(BuildCommand):
         recipe.add_argument(
             "--backbones", nargs="+", metavar="KEY", help="only these backbone candidates (default: all of the table)"
         )
-        recipe.add_argument(
-            "--loso-length", type=int, default=20, help="the length whose model leave-one-source-out retrains"
-        )
         recipe.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out experiments")
         parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
         parser.add_argument(
