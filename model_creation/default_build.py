@@ -29,6 +29,7 @@ from model_creation.training.default_recipe import (
     choose,
     experiment_manifest,
     experiments,
+    final_frame_candidate,
     sequence_candidates,
 )
 from model_creation.training.default_recipe import SEQUENCE_CLIPS_PER_VIDEO as CLIPS_PER_VIDEO
@@ -63,12 +64,15 @@ class RecipeTwo:
         chosen = next(c for c in backbones if c.key == choose(validated))
         report["chosen_backbone"] = chosen.to_dict()
         self.say(f"Chosen by validation AUC: {chosen.backbone} at {chosen.image_size} px.")
-        # leave one source out: the chosen frame model, retrained without each source (a sequence model starts from
-        # a frame model trained on every source, so only the frame stage can be held out honestly)
+        # leave one source out: the chosen candidate at the screening budget, retrained without each source, to set
+        # against its fixed-split row (a sequence model starts from a frame model trained on every source, so only
+        # the frame stage can be held out honestly)
         for experiment in experiments()[1:] if not self.options["no_loso"] else []:
             report["loso"][experiment] = self._train_and_test(chosen, experiment, manifests)
         report["loso_candidate"] = chosen.key
-        self.frame_model = Path(report["candidates"][chosen.key]["run_dir"]) / "best.pt"
+        final = final_frame_candidate(chosen)
+        report["candidates"][final.key] = self._train_and_test(final, FIXED, manifests)
+        self.frame_model = Path(report["candidates"][final.key]["run_dir"]) / "best.pt"
         sequences = sequence_candidates(chosen, sorted(set(self.options["lengths"])))
         for candidate in sequences:
             report["candidates"][candidate.key] = self._train_and_test(candidate, FIXED, manifests)

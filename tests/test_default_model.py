@@ -1,5 +1,5 @@
-"""The default model: its recipe (data, fixed test split), the rebuild command end to end on a tiny generated tree,
-and the shipped checkpoints themselves."""
+"""The default model: recipe 1 (data, fixed test split) and its rebuild command end to end on a tiny generated tree
+(``--recipe 1``: the first default model stays reproducible), and the shipped checkpoints themselves."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ def test_rebuild_command_end_to_end(tmp_path):
     def build(length: int) -> None:
         call_command(
             "build_default_model",
+            "--recipe",
+            "1",
             *("--data", str(data), "--work", str(tmp_path / "work"), "--lengths", str(length), "--epochs", "1"),
             *("--windows", "2", "--hidden-size", "8", "--batch-size", "4", "--workers", "0"),
             *("--install-dir", str(tmp_path / "models")),

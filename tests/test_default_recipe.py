@@ -131,7 +131,11 @@ def test_recipe_two_end_to_end_and_reused_when_run_again(tree, tmp_path):
     work, models = tmp_path / "work", tmp_path / "models"
     output = _tiny_build(tree, work, models)
     report = json.loads((work / "build.json").read_text())
-    assert list(report["candidates"]) == ["mobilenet_v2_112_frame", "mobilenet_v2_112_10"]
+    assert list(report["candidates"]) == [
+        "mobilenet_v2_112_frame",
+        "mobilenet_v2_112_frame_final",
+        "mobilenet_v2_112_10",
+    ]
     assert report["chosen_backbone"]["key"] == "mobilenet_v2_112_frame"
     assert sorted(report["loso"]) == ["without_ffpp_c40", "without_samples", "without_web_clips"]
     loso = report["loso"]["without_ffpp_c40"]["test"]
@@ -146,12 +150,14 @@ def test_recipe_two_end_to_end_and_reused_when_run_again(tree, tmp_path):
     assert checkpoint.preprocessing.detector.backend == "centerface"
     assert checkpoint.training["config"]["reencode"] is True and checkpoint.training["augment"]["codec"] > 0
     assert checkpoint.metrics["test"]["video"]["n"] == fixed["n"] and checkpoint.calibration is not None
+    final = report["candidates"]["mobilenet_v2_112_frame_final"]["run_dir"]
+    assert checkpoint.training["backbone_init"] == f"backbone of checkpoint {Path(final) / 'best.pt'}"
     tables = (work / "card_table.md").read_text()
     assert tables in output and "| mobilenet_v2_112_10 | mobilenet_v2 | 112 | 10 |" in tables
     assert "| ffpp_c40 |" in tables and "Leave one source out" in tables
     # run again: every step is reused, the figures are the same
     again = _tiny_build(tree, work, models)
-    assert again.count("Reusing") == 5 and "Training" not in again
+    assert again.count("Reusing") == 6 and "Training" not in again
     assert json.loads((work / "build.json").read_text())["loso"] == report["loso"]
 
 

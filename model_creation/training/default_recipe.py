@@ -36,23 +36,27 @@ class Candidate:
     epochs: int
     batch_size: int = 16
     lr: float = 3e-4
+    stage: str = "screen"  # screen (stage 1), final (the chosen frame model, trained longer) or sequence
 
     @property
     def key(self) -> str:
         frames = "frame" if self.length == FRAME_MODEL_LENGTH else f"{self.length}"
-        return f"{self.backbone}_{self.image_size}_{frames}"
+        return f"{self.backbone}_{self.image_size}_{frames}" + ("_final" if self.stage == "final" else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "key": self.key}
+        """What shapes the trained model (the stage is only its name), and the key."""
+        return {**{k: v for k, v in asdict(self).items() if k != "stage"}, "key": self.key}
 
 
-# Stage 1, backbone and crop size, as frame models (one frame per clip and epoch: the cheapest comparison).
+# Stage 1, backbone and crop size, screened as frame models with one small budget (one frame per clip and epoch:
+# the cheapest fair comparison); the chosen one is then trained for FINAL_FRAME_EPOCHS.
 BACKBONE_CANDIDATES = (
     Candidate("mobilenet_v2", 112, FRAME_MODEL_LENGTH, 6, batch_size=32),
     Candidate("mobilenet_v2", 160, FRAME_MODEL_LENGTH, 6, batch_size=32),
     Candidate("efficientnet_lite0", 160, FRAME_MODEL_LENGTH, 6, batch_size=32),
     Candidate("efficientnet_lite0", 224, FRAME_MODEL_LENGTH, 6, batch_size=32),
 )
+FINAL_FRAME_EPOCHS = 14
 # Stage 2, the sequence models of the chosen backbone and size: the shipped lengths, epochs in inverse proportion
 # to the frames an epoch costs.
 # They start from the chosen frame model's trained backbone (its features already tell blending artefacts apart) and
@@ -66,9 +70,15 @@ def image_sizes() -> list[int]:
     return sorted({candidate.image_size for candidate in BACKBONE_CANDIDATES})
 
 
+def final_frame_candidate(chosen: Candidate) -> Candidate:
+    return replace(chosen, epochs=FINAL_FRAME_EPOCHS, stage="final")
+
+
 def sequence_candidates(chosen: Candidate, lengths: list[int]) -> list[Candidate]:
     return [
-        replace(chosen, length=length, epochs=SEQUENCE_EPOCHS[length], batch_size=SEQUENCE_BATCH[length])
+        replace(
+            chosen, length=length, epochs=SEQUENCE_EPOCHS[length], batch_size=SEQUENCE_BATCH[length], stage="sequence"
+        )
         for length in lengths
     ]
 
