@@ -116,7 +116,7 @@ def _tiny_build(tree: Path, work: Path, models: Path, *extra: str) -> str:
     out = StringIO()
     call_command(
         "build_default_model",
-        *("--data", str(tree), "--work", str(work), "--install-dir", str(models)),
+        *("--recipe", "2", "--data", str(tree), "--work", str(work), "--install-dir", str(models)),
         *("--backbones", "mobilenet_v2_112_frame", "--lengths", "10", "--epochs", "1"),
         *("--windows", "2", "--hidden-size", "8", "--workers", "0"),
         *extra,

@@ -56,3 +56,8 @@ def trainer_length(config: TrainConfig) -> int:
     from .manifest import load_manifest
 
     return config.sequence_length or load_manifest(config.manifest).sequence_length
+
+
+def is_trunk_source(pretrained: str | None) -> bool:
+    """Whether ``--pretrained`` names a checkpoint of this project (its trunk is taken) rather than weights."""
+    return pretrained not in (None, "", "imagenet", "random", "none") and is_checkpoint_file(str(pretrained))

@@ -100,13 +100,6 @@ def initialise_from(model: nn.Module, path: Path) -> str:
     return f"checkpoint {path}"
 
 
-def is_trunk_source(pretrained: str | None) -> bool:
-    """Whether ``--pretrained`` names a checkpoint of this project (its trunk is taken) rather than weights."""
-    from .run_setup import is_checkpoint_file
-
-    return pretrained not in (None, "", "imagenet", "random", "none") and is_checkpoint_file(str(pretrained))
-
-
 def initialise_trunk(model: DeepfakeDetector, path: Path) -> str:
     """Load the trained backbone of a checkpoint of the same backbone into ``model``'s trunk: a sequence model that
     starts from a frame model's features (``--pretrained CHECKPOINT``) learns its LSTM on features that already tell

@@ -42,6 +42,7 @@ from .loading import TrainingData, WeightedEpochSampler, load_training_data
 from .metrics import binary_metrics, json_safe
 from .optimisers import build_optimizer, build_scheduler, describe
 from .plots import plot_confusion, plot_curves, plot_roc
+from .run_setup import is_trunk_source
 from .sbi import SbiSettings
 from .splits import TRAIN, VAL
 from .stopping import monitored_value, record_epoch, should_stop
@@ -52,7 +53,6 @@ from .train_state import (
     capture_state,
     initialise_from,
     initialise_trunk,
-    is_trunk_source,
     load_state,
     restore_state,
     save_state,
