@@ -24,6 +24,31 @@ class BuildCommand(BaseCommand):
         parser.add_argument("--install-dir", default=str(settings.MODELS_DIR), help="where the checkpoints go")
         parser.add_argument("--no-install", action="store_true", help="train and evaluate, install nothing")
 
+    def install_tested(
+        self, best: Path, target: Path, test: dict[str, Any], source: str, origin: dict[str, Any]
+    ) -> str:
+        """Install a run's best epoch in half precision, carrying its held-out test metrics (``test``: an
+        ``evaluate_model`` report; its video accuracy is what the site shows, ``source`` says what it was measured
+        on) and ``origin`` added to the checkpoint's own; returns the file's sha256."""
+        from ml_app.detection.checkpoints import load_checkpoint, save_checkpoint
+
+        checkpoint = load_checkpoint(best)
+        video = test["overall"]["video"]
+        checkpoint.metrics = {
+            "accuracy": video["accuracy"],
+            "auc": video["auc"],
+            "eer": video["eer"],
+            "accuracy_source": source,
+            "test": test["overall"],
+            "test_per_method": test["per_method"],
+            "validation": checkpoint.metrics,
+        }
+        checkpoint.origin = {**checkpoint.origin, **origin}
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sha = save_checkpoint(checkpoint, target, half=True)
+        self.stdout.write(f"Installed {target} ({target.stat().st_size / 1e6:.1f} MB, sha256 {sha[:12]}...)")
+        return sha
+
     def _run(self, command: str, *args: Any) -> str:
         """Run one step (a management command); its output is returned, its warnings go to this command's stderr."""
         out = StringIO()

@@ -169,27 +169,17 @@ class RecipeTwo:
         return "imagenet"
 
     def _install(self, candidate: Candidate, run: dict[str, Any]) -> str:
-        from ml_app.detection.checkpoints import load_checkpoint, save_checkpoint
         from ml_app.detection.defaults import shipped_file
 
-        checkpoint = load_checkpoint(Path(run["run_dir"]) / "best.pt")
-        test = run["test"]
-        video = test["overall"]["video"]
-        checkpoint.metrics = {
-            "accuracy": video["accuracy"],
-            "auc": video["auc"],
-            "eer": video["eer"],
-            "accuracy_source": "video level, held-out test split of recipe 2 (whole FF++ pairs, web pairs, real "
-            "clips and samples); see models/README.md",
-            "test": test["overall"],
-            "test_per_method": test["per_method"],
-            "validation": checkpoint.metrics,
-        }
-        checkpoint.origin = {**checkpoint.origin, "built_by": "manage.py build_default_model --recipe 2"}
         target = Path(self.options["install_dir"]) / Path(shipped_file(candidate.length)).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sha = save_checkpoint(checkpoint, target, half=True)
-        self.say(f"Installed {target} ({target.stat().st_size / 1e6:.1f} MB, sha256 {sha[:12]}...)")
+        self.command.install_tested(
+            Path(run["run_dir"]) / "best.pt",
+            target,
+            run["test"],
+            "video level, held-out test split of recipe 2 (whole FF++ pairs, web pairs, real clips and samples); "
+            "see models/README.md",
+            {"built_by": "manage.py build_default_model --recipe 2", "test_report": str(Path(run["run_dir"]) / "test")},
+        )
         return str(target)
 
 

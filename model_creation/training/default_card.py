@@ -13,11 +13,11 @@ from typing import Any
 FFPP_METHODS = ("ffpp-deepfakes", "ffpp-face2face", "ffpp-faceswap", "ffpp-neuraltextures")
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) and math.isfinite(value) else "n/a"
 
 
-def _called(row: dict[str, int]) -> str:
+def called(row: dict[str, int]) -> str:
     return f"{row['FAKE']} / {row['INCONCLUSIVE']} / {row['REAL']}"
 
 
@@ -41,9 +41,9 @@ def candidates_table(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {key} | {candidate['backbone']} | {candidate['image_size']} | {_frames(candidate)} | "
             f"{run['best_epoch']} of {run['epochs_run']} | {run['train_seconds'] / 60:.0f} min | "
-            f"{_fmt(run['validation'].get('auc'))} | {tn + fp} / {fn + tp} | {_fmt(video.get('auc'))} | "
-            f"{_fmt(video.get('accuracy'))} | {_called(outcomes['REAL']) if outcomes else 'n/a'} | "
-            f"{_called(outcomes['FAKE']) if outcomes else 'n/a'} |"
+            f"{fmt(run['validation'].get('auc'))} | {tn + fp} / {fn + tp} | {fmt(video.get('auc'))} | "
+            f"{fmt(video.get('accuracy'))} | {called(outcomes['REAL']) if outcomes else 'n/a'} | "
+            f"{called(outcomes['FAKE']) if outcomes else 'n/a'} |"
         )
     return lines
 
@@ -54,7 +54,7 @@ def per_method_table(report: dict[str, Any], runs: dict[str, dict[str, Any]], ti
     lines = [f"| {title} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for key, run in runs.items():
         per_method = run["test"].get("per_method", {})
-        cells = [_fmt(per_method.get(method, {}).get("video", {}).get("auc")) for method in methods]
+        cells = [fmt(per_method.get(method, {}).get("video", {}).get("auc")) for method in methods]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return lines
 
@@ -73,9 +73,9 @@ def loso_table(report: dict[str, Any]) -> list[str]:
         outcomes = test.get("outcomes")
         raw = (test.get("raw_overall") or test["overall"])["video"].get("brier")
         lines.append(
-            f"| {experiment.removeprefix('without_')} | {tn + fp} / {fn + tp} | {_fmt(video.get('auc'))} | "
-            f"{_fmt(video.get('accuracy'))} | {_called(outcomes['REAL']) if outcomes else 'n/a'} | "
-            f"{_called(outcomes['FAKE']) if outcomes else 'n/a'} | {_fmt(raw)} -> {_fmt(video.get('brier'))} |"
+            f"| {experiment.removeprefix('without_')} | {tn + fp} / {fn + tp} | {fmt(video.get('auc'))} | "
+            f"{fmt(video.get('accuracy'))} | {called(outcomes['REAL']) if outcomes else 'n/a'} | "
+            f"{called(outcomes['FAKE']) if outcomes else 'n/a'} | {fmt(raw)} -> {fmt(video.get('brier'))} |"
         )
     return lines
 
@@ -94,9 +94,9 @@ def calibration_table(report: dict[str, Any]) -> list[str]:
         raw = (test.get("raw_overall") or test["overall"])["video"]
         video = test["overall"]["video"]
         lines.append(
-            f"| {key} | {method} | {_fmt(test['thresholds']['real'])} | {_fmt(test['thresholds']['fake'])} | "
-            f"{_fmt(raw.get('brier'))} -> {_fmt(video.get('brier'))} | {_fmt(raw.get('ece'))} -> "
-            f"{_fmt(video.get('ece'))} |"
+            f"| {key} | {method} | {fmt(test['thresholds']['real'])} | {fmt(test['thresholds']['fake'])} | "
+            f"{fmt(raw.get('brier'))} -> {fmt(video.get('brier'))} | {fmt(raw.get('ece'))} -> "
+            f"{fmt(video.get('ece'))} |"
         )
     return lines
 

@@ -9,11 +9,12 @@ sample clips. The test split is fixed by name, never drawn at random, so a rebui
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
 from pathlib import Path
 
 from ml_app.detection.defaults import SHIPPED_LENGTHS, SHIPPED_NAME, shipped_file, shipped_mapping
+
+from .default_data import Row
+from .default_data import write_dataset_csv as write_rows_csv
 
 # Where the shipped files live and which lengths ship are ml_app.detection.defaults' (the app reads them too).
 __all__ = [
@@ -57,15 +58,6 @@ FAKE_METHODS = {
 }
 
 
-@dataclass(frozen=True)
-class Row:
-    filename: str
-    label: str
-    split: str
-    group: str
-    method: str
-
-
 def dataset_rows(data: Path) -> list[Row]:
     """Every video the default model is trained or tested on, with its label, split and group."""
     real_clips = sorted((data / "real_clips").glob("*.mp4"))
@@ -87,10 +79,4 @@ def dataset_rows(data: Path) -> list[Row]:
 
 def write_dataset_csv(data: Path, target: Path) -> Path:
     """The CSV that ``preprocess_videos --layout csv`` reads (absolute paths, so it can live anywhere)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["filename", "label", "split", "group", "method"])
-        for row in dataset_rows(data):
-            writer.writerow([row.filename, row.label, row.split, row.group, row.method])
-    return target
+    return write_rows_csv(dataset_rows(data), target)

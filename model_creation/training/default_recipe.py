@@ -22,7 +22,6 @@ from .manifest import Manifest, load_manifest
 
 RECIPE = 2
 DATASET = "shared-data"
-WINDOWS = 12  # windows per video when preprocessing, 40 frames each (shorter models train on runs inside them)
 CLIP_FRAMES = 40
 
 
@@ -64,10 +63,6 @@ FINAL_FRAME_EPOCHS = 14
 SEQUENCE_EPOCHS = {10: 3, 20: 2, 40: 2}
 SEQUENCE_BATCH = {10: 8, 20: 4, 40: 2}
 SEQUENCE_CLIPS_PER_VIDEO = {10: 4, 20: 3, 40: 2}
-
-
-def image_sizes() -> list[int]:
-    return sorted({candidate.image_size for candidate in BACKBONE_CANDIDATES})
 
 
 def final_frame_candidate(chosen: Candidate) -> Candidate:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from model_creation.build_commands import BuildCommand
+from model_creation.training.default_card import called, fmt
 from model_creation.training.default_model import (
     BACKBONE,
     DATASET,
@@ -30,10 +30,6 @@ from model_creation.training.default_model import (
     NAME,
     write_dataset_csv,
 )
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, int | float) and math.isfinite(value) else "n/a"
 
 
 class Command(BuildCommand):
@@ -180,7 +176,14 @@ class Command(BuildCommand):
             )
             if not options["no_install"]:
                 test = json.loads((evaluation / "report.json").read_text())
-                self._install(run_dir / "best.pt", Path(options["install_dir"]) / f"{name}.pt", test, evaluation)
+                self.install_tested(
+                    run_dir / "best.pt",
+                    Path(options["install_dir"]) / f"{name}.pt",
+                    test,
+                    "video level, held-out test split (real videos, their self-blended fakes and one labelled "
+                    "FaceForensics++ fake); see models/README.md",
+                    {"built_by": "manage.py build_default_model", "test_report": str(evaluation)},
+                )
         report = collect_report(work, data, preprocess_seconds)
         report["this_run_seconds"] = time.perf_counter() - started
         (work / "build.json").write_text(json.dumps(report, indent=2, default=str))
@@ -191,31 +194,6 @@ class Command(BuildCommand):
             f"Report: {work / 'build.json'}; this run took {report['this_run_seconds'] / 60:.1f} min "
             f"(models reported: {', '.join(report['models'])})."
         )
-
-    def _install(self, best: Path, target: Path, test: dict[str, Any], evaluation: Path) -> None:
-        """The best epoch in half precision, carrying its held-out test metrics; 'accuracy' is what the site shows."""
-        from ml_app.detection.checkpoints import load_checkpoint, save_checkpoint
-
-        checkpoint = load_checkpoint(best)
-        video = test["overall"]["video"]
-        checkpoint.metrics = {
-            "accuracy": video["accuracy"],
-            "auc": video["auc"],
-            "eer": video["eer"],
-            "accuracy_source": "video level, held-out test split (real videos, their self-blended fakes and one "
-            "labelled FaceForensics++ fake); see models/README.md",
-            "test": test["overall"],
-            "test_per_method": test["per_method"],
-            "validation": checkpoint.metrics,
-        }
-        checkpoint.origin = {
-            **checkpoint.origin,
-            "built_by": "manage.py build_default_model",
-            "test_report": str(evaluation),
-        }
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sha = save_checkpoint(checkpoint, target, half=True)
-        self.stdout.write(f"Installed {target} ({target.stat().st_size / 1e6:.1f} MB, sha256 {sha[:12]}...)")
 
 
 def clips_folder(work: Path, backend: str) -> Path:
@@ -289,15 +267,11 @@ def card_table(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {length} | {model.get('detector', 'unknown')} | {model['best_epoch']} of {model['epochs_run']} | "
                 f"{model['train_seconds'] / 60:.0f} min | "
-                f"{level} | {counts} | {_fmt(metrics.get('accuracy'))} | {_fmt(metrics.get('auc'))} | "
-                f"{_fmt(metrics.get('eer'))} | {_fmt(sbi.get(level, {}).get('auc'))} | "
-                f"{_fmt(ffpp['fake_probability']) if ffpp else 'n/a'} |"
+                f"{level} | {counts} | {fmt(metrics.get('accuracy'))} | {fmt(metrics.get('auc'))} | "
+                f"{fmt(metrics.get('eer'))} | {fmt(sbi.get(level, {}).get('auc'))} | "
+                f"{fmt(ffpp['fake_probability']) if ffpp else 'n/a'} |"
             )
     return "\n".join([*lines, "", *calibration_table(report)])
-
-
-def _called(row: dict[str, int]) -> str:
-    return f"{row['FAKE']} / {row['INCONCLUSIVE']} / {row['REAL']}"
 
 
 def calibration_table(report: dict[str, Any]) -> list[str]:
@@ -316,8 +290,8 @@ def calibration_table(report: dict[str, Any]) -> list[str]:
         raw = (test.get("raw_overall") or test["overall"])["video"].get("brier")
 
         lines.append(
-            f"| {length} | {method} | {_fmt(thresholds['real'])} | {_fmt(thresholds['fake'])} | {_fmt(raw)} -> "
-            f"{_fmt(test['overall']['video'].get('brier'))} | {_called(outcomes['REAL'])} | "
-            f"{_called(outcomes['FAKE'])} |"
+            f"| {length} | {method} | {fmt(thresholds['real'])} | {fmt(thresholds['fake'])} | {fmt(raw)} -> "
+            f"{fmt(test['overall']['video'].get('brier'))} | {called(outcomes['REAL'])} | "
+            f"{called(outcomes['FAKE'])} |"
         )
     return lines
