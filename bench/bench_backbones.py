@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_backbones.py --frames 10 --repeats 9
 
 A whole-video analysis scores ``DEFAULT_MAX_WINDOWS`` windows of N face crops; this times that network work alone
-(``torch.inference_mode``, float32 on the CPU, the app's thread count) for each backbone and crop size of the
+(``torch.inference_mode``, float32 on the CPU, torch's default thread count) for each backbone and crop size of the
 recipe's table with a 256-unit LSTM head, interleaving the candidates round by round so that a busy machine slows
 them alike, and reports the median and the ratio to MobileNetV2 at 112 px (the first default model's). Random
 weights: the speed does not depend on them. Prints a Markdown table. Not part of CI.

@@ -48,7 +48,7 @@ def candidates_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def per_method_table(report: dict[str, Any], runs: dict[str, dict[str, Any]], title: str) -> list[str]:
+def per_method_table(runs: dict[str, dict[str, Any]], title: str) -> list[str]:
     """Video AUC of each kind of fake against the test split's real videos, per run."""
     methods = sorted({method for run in runs.values() for method in run["test"].get("per_method", {})} - {"real"})
     lines = [f"| {title} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
@@ -112,7 +112,7 @@ def card_tables(report: dict[str, Any]) -> str:
         "",
         "Per kind of fake, fixed test split (video AUC against the test split's real videos):",
         "",
-        *per_method_table(report, report["candidates"], "candidate"),
+        *per_method_table(report["candidates"], "candidate"),
         "",
         "Calibration (fitted on the validation split; thresholds from the verdict rule):",
         "",
@@ -125,6 +125,6 @@ def card_tables(report: dict[str, Any]) -> str:
             "",
             *loso_table(report),
             "",
-            *per_method_table(report, report["loso"], "held out"),
+            *per_method_table(report["loso"], "held out"),
         ]
     return "\n".join(parts)
