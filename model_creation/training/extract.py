@@ -15,6 +15,7 @@ bad file into a record that says why instead of an exception that would stop the
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,10 +147,36 @@ def open_frames(path: Path, frame_fps: float = DEFAULT_FRAME_FPS) -> tuple[Video
     return info, VideoReader(info)
 
 
+class ClipFileError(ValueError):
+    """A clip file that cannot be read back (empty, truncated or not a clip): says which and what to do."""
+
+
+def save_clip(path: Path, crops: np.ndarray, frames: np.ndarray, boxes: np.ndarray) -> None:
+    """Write one clip file whole or not at all: into a temporary name, then renamed, so a run that is killed (or a
+    second run writing the same folder) never leaves a truncated file behind a record that says it is done."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            np.savez_compressed(handle, crops=crops, frames=frames, boxes=boxes)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
 def load_clip(path: Path) -> np.ndarray:
     """The ``(frames, size, size, 3)`` uint8 crops of a clip file, in the model's colour order."""
-    with np.load(path) as data:
-        return data["crops"]
+    try:
+        with np.load(path) as data:
+            return data["crops"]
+    except FileNotFoundError:
+        raise
+    except (EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ClipFileError(
+            f"The clip file '{path}' cannot be read ({type(exc).__name__}: {exc or 'empty file'}); it is empty or "
+            "truncated. Run preprocess_videos on the same folder again: it redoes every video with a missing or "
+            "empty clip file."
+        ) from exc
 
 
 class ClipExtractor:
@@ -193,7 +220,7 @@ class ClipExtractor:
                 frames = np.array(faces.frame_indices()[:length], dtype=np.int64)
                 boxes = np.array(faces.track_boxes(track), dtype=np.int32)
                 name = f"w{plan.index:03d}_t{track}.npz"
-                np.savez_compressed(folder / name, crops=faces.sequence(track), frames=frames, boxes=boxes)
+                save_clip(folder / name, faces.sequence(track), frames, boxes)
                 clips[(plan.index, track)] = ClipRecord(
                     file=f"{CLIPS_DIR}/{entry.video_id}/{name}",
                     window=plan.index,

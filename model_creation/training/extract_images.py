@@ -23,7 +23,7 @@ from ml_app.detection.images import DEFAULT_MAX_PIXELS, read_image
 from ml_app.detection.photo import find_photo_faces
 from ml_app.detection.preprocessing import Preprocessing, crop_face
 
-from .extract import CLIPS_DIR, extract_guarded
+from .extract import CLIPS_DIR, extract_guarded, save_clip
 from .layouts import VideoEntry
 from .manifest import ClipRecord, VideoRecord
 
@@ -103,7 +103,7 @@ class ImageExtractor:
         for index, (crop, box) in enumerate(faces):
             name = f"w000_t{index}.npz"
             boxes = np.array([box.rounded().to_list()], dtype=np.int32)
-            np.savez_compressed(folder / name, crops=crop[np.newaxis], frames=np.zeros(1, np.int64), boxes=boxes)
+            save_clip(folder / name, crop[np.newaxis], np.zeros(1, np.int64), boxes)
             record.clips.append(
                 ClipRecord(
                     file=f"{CLIPS_DIR}/{entry.video_id}/{name}",

@@ -15,9 +15,10 @@ import json
 import multiprocessing
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -30,6 +31,7 @@ from .manifest import OK, Manifest, VideoRecord, write_json
 
 SETTINGS_FILE = "preprocess.json"
 RECORDS_DIR = "records"
+LOCK_FILE = ".preprocess.lock"
 
 
 class PreprocessError(ValueError):
@@ -73,10 +75,49 @@ def _record_path(out_dir: Path, video_id: str) -> Path:
 
 
 def _read_record(path: Path) -> VideoRecord | None:
+    """The record of a finished video, or None when the video must be done (again): no record, an unreadable one,
+    or one whose clip files are not all there and non-empty (a run killed before this file format wrote clips
+    whole, or a file deleted since)."""
     try:
-        return VideoRecord.from_dict(json.loads(path.read_text()))
+        record = VideoRecord.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, KeyError):
-        return None  # missing or unreadable: redo the video
+        return None
+    out_dir = path.parent.parent
+    for clip in record.clips:
+        try:
+            if (out_dir / clip.file).stat().st_size == 0:
+                return None
+        except OSError:
+            return None
+    return record
+
+
+@contextmanager
+def folder_lock(out_dir: Path, shard: tuple[int, int] | None) -> Iterator[None]:
+    """Keep two runs from writing the same clips: a whole-folder run holds the folder exclusively, a shard shares
+    it with other shards and holds its own shard exclusively. Advisory locks (``flock``), released when the process
+    ends, however it ends; where ``fcntl`` is missing (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    wanted = [(out_dir / LOCK_FILE, fcntl.LOCK_EX if shard is None else fcntl.LOCK_SH)]
+    if shard is not None:
+        wanted.append((out_dir / f"{LOCK_FILE}-shard-{shard[0]}-of-{shard[1]}", fcntl.LOCK_EX))
+    with ExitStack() as held:
+        for lock_path, mode in wanted:
+            handle = held.enter_context(open(lock_path, "a+"))
+            try:
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PreprocessError(
+                    f"Another preprocessing run is writing to '{out_dir}'"
+                    + (f" (shard {shard[0]} of {shard[1]}, or the whole folder)" if shard else "")
+                    + "; wait for it to finish, or write to another folder. Two runs on one folder would corrupt "
+                    "its clips."
+                ) from None
+        yield
 
 
 # --- worker processes -----------------------------------------------------------------------------------------------
@@ -121,6 +162,21 @@ def run_preprocess(
     """Preprocess ``entries`` (already restricted to this shard) into ``out_dir`` and write its manifest."""
     out_dir = Path(out_dir)
     _check_settings(out_dir, settings)
+    with folder_lock(out_dir, shard):
+        return _run_locked(entries, out_dir, settings, workers, retry_failed, progress, sources, log, shard)
+
+
+def _run_locked(
+    entries: list[VideoEntry],
+    out_dir: Path,
+    settings: ExtractorSettings,
+    workers: int,
+    retry_failed: bool,
+    progress: bool,
+    sources: list[dict[str, Any]] | None,
+    log: Callable[[str], None] | None,
+    shard: tuple[int, int] | None,
+) -> RunSummary:
     (out_dir / RECORDS_DIR).mkdir(exist_ok=True)
     unit = settings.media.removesuffix("s")  # "video" or "image", for messages
     ids = [entry.video_id for entry in entries]
