@@ -13,7 +13,7 @@ import torchvision
 from django.core.management import call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
-from model_creation.training.default_card import card_tables
+from model_creation.training.default_card import card_tables, ensemble_scores, ensemble_table
 from model_creation.training.default_data import dataset_rows, source_of
 from model_creation.training.default_recipe import (
     BACKBONE_CANDIDATES,
@@ -228,3 +228,30 @@ def test_card_tables_state_every_candidate_and_experiment():
     assert "| mobilenet_v2_160_frame | mobilenet_v2 | 160 | frame | 2 of 3 | 2 min | 0.770 | 4 / 6 | 0.910 |" in tables
     assert "| 1 / 2 / 1 | 3 / 2 / 1 |" in tables and "| platt | 0.300 | 0.700 |" in tables
     assert "| ffpp_c40 | 4 / 6 | 0.810 |" in tables and "| without_ffpp_c40 | 0.710 |" in tables
+
+
+def test_ensemble_table_combines_the_sequence_models_as_the_app_does():
+    def member(length: int, probabilities: dict[str, float], fake: float, real: float) -> dict:
+        videos = [
+            {"video_id": key, "label": "FAKE" if key.startswith("f") else "REAL", "fake_probability": p}
+            for key, p in probabilities.items()
+        ]
+        return {
+            "candidate": {"backbone": "mobilenet_v2", "image_size": 160, "length": length},
+            "test": {"videos": videos, "thresholds": {"fake": fake, "real": real}},
+        }
+
+    ten = member(10, {"f1": 0.9, "f2": 0.2, "r1": 0.1, "r2": 0.3, "r3": 0.95}, fake=0.8, real=0.2)
+    twenty = member(20, {"f1": 0.9, "f2": 0.8, "r1": 0.1, "r2": 0.3, "r3": 0.05}, fake=0.6, real=0.4)
+    frame = member(1, {"f1": 0.0}, 0.5, 0.5)
+    combined = ensemble_scores([ten, twenty])
+    assert combined["thresholds"]["fake"] == pytest.approx(0.7) and combined["thresholds"]["real"] == pytest.approx(0.3)
+    # means: f1 .9 FAKE, f2 .5 INCONCLUSIVE (members .6 apart), r1 .1 REAL, r2 .3 REAL, r3 .5 INCONCLUSIVE
+    assert combined["outcomes"] == {
+        "FAKE": {"FAKE": 1, "INCONCLUSIVE": 1, "REAL": 0},
+        "REAL": {"FAKE": 0, "INCONCLUSIVE": 1, "REAL": 2},
+    }
+    assert combined["auc"] == pytest.approx(5.5 / 6)  # f1 above all; f2 (.5) ties r3, above r1 and r2
+    table = ensemble_table({"candidates": {"a": frame, "b": ten, "c": twenty}})
+    assert table[-1] == "| 10 + 20 frames | 5 | 0.917 | 0.700 | 0.300 | 0 / 1 / 2 | 1 / 1 / 0 |", "frame model left out"
+    assert ensemble_table({"candidates": {"b": ten}}) == [], "one sequence model is no ensemble"

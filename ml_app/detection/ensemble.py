@@ -46,11 +46,9 @@ def _member_progress(progress: Progress | None, index: int, count: int) -> Progr
     return report
 
 
-def mean_thresholds(rules: Sequence[ScoreRule]) -> Thresholds:
+def mean_thresholds(members: Sequence[Thresholds]) -> Thresholds:
     """The members' thresholds averaged (each is a calibrated probability on the same scale)."""
-    return Thresholds(
-        fmean(rule.thresholds.fake for rule in rules), fmean(rule.thresholds.real for rule in rules), "ensemble mean"
-    )
+    return Thresholds(fmean(t.fake for t in members), fmean(t.real for t in members), "ensemble mean")
 
 
 def member_summary(result: AnalysisResult) -> dict[str, Any]:
@@ -75,7 +73,7 @@ def combine(
     """The ensemble's result from its members' results (in member order)."""
     scored = [result for result in results if result.fake_probability is not None]
     base = scored[0] if scored else results[0]
-    chosen = thresholds or mean_thresholds(rules)
+    chosen = thresholds or mean_thresholds([rule.thresholds for rule in rules])
     combined = AnalysisResult(
         verdict="INCONCLUSIVE",
         sequence_length=base.sequence_length,

@@ -1,14 +1,19 @@
 """The model card's tables for recipe 2, from ``build_default_model``'s report (``build.json``).
 
 Every figure the card quotes is printed here from the evaluation reports, so the card and the rebuild agree:
-the candidates on the fixed test split, the leave-one-source-out experiments, and how the test videos are called
-with each model's calibration and thresholds.
+the candidates on the fixed test split, the leave-one-source-out experiments, how the test videos are called
+with each model's calibration and thresholds, and what the app's ensemble of the shipped lengths makes of them.
 """
 
 from __future__ import annotations
 
 import math
+from statistics import fmean
 from typing import Any
+
+from ml_app.detection.calibration import Thresholds
+from ml_app.detection.decision import person_verdict
+from ml_app.detection.ensemble import mean_thresholds
 
 FFPP_METHODS = ("ffpp-deepfakes", "ffpp-face2face", "ffpp-faceswap", "ffpp-neuraltextures")
 
@@ -101,6 +106,49 @@ def calibration_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ensemble_scores(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The app's ensemble (``ensemble.combine``) applied to the members' test reports: per video, the mean of their
+    calibrated probabilities, called with their averaged thresholds and the disagreement rule; its AUC and calls."""
+    from sklearn.metrics import roc_auc_score
+
+    members = [{row["video_id"]: row for row in run["test"]["videos"]} for run in runs]
+    thresholds = mean_thresholds(
+        [Thresholds(r["test"]["thresholds"]["fake"], r["test"]["thresholds"]["real"]) for r in runs]
+    )
+    shared = sorted(set.intersection(*(set(member) for member in members)))
+    labels, means = [], []
+    outcomes: dict[str, dict[str, int]] = {
+        truth: {"FAKE": 0, "INCONCLUSIVE": 0, "REAL": 0} for truth in ("REAL", "FAKE")
+    }
+    for video in shared:
+        probabilities = [float(member[video]["fake_probability"]) for member in members]
+        truth = members[0][video]["label"]
+        labels.append(int(truth == "FAKE"))
+        means.append(fmean(probabilities))
+        outcomes[truth][person_verdict(probabilities, thresholds)[0]] += 1
+    auc = roc_auc_score(labels, means) if 0 < sum(labels) < len(labels) else float("nan")
+    return {"videos": len(shared), "auc": float(auc), "outcomes": outcomes, "thresholds": thresholds.to_dict()}
+
+
+def ensemble_table(report: dict[str, Any]) -> list[str]:
+    """The shipped lengths' ensemble on the fixed test split, beside its members (empty with fewer than two)."""
+    runs = [
+        run for run in report["candidates"].values() if run["candidate"]["length"] > 1 and "thresholds" in run["test"]
+    ]
+    if len(runs) < 2:
+        return []
+    combined = ensemble_scores(runs)
+    lengths = " + ".join(_frames(run["candidate"]) for run in runs)
+    return [
+        "| ensemble (mean of calibrated probabilities) | test videos | video AUC | FAKE at or above | REAL at or below "
+        "| real: FAKE / INCONCLUSIVE / REAL | fake: FAKE / INCONCLUSIVE / REAL |",
+        "|---|---|---|---|---|---|---|",
+        f"| {lengths} frames | {combined['videos']} | {fmt(combined['auc'])} | {fmt(combined['thresholds']['fake'])} | "
+        f"{fmt(combined['thresholds']['real'])} | {called(combined['outcomes']['REAL'])} | "
+        f"{called(combined['outcomes']['FAKE'])} |",
+    ]
+
+
 def card_tables(report: dict[str, Any]) -> str:
     chosen = report.get("chosen_backbone", {})
     parts = [
@@ -118,6 +166,13 @@ def card_tables(report: dict[str, Any]) -> str:
         "",
         *calibration_table(report),
     ]
+    if ensemble := ensemble_table(report):
+        parts += [
+            "",
+            "The sequence models as the app's ensemble of every shipped length, fixed test split:",
+            "",
+            *ensemble,
+        ]
     if report.get("loso"):
         parts += [
             "",
