@@ -144,6 +144,8 @@ def test_recipe_two_end_to_end_and_reused_when_run_again(tree, tmp_path):
     assert {"ffpp-deepfakes", "ffpp-face2face"} <= set(loso["per_method"])
     fixed = report["candidates"]["mobilenet_v2_112_10"]["test"]["overall"]["video"]
     assert fixed["n"] == sum(row.split == "test" for row in dataset_rows(tree))
+    test_csv = (work / "test_videos.csv").read_text().splitlines()
+    assert len(test_csv) == fixed["n"] + 1 and all(",test," in line for line in test_csv[1:])
     # the installed file carries the recipe's settings and its test figures
     checkpoint = load_checkpoint(models / "default_mobilenet_v2_10_frames.pt")
     assert checkpoint.sequence_length == 10 and checkpoint.preprocessing.image_size == 112
@@ -159,6 +161,25 @@ def test_recipe_two_end_to_end_and_reused_when_run_again(tree, tmp_path):
     again = _tiny_build(tree, work, models)
     assert again.count("Reusing") == 6 and "Training" not in again
     assert json.loads((work / "build.json").read_text())["loso"] == report["loso"]
+    # a second rebuild from nothing, in another folder, gives the same test figures
+    other = _tiny_build(tree, tmp_path / "work2", tmp_path / "models2")
+    assert "Reusing" not in other
+    second = json.loads((tmp_path / "work2" / "build.json").read_text())
+    assert _test_figures(second) == pytest.approx(_test_figures(report), abs=1e-6, nan_ok=True)
+
+
+def _test_figures(report: dict) -> dict[str, float]:
+    """Every run's video-level test AUC and accuracy, outcome counts, and each test video's probability."""
+    figures: dict[str, float] = {}
+    for group in ("candidates", "loso"):
+        for key, run in report[group].items():
+            test = run["test"]
+            video = test["overall"]["video"]
+            figures |= {f"{key} auc": video.get("auc", -1.0), f"{key} accuracy": video["accuracy"]}
+            for truth, calls in test.get("outcomes", {}).items():
+                figures |= {f"{key} {truth} called {call}": count for call, count in calls.items()}
+            figures |= {f"{key} {row['video_id']}": row["fake_probability"] for row in test["videos"]}
+    return figures
 
 
 def test_experiment_manifest_rewrites_splits_and_keeps_the_clips(tree, tmp_path):
