@@ -1,5 +1,6 @@
 """The default model: recipe 1 (data, fixed test split) and its rebuild command end to end on a tiny generated tree
-(``--recipe 1``: the first default model stays reproducible), and the shipped checkpoints themselves."""
+(``--recipe 1``: the first default model stays reproducible), and the shipped checkpoints themselves (recipe 2's,
+``tests/test_default_recipe.py``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from django.core.management import call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
 from ml_app.detection.model_mapping import summarize_checkpoint
+from model_creation.default_build import DETECTOR as RECIPE_DETECTOR
 from model_creation.training.default_model import DETECTORS, LENGTHS, NAME, dataset_rows, shipped_file
 
 from . import media
@@ -139,7 +141,7 @@ def test_shared_sample_clip_is_analysed_with_the_default_model():
     from ml_app.detection.prediction import analyze_video
 
     loaded = load_detector_model(REPO / settings.DEFAULT_MODEL_MAPPING[settings.DEFAULT_SEQUENCE_LENGTH], "cpu")
-    assert loaded.checkpoint.preprocessing.detector.backend == DETECTORS[settings.DEFAULT_SEQUENCE_LENGTH]
+    assert loaded.checkpoint.preprocessing.detector.backend == RECIPE_DETECTOR
     result = analyze_video(clip, loaded)
     assert result.verdict != "REAL" and not result.checkpoint["untrained"]
     assert len(result.windows) >= 6 and all(w.status == "scored" for w in result.windows)

@@ -214,15 +214,18 @@ def test_old_detector_settings_keep_meaning_hog_with_their_values():
         )
 
 
-def test_the_shipped_checkpoints_analyse_with_hog():
+@pytest.mark.parametrize("length", [10, 20, 40])
+def test_the_shipped_checkpoints_analyse_with_their_recipes_detector(length):
     from ml_app.detection.checkpoints import load_checkpoint
-    from ml_app.detection.faces import build_detector
+    from ml_app.detection.defaults import shipped_file
+    from ml_app.detection.faces import CenterFaceDetector, build_detector
+    from model_creation.default_build import DETECTOR
 
     from .conftest import REPO
 
-    detector = load_checkpoint(REPO / "models" / "default_mobilenet_v2_10_frames.pt").preprocessing.detector
-    assert (detector.backend, detector.model) == ("face_recognition", "hog")
-    assert isinstance(build_detector(detector), FaceRecognitionDetector)
+    detector = load_checkpoint(REPO / shipped_file(length)).preprocessing.detector
+    assert detector.backend == DETECTOR == "centerface"
+    assert isinstance(build_detector(detector), CenterFaceDetector)
 
 
 def test_preprocessing_and_analysis_build_the_same_detector(tiny_checkpoint):

@@ -1,7 +1,7 @@
 """``analyze_video --json`` gives the recorded answers: tests/golden/analyze_video.json was first written by the code
 before the pipeline was cut into its jobs (the redesign changed nothing), and again when the shipped models got their
-calibration and three outcomes, and when the 20-frame model was rebuilt with CenterFace (``python -m
-tests.golden.make_golden``; see its docstring for when to re-record).
+calibration and three outcomes, when the 20-frame model was rebuilt with CenterFace and when recipe 2's files
+replaced recipe 1's (``python -m tests.golden.make_golden``; see its docstring for when to re-record).
 Decisions are compared exactly, probabilities and boxes within what differs between machines (see below)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from django.core.management import call_command
 
 from .conftest import REPO
-from .golden.make_golden import CHECKPOINTS, RECORD, stable, videos
+from .golden.make_golden import CHECKPOINTS, RECORD, USER_THRESHOLDS, WITH_THRESHOLDS, stable, videos
 
 # The record was made on one machine; OpenCV's and FFmpeg's SIMD kernels differ between CPUs (cv2.resize gives other
 # pixels with and without its optimised code), so the generated videos, their decoded frames and the crops differ a
@@ -76,7 +76,7 @@ def test_the_record_covers_every_outcome(record):
     statuses = {window["status"] for entry in record.values() for window in entry["windows"]}
     assert {"FAKE", "INCONCLUSIVE"} <= verdicts and {"scored", "no_face"} <= statuses
     assert max(len(entry["people"]) for entry in record.values()) == 2
-    assert len(record) == len(CHECKPOINTS) * 4
+    assert len(record) == len(CHECKPOINTS) * 4 + 1
 
 
 @pytest.mark.parametrize("length", sorted(CHECKPOINTS))
@@ -88,6 +88,22 @@ def test_analyze_video_json_matches_the_golden_record(record, golden_videos, nam
     )
     got = stable(json.loads(out.getvalue()))
     assert _differences(record[f"{name}@{length}"], got) == []
+
+
+def test_analyze_video_json_with_a_users_thresholds_matches_the_golden_record(record, golden_videos):
+    out = StringIO()
+    checkpoint = str(REPO / CHECKPOINTS[20])
+    call_command(
+        "analyze_video",
+        str(golden_videos["one_face"]),
+        "--checkpoint",
+        checkpoint,
+        "--json",
+        *USER_THRESHOLDS,
+        stdout=out,
+    )
+    got = stable(json.loads(out.getvalue()))
+    assert got["verdict"] == "FAKE" and _differences(record[WITH_THRESHOLDS], got) == []
 
 
 def test_the_comparison_notices_a_changed_probability(record):

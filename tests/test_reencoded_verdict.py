@@ -1,6 +1,7 @@
 """A container change does not flip the default model's verdict: a shared face clip encoded as WebM (VP9), Matroska
-(H.264), AVI (MJPEG) and QuickTime (H.264) is called as its MP4 is (issue 16's target; not yet met for the FF++
-fake, which is marked as a strict expected failure until a shipped model meets it)."""
+(H.264), AVI (MJPEG) and QuickTime (H.264) is called as its MP4 is (issue 16's target). Recipe 1's 20-frame file
+flipped the FF++ fake between INCONCLUSIVE and FAKE; recipe 2's gives it one verdict in all five, which this
+asserts (the same verdict everywhere, never the wrong one)."""
 
 from __future__ import annotations
 
@@ -56,17 +57,7 @@ def default_model():
 @pytest.mark.parametrize(
     ("folder", "name", "truth"),
     [
-        pytest.param(
-            "fake",
-            "ffpp_df_003_000.mp4",
-            "FAKE",
-            # Strict: this passes, and so fails the suite, the day a shipped model keeps the verdict (then drop it).
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 16, open: the shipped 20-frame model calls this clip INCONCLUSIVE as MP4, MKV and MOV "
-                "(0.639) and FAKE as WebM (0.785) and AVI (0.680)",
-            ),
-        ),
+        ("fake", "ffpp_df_003_000.mp4", "FAKE"),
         ("real", "hamilton_360p.mp4", "REAL"),
     ],
 )

@@ -1,12 +1,13 @@
 """``manage.py build_default_model``: rebuild the checkpoints in models/ from the project's shared data.
 
-``--recipe 2`` is :mod:`model_creation.default_build`: every shared video, candidates measured, leave-one-source-out
-experiments. ``--recipe 1`` (the default, the recipe of the shipped files) is the first recipe, kept reproducible:
-it preprocesses the shared clips once per face detector it uses (40-frame windows; shorter models train on runs
-inside them; ``DETECTORS`` says which length uses which), trains a MobileNetV2 + LSTM per sequence length with self-
-blended fakes, evaluates each on the fixed held-out split, and installs the best epoch of each, in half precision
-and with its test metrics, as models/default_mobilenet_v2_<N>_frames.pt.
-Prints the model card's table; every figure in models/README.md comes from this output.
+``--recipe 2`` (the default, the recipe of the shipped files) is :mod:`model_creation.default_build`: every shared
+video, candidates measured, leave-one-source-out experiments, the chosen models installed with their test figures.
+``--recipe 1`` is the first recipe, kept reproducible: it preprocesses the shared clips once per face detector it uses
+(40-frame windows; shorter models train on runs inside them; ``DETECTORS`` says which length uses which), trains a
+MobileNetV2 + LSTM per sequence length with self-blended fakes, evaluates each on its fixed held-out split, and
+installs the best epoch of each, in half precision and with its test metrics, as
+models/default_mobilenet_v2_<N>_frames.pt.
+Prints the model card's tables; every figure in models/README.md comes from this output.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from model_creation.training.default_model import (
 
 class Command(BuildCommand):
     help = (
-        "Rebuild the default checkpoints from ../shared/data and install them in models/: recipe 2 (every shared "
-        "video, candidate backbones and lengths, leave-one-source-out; see models/README.md) or recipe 1 (the first "
-        "default model: real clips and samples, MobileNetV2 + LSTM)."
+        "Rebuild the default checkpoints from ../shared/data and install them in models/: recipe 2, the shipped "
+        "files' (every shared video, candidate backbones and lengths, leave-one-source-out; see models/README.md), "
+        "or recipe 1 (the first default model: real clips and samples, MobileNetV2 + LSTM)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,9 +46,9 @@ class Command(BuildCommand):
             "--recipe",
             type=int,
             choices=(1, 2),
-            default=1,
-            help="1 (default): the recipe of the shipped files; 2: every shared video, candidates and "
-            "leave-one-source-out (models/README.md, 'Recipe 2'; not yet better than the shipped files)",
+            default=2,
+            help="2 (default): the recipe of the shipped files (every shared video, candidates and "
+            "leave-one-source-out; models/README.md); 1: the first default model, kept reproducible",
         )
         recipe = parser.add_argument_group("recipe 2")
         recipe.add_argument(
