@@ -53,7 +53,7 @@ class RecipeTwo:
             raise CommandError(str(exc)) from exc
         dataset_csv = write_dataset_csv(rows, self.work / "dataset.csv")
         # the fixed test split on its own, for evaluating any checkpoint on it with its own settings
-        # (evaluate_model CHECKPOINT --videos test_videos.csv --layout csv): the card compares the shipped files so
+        # (evaluate_model CHECKPOINT --videos test_videos.csv --layout csv); the card measured recipe 1's files so
         write_dataset_csv([row for row in rows if row.split == "test"], self.work / "test_videos.csv")
         wanted = self.options["backbones"]
         backbones = [c for c in BACKBONE_CANDIDATES if not wanted or c.key in wanted]
