@@ -18,12 +18,13 @@ from django.core.management.base import CommandError
 
 from model_creation.build_commands import BuildCommand
 from model_creation.training.default_card import card_tables
-from model_creation.training.default_data import dataset_rows, write_dataset_csv
+from model_creation.training.default_data import dataset_rows, photo_rows, write_dataset_csv
 from model_creation.training.default_recipe import (
     BACKBONE_CANDIDATES,
     CLIP_FRAMES,
     DATASET,
     FIXED,
+    PHOTOS,
     RECIPE,
     Candidate,
     choose,
@@ -47,8 +48,10 @@ class RecipeTwo:
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
+        photos = PHOTOS if self.options.get("photos") is None else self.options["photos"]
         try:
             rows = dataset_rows(self.data)
+            photo_csv = write_dataset_csv(photo_rows(self.data, photos), self.work / "photos.csv") if photos else None
         except FileNotFoundError as exc:
             raise CommandError(str(exc)) from exc
         dataset_csv = write_dataset_csv(rows, self.work / "dataset.csv")
@@ -59,8 +62,16 @@ class RecipeTwo:
         backbones = [c for c in BACKBONE_CANDIDATES if not wanted or c.key in wanted]
         if not backbones:
             raise CommandError(f"--backbones names none of {', '.join(c.key for c in BACKBONE_CANDIDATES)}.")
-        manifests = {size: self._preprocess(dataset_csv, size) for size in sorted({c.image_size for c in backbones})}
-        report: dict[str, Any] = {"recipe": RECIPE, "data": str(self.data), "candidates": {}, "loso": {}}
+        sizes = sorted({c.image_size for c in backbones})
+        manifests = {size: self._preprocess(dataset_csv, size) for size in sizes}
+        self.photos = {size: self._preprocess_photos(photo_csv, size) for size in sizes} if photo_csv else {}
+        report: dict[str, Any] = {
+            "recipe": RECIPE,
+            "data": str(self.data),
+            "photos": photos,
+            "candidates": {},
+            "loso": {},
+        }
         for candidate in backbones:
             report["candidates"][candidate.key] = self._train_and_test(candidate, FIXED, manifests)
         validated = {key: run["validation"].get("auc", float("nan")) for key, run in report["candidates"].items()}
@@ -103,6 +114,18 @@ class RecipeTwo:
         )
         return clips / "manifest.json"
 
+    def _preprocess_photos(self, photo_csv: Path, size: int) -> Path:
+        """The FFHQ photos' faces, found and cropped exactly as the videos' (detector, margin, size)."""
+        crops = self.work / f"photos_{size}"
+        self.say(f"Preprocessing the photos of {photo_csv} into {crops} ({size} px crops, faces by {DETECTOR}) ...")
+        self.command._run(
+            "preprocess_images",
+            photo_csv,
+            *("--layout", "csv", "--dataset", "ffhq", "--output", crops, "--image-size", size),
+            *("--detector-backend", DETECTOR, "--workers", max(1, self.options["workers"]), "--no-progress"),
+        )
+        return crops / "manifest.json"
+
     def _train_and_test(self, candidate: Candidate, experiment: str, manifests: dict[int, Path]) -> dict[str, Any]:
         """Train one candidate in one experiment and test it, or reuse the run that did exactly that."""
         name = candidate.key if experiment == FIXED else f"{candidate.key}__{experiment}"
@@ -118,6 +141,7 @@ class RecipeTwo:
             "experiment": experiment,
             "manifest": _fingerprint(manifest),
             "starts_from": _fingerprint(self.frame_model) if candidate.length > 1 else None,
+            **({"extra_train": _fingerprint(photos)} if (photos := self._photos_for(candidate)) else {}),
             "seed": self.options["seed"],
             "epochs": self.options["epochs"],
         }
@@ -125,7 +149,8 @@ class RecipeTwo:
         finished = done.is_file() and (run_dir / "test" / "report.json").is_file()
         if not (finished and json.loads(done.read_text()) == settings):
             self.say(f"Training {name} ({self.options['epochs'] or candidate.epochs} epochs at most) ...")
-            self.command._run("train_model", *self._train_args(candidate, manifest, run_dir, name))
+            extra = ("--extra-train", photos) if photos else ()
+            self.command._run("train_model", *self._train_args(candidate, manifest, run_dir, name), *extra)
             self.say(f"Testing {name} ...")
             self.command._run(
                 "evaluate_model",
@@ -145,6 +170,10 @@ class RecipeTwo:
             f"accuracy {video.get('accuracy', float('nan')):.3f}"
         )
         return summary
+
+    def _photos_for(self, candidate: Candidate) -> Path | None:
+        """The photo manifest a candidate also trains on: a frame model's, when the recipe takes photos."""
+        return self.photos.get(candidate.image_size) if candidate.length == 1 else None
 
     def _train_args(self, candidate: Candidate, manifest: Path, run_dir: Path, name: str) -> list[Any]:
         args: list[Any] = [

@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
 from model_creation.training.default_card import card_tables, ensemble_scores, ensemble_table
-from model_creation.training.default_data import dataset_rows, source_of
+from model_creation.training.default_data import dataset_rows, evenly_spaced, photo_rows, source_of
 from model_creation.training.default_recipe import (
     BACKBONE_CANDIDATES,
     choose,
@@ -53,6 +53,9 @@ def shared_tree_v2(root: Path) -> Path:
             video(ffpp / "manipulated_sequences" / method / "c40/videos" / f"{name}.mp4")
     for name in ("RealTaxi", "FakeTaxi", "RealObama", "FakeObama", "FakeGuy"):
         video(root / "web_clips" / ("real" if name.startswith("Real") else "fake") / f"{name}.mp4")
+    (root / "gan_faces/real").mkdir(parents=True)
+    for number in range(3):  # FFHQ-like: one face filling most of a 256 px square
+        media.photo(root / f"gan_faces/real/{number:02d}FFHQ.jpg", 256, 256, ((64 + 4 * number, 40, 140),))
     (root / "weights").mkdir(exist_ok=True)
     torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), root / "weights/mobilenet_v2-b0353104.pth")
     return root
@@ -93,6 +96,16 @@ def test_rows_refuse_a_folder_without_the_sources(tmp_path):
     (tmp_path / "real_clips").mkdir()
     with pytest.raises(FileNotFoundError, match="ffpp_c40"):
         dataset_rows(tmp_path)
+
+
+def test_photos_are_evenly_spaced_by_name_train_only_and_each_its_own_group(tree):
+    rows = photo_rows(tree, 2)
+    assert [Path(row.filename).name for row in rows] == ["00FFHQ.jpg", "02FFHQ.jpg"]
+    assert {(row.label, row.split) for row in rows} == {("REAL", "train")}
+    assert len({row.group for row in rows}) == 2 and all(row.group.startswith("ffhq:") for row in rows)
+    assert evenly_spaced(1100, 3) == [0, 550, 1099] and evenly_spaced(2, 5) == [0, 1]
+    with pytest.raises(FileNotFoundError, match="holds 3 photos; the recipe takes 4"):
+        photo_rows(tree, 4)
 
 
 def test_leave_one_source_out_tests_on_all_of_it_and_trains_on_the_rest():
@@ -156,7 +169,7 @@ def test_recipe_two_end_to_end_and_reused_when_run_again(tree, tmp_path):
     assert checkpoint.training["backbone_init"] == f"backbone of checkpoint {Path(final) / 'best.pt'}"
     tables = (work / "card_table.md").read_text()
     assert tables in output and "| mobilenet_v2_112_10 | mobilenet_v2 | 112 | 10 |" in tables
-    assert "| ffpp_c40 |" in tables and "Leave one source out" in tables
+    assert "| ffpp_c40 |" in tables and "Leave one source out" in tables and "No photos in training" in tables
     # run again: every step is reused, the figures are the same
     again = _tiny_build(tree, work, models)
     assert again.count("Reusing") == 6 and "Training" not in again
@@ -166,6 +179,28 @@ def test_recipe_two_end_to_end_and_reused_when_run_again(tree, tmp_path):
     assert "Reusing" not in other
     second = json.loads((tmp_path / "work2" / "build.json").read_text())
     assert _test_figures(second) == pytest.approx(_test_figures(report), abs=1e-6, nan_ok=True)
+
+
+@pytest.mark.django_db
+def test_photos_train_the_frame_models_of_every_experiment_and_not_the_sequence_models(tree, tmp_path):
+    work = tmp_path / "work"
+    output = _tiny_build(tree, work, tmp_path / "models", "--photos", "2", "--no-install")
+    assert "Preprocessing the photos" in output
+    photos = load_manifest(work / "photos_112" / "manifest.json")
+    assert [video.status for video in photos.videos] == ["ok", "ok"], "CenterFace finds each photo's face"
+    assert photos.preprocessing.detector.backend == "centerface" and photos.preprocessing.image_size == 112
+    report = json.loads((work / "build.json").read_text())
+    assert report["photos"] == 2
+    assert "Frame models also trained on 2 FFHQ photos" in (work / "card_table.md").read_text()
+    runs = {key: run["run_dir"] for key, run in report["candidates"].items()}
+    runs |= {key: run["run_dir"] for key, run in report["loso"].items()}
+    for key, run_dir in runs.items():
+        training = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)["training"]
+        used = [Path(extra["manifest"]) for extra in training["extra_train"]]
+        assert used == ([] if key.endswith("_10") else [work / "photos_112" / "manifest.json"]), key
+    # the photos are part of a step's settings: without them, the frame models are trained again
+    again = _tiny_build(tree, work, tmp_path / "models", "--no-install", "--no-loso")
+    assert "Training mobilenet_v2_112_frame " in again and "Preprocessing the photos" not in again
 
 
 def _test_figures(report: dict) -> dict[str, float]:

@@ -88,7 +88,7 @@ def photo_manifest(root: Path, per_label: int = 24, size: int = 32, mean=HALF, s
                 )
             )
     prep = Preprocessing(image_size=size, mean=mean, std=std)
-    manifest = Manifest(preprocessing=prep, sequence_length=1, max_windows=1, videos=videos, root=root)
+    manifest = Manifest(preprocessing=prep, sequence_length=1, max_windows=1, videos=videos, root=root, media="images")
     manifest.save(root / "manifest.json")
     return root / "manifest.json"
 

@@ -48,6 +48,8 @@ class TrainError(ValueError):
 class TrainConfig:
     manifest: str
     output: str
+    # more training clips (face photos, say) from manifests of the same crops: training only, never validation
+    extra_train: list[str] = field(default_factory=list)
     sequence_length: int | None = None  # None: the manifest's window length; 1 (or frame_model): a frame model
     frame_model: bool = False  # head "frame" (no LSTM), sequence length 1: one frame per clip in training
     backbone: str = "resnext50_32x4d"

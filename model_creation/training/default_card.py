@@ -158,6 +158,10 @@ def card_tables(report: dict[str, Any]) -> str:
         "",
         f"Chosen by validation AUC: {chosen.get('backbone')} at {chosen.get('image_size')} px.",
         "",
+        f"Frame models also trained on {report['photos']} FFHQ photos and their self-blended fakes."
+        if report.get("photos")
+        else "No photos in training (--photos 0).",
+        "",
         "Per kind of fake, fixed test split (video AUC against the test split's real videos):",
         "",
         *per_method_table(report["candidates"], "candidate"),

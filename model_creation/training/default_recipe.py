@@ -17,7 +17,7 @@ from typing import Any
 
 from ml_app.detection.defaults import FRAME_MODEL_LENGTH
 
-from .default_data import HELD_OUT_SOURCES, source_of
+from .default_data import HELD_OUT_SOURCES, evenly_spaced, source_of
 from .manifest import Manifest, load_manifest
 
 RECIPE = 2
@@ -56,6 +56,9 @@ BACKBONE_CANDIDATES = (
     Candidate("efficientnet_lite0", 224, FRAME_MODEL_LENGTH, 6, batch_size=32),
 )
 FINAL_FRAME_EPOCHS = 14
+# FFHQ real photos whose faces (and their self-blended copies) also train every frame model, in every experiment
+# (they are of no held-out source); sequence models cannot use one-frame clips. 0: none.
+PHOTOS = 0
 # Stage 2, the sequence models of the chosen backbone and size: the shipped lengths, epochs in inverse proportion
 # to the frames an epoch costs.
 # They start from the chosen frame model's trained backbone (its features already tell blending artefacts apart) and
@@ -113,13 +116,6 @@ def experiment_split(experiment: str, group: str, split: str) -> str:
     if source is None:
         return split
     return "test" if source_of(group) == source else "train"
-
-
-def evenly_spaced(count: int, keep: int) -> list[int]:
-    """``keep`` indices spread over ``range(count)`` (all of them when there are no more than ``keep``)."""
-    if count <= keep:
-        return list(range(count))
-    return sorted({round(index * (count - 1) / (keep - 1)) for index in range(keep)} if keep > 1 else {count // 2})
 
 
 def experiment_manifest(full: Path, experiment: str, target: Path, clips_per_video: int = 0) -> Path:

@@ -7,10 +7,11 @@ normalisation the run's backbone expects, and the dataset statistics printed bef
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
@@ -24,6 +25,7 @@ from .dataset import ClipDataset, ClipItem, scoring_length, with_self_blended
 from .distributed import Distributed
 from .evaluate import usable_items
 from .manifest import Manifest, load_manifest
+from .options import crop_differences
 from .splits import TRAIN, VAL, SplitError, SplitResult, assign_splits
 from .statistics import of_photos, statistics_table
 
@@ -66,9 +68,62 @@ class TrainingData:
     train_sampler: WeightedEpochSampler | DistributedSampler
     train_loader: DataLoader
     val_loader: DataLoader
+    extra: list[Manifest] = field(default_factory=list)  # the --extra-train manifests
+
+    @property
+    def fingerprint(self) -> str | None:
+        """What a resumed run must find again: the manifest's sha256, combined with the extra manifests' if any."""
+        if not self.extra:
+            return self.manifest.sha256
+        shas = [self.manifest.sha256 or "", *(extra.sha256 or "" for extra in self.extra)]
+        return hashlib.sha256("+".join(shas).encode()).hexdigest()
 
 
-def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str], None]):
+def load_extra_manifests(config: TrainConfig, manifest: Manifest) -> list[Manifest]:
+    """The ``--extra-train`` manifests, checked against the run's: the same crops (all but the normalisation) and
+    clips at least as long as the model's sequence, or TrainError naming the difference."""
+    length = 1 if config.frame_model else config.sequence_length or manifest.sequence_length
+    extras = []
+    for path in config.extra_train:
+        try:
+            extra = load_manifest(path)
+        except ValueError as exc:
+            raise TrainError(f"--extra-train: {exc}") from exc
+        differences = crop_differences(extra.preprocessing, manifest.preprocessing)
+        if differences:
+            raise TrainError(
+                f"--extra-train '{extra.path}' was cropped with other settings than '{manifest.path}' "
+                f"({', '.join(differences)} differ): preprocess it with the same crop flags."
+            )
+        if extra.sequence_length < length:
+            what = "photos (one frame each)" if extra.media == "images" else f"{extra.sequence_length}-frame clips"
+            raise TrainError(
+                f"--extra-train '{extra.path}' holds {what}; a {length}-frame model needs clips of at least "
+                f"{length} frames (photos train frame models: --frame-model)."
+            )
+        extras.append(extra)
+    return extras
+
+
+def extra_training_items(extras: list[Manifest], manifest: Manifest) -> list[ClipItem]:
+    """The usable clips of ``extras`` as training items (split train, clip paths made absolute, so the run's
+    dataset reads them from their own folders). They never validate: the epoch that is kept, the calibration and
+    the thresholds stay the main manifest's videos'. A video id met twice is a TrainError."""
+    seen = {video.video_id for video in manifest.videos}
+    items = []
+    for extra in extras:
+        for video in extra.videos:
+            if video.video_id in seen:
+                raise TrainError(
+                    f"--extra-train '{extra.path}' repeats video '{video.video_id}' (already in another manifest)."
+                )
+            seen.add(video.video_id)
+            clips = [replace(clip, file=str((extra.root / clip.file).resolve())) for clip in video.clips]
+            items.extend(usable_items([replace(video, split=TRAIN, clips=clips)]))
+    return items
+
+
+def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str], None], extras: list[Manifest]):
     videos = [video for video in manifest.videos if video.status == "ok" and video.clips]
     if not videos:
         raise TrainError(f"'{manifest.path}' has no video with face clips to train on.")
@@ -85,6 +140,10 @@ def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str
             "group instead."
         )
     items = {name: usable_items(split.videos(videos, name)) for name in (TRAIN, VAL)}
+    counts = split.counts(videos)
+    extra_items = extra_training_items(extras, manifest)
+    items[TRAIN] += extra_items
+    counts[TRAIN] = dict(sorted((Counter(counts[TRAIN]) + Counter(i.video.label for i in extra_items)).items()))
     synthesized = {TRAIN: 0, VAL: 0}
     if config.synthesize_fakes == "sbi":
         for name in (TRAIN, VAL):
@@ -97,15 +156,17 @@ def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str
             raise TrainError(f"The training split has only {dict(labels)}: both REAL and FAKE clips are needed.")
         if not items[name]:
             raise TrainError(f"The {name} split is empty.")
-    return split, split.counts(videos), items, synthesized
+    return split, counts, items, synthesized
 
 
 def items_per_split(
     config: TrainConfig, manifest: Manifest
 ) -> tuple[dict[str, list[ClipItem]], dict[str, dict[str, int]]]:
-    """The clips of each split exactly as a run with ``config`` draws them (self-blended fakes included), and the
-    clip counts per split and label before self-blending (what a checkpoint records as ``training["clips"]``)."""
-    _, counts, items, _ = _items_per_split(config, manifest, lambda message: None)
+    """The clips of each split exactly as a run with ``config`` draws them (self-blended fakes and --extra-train
+    clips included), and the clip counts per split and label before self-blending (what a checkpoint records as
+    ``training["clips"]``)."""
+    extras = load_extra_manifests(config, manifest)
+    _, counts, items, _ = _items_per_split(config, manifest, lambda message: None, extras)
     return items, counts
 
 
@@ -121,7 +182,8 @@ def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[st
             f"--sequence-length {length} is longer than the manifest's clips ({manifest.sequence_length} frames); "
             "preprocess with a longer --sequence-length."
         )
-    split, counts, items, synthesized = _items_per_split(config, manifest, say)
+    extras = load_extra_manifests(config, manifest)
+    split, counts, items, synthesized = _items_per_split(config, manifest, say, extras)
     say("Clips per split and class:\n" + statistics_table({TRAIN: items[TRAIN], VAL: items[VAL]}, of_photos(manifest)))
     prep = backbone_preprocessing(manifest.preprocessing, config.backbone)
     if (prep.mean, prep.std) != (manifest.preprocessing.mean, manifest.preprocessing.std):
@@ -170,4 +232,5 @@ def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[st
         train_sampler=train_sampler,
         train_loader=train_loader,
         val_loader=val_loader,
+        extra=extras,
     )

@@ -125,8 +125,8 @@ def restore_state(state: dict[str, Any], manifest_sha256: str | None, parts: Opt
     """Load ``state`` into ``parts`` (and the RNGs); returns the run's progress. TrainError if the manifest changed."""
     if state.get("manifest_sha256") != manifest_sha256:
         raise TrainError(
-            "The manifest changed since the interrupted run (its sha256 differs); resume with the same manifest "
-            "or start a new run in a new --output folder."
+            "The manifest or an --extra-train manifest changed since the interrupted run (its sha256 differs); "
+            "resume with the same manifests or start a new run in a new --output folder."
         )
     parts.model.load_state_dict(state["model"])
     parts.optimizer.load_state_dict(state["optimizer"])

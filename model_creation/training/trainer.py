@@ -224,7 +224,10 @@ class Trainer:
             "backbone_init": self.progress.backbone_init,
             "manifest": str(data.manifest.path),
             "manifest_sha256": data.manifest.sha256,
-            "datasets": sorted({video.dataset for video in data.manifest.videos}),
+            "datasets": sorted({video.dataset for m in (data.manifest, *data.extra) for video in m.videos}),
+            "extra_train": [
+                {"manifest": str(extra.path), "sha256": extra.sha256, "media": extra.media} for extra in data.extra
+            ],
             "clips": data.counts,
             "split_source": data.split.source,
             "augment": settings.to_dict()
@@ -283,7 +286,7 @@ class Trainer:
             self._plots(scores, metrics)
         if self.config.keep_every_epoch:
             save_checkpoint(checkpoint, self.output / f"epoch_{epoch + 1:03d}.pt")
-        state = capture_state(epoch + 1, self.config, self.data.manifest.sha256, self._parts(), self.progress)
+        state = capture_state(epoch + 1, self.config, self.data.fingerprint, self._parts(), self.progress)
         save_state(state, self.output / STATE_FILE)
         plot_curves(self.progress.history, self.output / "plots" / "curves.png")
 
@@ -333,7 +336,7 @@ class Trainer:
         self.data = load_training_data(config, dist, self.say)
         self._build_model(self.data)
         if self.resume_path:
-            self.progress = restore_state(load_state(self.resume_path), self.data.manifest.sha256, self._parts())
+            self.progress = restore_state(load_state(self.resume_path), self.data.fingerprint, self._parts())
             self.say(f"Resumed after epoch {self.progress.start_epoch} from {self.resume_path}.")
         if dist.is_main:
             self.output.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,13 @@ class Command(BuildCommand):
             "--backbones", nargs="+", metavar="KEY", help="only these backbone candidates (default: all of the table)"
         )
         recipe.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out experiments")
+        recipe.add_argument(
+            "--photos",
+            type=int,
+            metavar="N",
+            help="FFHQ real photos whose faces, and their self-blended copies, also train the frame models "
+            "(default: the recipe's; 0: none)",
+        )
         parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
         parser.add_argument(
             "--epochs", type=int, help="epochs for every length (default: the recipe's, 15 for 10 and 20, 8 for 40)"

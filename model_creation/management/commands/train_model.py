@@ -113,6 +113,13 @@ class Command(BaseCommand):
             help="sbi: add a self-blended fake of every real clip (works with or without labelled fakes)",
         )
         data.add_argument(
+            "--extra-train",
+            action="append",
+            metavar="MANIFEST",
+            help="more training clips from another manifest of the same crops (face photos from preprocess_images, "
+            "say); they only train, never validate, and self-blended fakes are made of their reals too (repeatable)",
+        )
+        data.add_argument(
             "--val-fraction",
             type=float,
             help=f"clips per class for validation when split by group (default {_default('val_fraction')})",
