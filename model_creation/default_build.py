@@ -49,6 +49,8 @@ class RecipeTwo:
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
         photos = PHOTOS if self.options.get("photos") is None else self.options["photos"]
+        if photos < 0:
+            raise CommandError(f"--photos must be 0 (none) or a number of photos, not {photos}.")
         try:
             rows = dataset_rows(self.data)
             photo_csv = write_dataset_csv(photo_rows(self.data, photos), self.work / "photos.csv") if photos else None

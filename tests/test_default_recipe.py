@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
 from model_creation.training.default_card import card_tables, ensemble_scores, ensemble_table
@@ -106,6 +106,14 @@ def test_photos_are_evenly_spaced_by_name_train_only_and_each_its_own_group(tree
     assert evenly_spaced(1100, 3) == [0, 550, 1099] and evenly_spaced(2, 5) == [0, 1]
     with pytest.raises(FileNotFoundError, match="holds 3 photos; the recipe takes 4"):
         photo_rows(tree, 4)
+
+
+def test_a_build_asking_for_more_photos_than_there_are_or_fewer_than_none_says_so(tree, tmp_path):
+    with pytest.raises(CommandError, match="holds 3 photos; the recipe takes 9"):
+        _tiny_build(tree, tmp_path / "work", tmp_path / "models", "--photos", "9")
+    with pytest.raises(CommandError, match="--photos must be 0"):
+        _tiny_build(tree, tmp_path / "work", tmp_path / "models", "--photos", "-1")
+    assert not (tmp_path / "models").exists()
 
 
 def test_leave_one_source_out_tests_on_all_of_it_and_trains_on_the_rest():
