@@ -116,8 +116,7 @@ class Command(BaseCommand):
             "--extra-train",
             action="append",
             metavar="MANIFEST",
-            help="more training clips from another manifest of the same crops (face photos from preprocess_images, "
-            "say); they only train, never validate, and self-blended fakes are made of their reals too (repeatable)",
+            help="more training clips of the same crops (face photos, say); training only, self-blended too",
         )
         data.add_argument(
             "--val-fraction",
