@@ -166,7 +166,7 @@ class TrainConfig:
 def train_defaults() -> dict[str, Any]:
     """The default of every TrainConfig field that has one (the two paths, which have none, are left out)."""
     return {
-        f.name: f.default if f.default is not MISSING else f.default_factory()
+        f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[operator]
         for f in fields(TrainConfig)
         if f.default is not MISSING or f.default_factory is not MISSING
     }
