@@ -105,28 +105,24 @@ class RecipeTwo:
     # --- steps ------------------------------------------------------------------------------------------------------
 
     def _preprocess(self, dataset_csv: Path, size: int) -> Path:
-        clips = self.work / f"clips_{size}"
-        self.say(f"Preprocessing {dataset_csv} into {clips} ({size} px crops, faces found by {DETECTOR}) ...")
-        self.command._run(
-            "preprocess_videos",
-            dataset_csv,
-            *("--layout", "csv", "--dataset", DATASET, "--output", clips),
-            *("--sequence-length", CLIP_FRAMES, "--windows", self.options["windows"], "--image-size", size),
-            *("--detector-backend", DETECTOR, "--workers", max(1, self.options["workers"]), "--no-progress"),
-        )
-        return clips / "manifest.json"
+        frames = ("--sequence-length", CLIP_FRAMES, "--windows", self.options["windows"])
+        return self._crop("preprocess_videos", dataset_csv, self.work / f"clips_{size}", DATASET, size, *frames)
 
     def _preprocess_photos(self, photo_csv: Path, size: int) -> Path:
-        """The FFHQ photos' faces, found and cropped exactly as the videos' (detector, margin, size)."""
-        crops = self.work / f"photos_{size}"
-        self.say(f"Preprocessing the photos of {photo_csv} into {crops} ({size} px crops, faces by {DETECTOR}) ...")
+        """The FFHQ photos' faces, found and cropped exactly as the videos' (one detector, margin and size)."""
+        return self._crop("preprocess_images", photo_csv, self.work / f"photos_{size}", "ffhq", size)
+
+    def _crop(self, command: str, csv_file: Path, folder: Path, dataset: str, size: int, *more: Any) -> Path:
+        """One preprocessing step: the faces of ``csv_file``'s rows found by the recipe's detector, cropped to
+        ``size`` px into ``folder``; its manifest."""
+        self.say(f"Preprocessing {csv_file} into {folder} ({size} px crops, faces found by {DETECTOR}) ...")
         self.command._run(
-            "preprocess_images",
-            photo_csv,
-            *("--layout", "csv", "--dataset", "ffhq", "--output", crops, "--image-size", size),
+            command,
+            csv_file,
+            *("--layout", "csv", "--dataset", dataset, "--output", folder, "--image-size", size, *more),
             *("--detector-backend", DETECTOR, "--workers", max(1, self.options["workers"]), "--no-progress"),
         )
-        return crops / "manifest.json"
+        return folder / "manifest.json"
 
     def _train_and_test(self, candidate: Candidate, experiment: str, manifests: dict[int, Path]) -> dict[str, Any]:
         """Train one candidate in one experiment and test it, or reuse the run that did exactly that."""

@@ -193,7 +193,7 @@ def test_recipe_two_end_to_end_and_reused_when_run_again(tree, tmp_path):
 def test_photos_train_the_frame_models_of_every_experiment_and_not_the_sequence_models(tree, tmp_path):
     work = tmp_path / "work"
     output = _tiny_build(tree, work, tmp_path / "models", "--photos", "2", "--no-install")
-    assert "Preprocessing the photos" in output
+    assert "photos.csv into" in output
     photos = load_manifest(work / "photos_112" / "manifest.json")
     assert [video.status for video in photos.videos] == ["ok", "ok"], "CenterFace finds each photo's face"
     assert photos.preprocessing.detector.backend == "centerface" and photos.preprocessing.image_size == 112
@@ -208,7 +208,7 @@ def test_photos_train_the_frame_models_of_every_experiment_and_not_the_sequence_
         assert used == ([] if key.endswith("_10") else [work / "photos_112" / "manifest.json"]), key
     # the photos are part of a step's settings: without them, the frame models are trained again
     again = _tiny_build(tree, work, tmp_path / "models", "--no-install", "--no-loso")
-    assert "Training mobilenet_v2_112_frame " in again and "Preprocessing the photos" not in again
+    assert "Training mobilenet_v2_112_frame " in again and "photos.csv into" not in again
 
 
 def _test_figures(report: dict) -> dict[str, float]:

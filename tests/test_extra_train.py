@@ -21,6 +21,10 @@ from .test_frame_models import photo_manifest
 from .training_data import synthetic_manifest
 
 
+def QUIET(message: str) -> None:
+    """What a run says, unheard."""
+
+
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     return synthetic_manifest(tmp_path_factory.mktemp("videos"), videos_per_label=4, clips_per_video=2, length=6)
@@ -40,7 +44,7 @@ def _config(videos: Path, tmp_path: Path, *extra: Path, **settings) -> TrainConf
 
 
 def test_extra_clips_train_are_self_blended_and_never_validate(videos, photos, tmp_path):
-    data = load_training_data(_config(videos, tmp_path, photos, synthesize_fakes="sbi"), setup("cpu"), print)
+    data = load_training_data(_config(videos, tmp_path, photos, synthesize_fakes="sbi"), setup("cpu"), QUIET)
     photo_ids = {video.video_id for video in load_manifest(photos).videos}
     train = [item for item in data.train_set.items if item.video.dataset == "photos"]
     assert {item.video.video_id for item in train if not item.synthetic} == photo_ids
@@ -53,30 +57,30 @@ def test_extra_clips_train_are_self_blended_and_never_validate(videos, photos, t
     tensor, target, _ = data.train_set[index]
     assert tensor.shape == (1, 3, 64, 64) and data.train_set.items[index].video.label == ["REAL", "FAKE"][target]
     # the clip counts a checkpoint records include them; the fingerprint a resume checks covers them
-    without = load_training_data(_config(videos, tmp_path), setup("cpu"), lambda message: None)
+    without = load_training_data(_config(videos, tmp_path), setup("cpu"), QUIET)
     assert data.counts["train"]["REAL"] == without.counts["train"]["REAL"] + 5
     assert data.counts["val"] == without.counts["val"]
     assert without.fingerprint == without.manifest.sha256 and data.fingerprint != without.fingerprint
     items, counts = items_per_split(_config(videos, tmp_path, photos), load_manifest(videos))
-    assert counts == {**data.counts} and len(items["train"]) == len(without.train_set.items) + 10
+    assert counts == data.counts and len(items["train"]) == len(without.train_set.items) + 10
 
 
 def test_extra_manifests_of_other_crops_photos_for_sequences_and_repeats_are_refused(videos, photos, tmp_path):
     small = photo_manifest(tmp_path / "small", per_label=2, size=32)
     with pytest.raises(TrainError, match=r"other settings .*image_size"):
-        load_training_data(_config(videos, tmp_path, small), setup("cpu"), print)
+        load_training_data(_config(videos, tmp_path, small), setup("cpu"), QUIET)
     with pytest.raises(TrainError, match=r"photos \(one frame each\); a 6-frame model"):
-        load_training_data(_config(videos, tmp_path, photos, frame_model=False), setup("cpu"), print)
+        load_training_data(_config(videos, tmp_path, photos, frame_model=False), setup("cpu"), QUIET)
     with pytest.raises(TrainError, match="repeats video 'photos-real0'"):
-        load_training_data(_config(videos, tmp_path, photos, photos), setup("cpu"), print)
+        load_training_data(_config(videos, tmp_path, photos, photos), setup("cpu"), QUIET)
     with pytest.raises(TrainError, match=r"--extra-train: .*does not exist"):
-        load_training_data(_config(videos, tmp_path, tmp_path / "none.json"), setup("cpu"), print)
+        load_training_data(_config(videos, tmp_path, tmp_path / "none.json"), setup("cpu"), QUIET)
     detector = photo_manifest(tmp_path / "detector", per_label=2, size=64)
     manifest = load_manifest(detector)
     manifest.preprocessing = Preprocessing.from_dict({**manifest.preprocessing.to_dict(), "margin": 0.5})
     manifest.save(detector)
     with pytest.raises(TrainError, match="margin"):
-        load_training_data(_config(videos, tmp_path, detector), setup("cpu"), print)
+        load_training_data(_config(videos, tmp_path, detector), setup("cpu"), QUIET)
 
 
 def test_train_model_records_the_extra_manifests_in_the_checkpoint_and_refuses_a_changed_one_on_resume(
