@@ -67,8 +67,13 @@ def test_an_int8_export_agrees_with_the_float_model_and_serves_the_app(validatio
         video = media.face_video(tmp_path / "face.mp4", frames=24)
         result = analyze_video(video, loaded, max_windows=1)
         reference = analyze_video(video, load_detector_model(checkpoint, "cpu"), max_windows=1)
-        assert result.fake_probability is not None and result.verdict == reference.verdict
-        assert abs(result.fake_probability - reference.fake_probability) <= raw["max_abs_difference"] + 1e-4
+        tolerance = raw["max_abs_difference"] + 1e-4
+        assert result.fake_probability is not None and reference.fake_probability is not None
+        assert abs(result.fake_probability - reference.fake_probability) <= tolerance
+        # the verdicts agree unless the float score lies within int8's reported difference of the 0.5 boundary (an
+        # untrained model scores near 0.5, and which side int8 lands on then depends on the CPU's kernels)
+        if abs(reference.fake_probability - 0.5) > tolerance:
+            assert result.verdict == reference.verdict
 
 
 def test_quantizing_needs_validation_clips_the_checkpoint_can_score(validation, tmp_path):
