@@ -14,9 +14,11 @@ from ml_app.detection.network import (
     BACKBONE_NAMES,
     BACKBONE_TABLE,
     BACKBONES,
+    INFERENCE_CHUNK,
     DeepfakeDetector,
     ModelConfig,
     get_backbone,
+    use_fast_layout,
 )
 
 from .conftest import shared_path
@@ -77,6 +79,34 @@ def test_channels_last_gives_the_same_numbers(resnext_model):
     clip = torch.randn(2, 3, 3, 64, 64)
     with torch.inference_mode():
         assert torch.allclose(fast(clip), resnext_model(clip), atol=1e-4)
+
+
+def test_scoring_runs_the_backbone_in_chunks_and_gives_the_same_numbers():
+    """Scoring a batch of many frames calls the backbone INFERENCE_CHUNK frames at a time (faster on CPU); training
+    (gradients on) keeps one call, and the numbers are those of one call either way."""
+    torch.manual_seed(0)
+    model = DeepfakeDetector(ModelConfig(backbone="mobilenet_v2", head="frame"), pretrained="random").eval()
+    calls: list[int] = []
+    model.backbone.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    clips = torch.randn(5, 15, 3, 32, 32)  # 75 frames
+    with torch.no_grad():
+        whole = model.pool(model.backbone(clips.flatten(0, 1))).flatten(1)
+        calls.clear()
+        chunked = model.frame_features(clips.flatten(0, 1))
+    assert calls == [INFERENCE_CHUNK, INFERENCE_CHUNK, 75 - 2 * INFERENCE_CHUNK]
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    calls.clear()
+    model.frame_features(clips.flatten(0, 1))
+    assert calls == [75], "with gradients on, one call (the chunks would not save activation memory)"
+
+
+def test_the_fast_layout_is_channels_last_on_cpu_only():
+    model = DeepfakeDetector(ModelConfig(backbone="mobilenet_v2", head="frame"), pretrained="random")
+    assert use_fast_layout(model, torch.device("cuda")).channels_last is False  # not moved: only its layout is asked
+    fast = use_fast_layout(model, torch.device("cpu"))
+    assert fast.channels_last
+    convolution = next(p for p in fast.backbone.parameters() if p.dim() == 4)
+    assert convolution.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_bad_configuration_is_refused():

@@ -20,6 +20,7 @@ import torch
 from .checkpoints import CheckpointFile, build_model, load_checkpoint
 from .errors import ConfigurationError
 from .faces import FaceDetector, build_detector
+from .network import use_fast_layout
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,7 @@ def _load(path: Path, device: torch.device) -> tuple[CheckpointFile, ScoringNetw
         checkpoint, onnx_model = load_onnx_checkpoint(path)
         return checkpoint, onnx_model, torch.device("cpu")
     checkpoint = load_checkpoint(path)
-    network = build_model(checkpoint).to(device)
-    if device.type == "cpu":
-        network.use_channels_last()
+    network = use_fast_layout(build_model(checkpoint).to(device), device)
     checkpoint.state_dict = {}  # the weights now live in the model
     return checkpoint, network, device
 

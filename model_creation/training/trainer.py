@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ml_app.detection.checkpoints import CheckpointFile, new_checkpoint, save_checkpoint
-from ml_app.detection.network import DeepfakeDetector, ModelConfig, get_backbone
+from ml_app.detection.network import DeepfakeDetector, ModelConfig, get_backbone, use_fast_layout
 from ml_app.detection.scoring import fake_probabilities
 
 from . import rng_state
@@ -105,7 +105,7 @@ class Trainer:
             self.progress.backbone_init = initialise_from(network, Path(config.init_from))
             self.say(f"Fine-tuning from the weights of {config.init_from}; its optimiser state is not restored.")
         device = self.dist.device
-        network.to(device)
+        network = use_fast_layout(network.to(device), device)
         self.network = network  # the plain module: what checkpoints and validation use
         self.model: nn.Module = network
         if self.dist.enabled:
@@ -378,7 +378,7 @@ class Trainer:
         if scores is None:  # resumed after the best epoch: score the validation clips again with best.pt
             from ml_app.detection.checkpoints import build_model, load_checkpoint
 
-            model = build_model(load_checkpoint(best)).to(self.dist.device)
+            model = use_fast_layout(build_model(load_checkpoint(best)).to(self.dist.device), self.dist.device)
             scores = score_dataset(model, self.data.val_set, self.dist.device, self.config.batch_size, progress=False)
         source = {"split": "validation", "manifest_sha256": self.data.manifest.sha256, "fitted_by": "train_model"}
         try:
