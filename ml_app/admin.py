@@ -4,6 +4,7 @@ that lists them) and rejected uploads."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import jobs
 from .detection.errors import DetectionError
+from .detection.files import plain_file_mode
 from .models import Analysis, Checkpoint, Ensemble, RejectedUpload
 from .registry import activate_checkpoint, register_upload, validate_new_file
 
@@ -46,6 +48,7 @@ class CheckpointUploadForm(forms.ModelForm):
             for chunk in upload.chunks():
                 target.write(chunk)
         temporary = Path(name)
+        os.chmod(temporary, plain_file_mode())  # kept as the registered file: readable as any other checkpoint
         try:  # the registry's own check: refused if already registered, else validated once
             self.validated = validate_new_file(temporary)
         except DetectionError as exc:

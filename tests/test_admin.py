@@ -4,6 +4,7 @@ sync_checkpoints."""
 from __future__ import annotations
 
 import pickle
+import stat
 from io import StringIO
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
+from ml_app.detection.files import plain_file_mode
 from ml_app.models import Analysis, Checkpoint, RejectedUpload
 from ml_app.registry import activate_checkpoint, register
 
@@ -52,6 +54,7 @@ def test_valid_checkpoint_upload_is_validated_and_described(admin, site_checkpoi
     assert entry.preprocessing["detector"]["backend"] == "centerface" and entry.architecture["hidden_size"] == 16
     stored = entry.file_path
     assert stored.parent == Path(settings.MODELS_DIR) and stored.read_bytes() == site_checkpoint.read_bytes()
+    assert stat.S_IMODE(stored.stat().st_mode) == plain_file_mode(), "as readable as any other checkpoint, not 0o600"
     assert entry.sha256 == __import__("hashlib").sha256(site_checkpoint.read_bytes()).hexdigest()
     assert not list(Path(settings.MODELS_DIR).glob(".upload-*")), "no temporary file is left"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
+import stat
 import zipfile
 
 import pytest
@@ -220,6 +222,21 @@ def test_an_atomic_write_whose_writer_raises_leaves_the_old_file_and_no_temporar
     assert [path.name for path in tmp_path.iterdir()] == ["state.pt"], "the temporary file is removed"
     atomic_write(target, lambda temporary: temporary.write_bytes(b"new"))
     assert target.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_an_atomic_write_gets_the_permissions_of_a_plain_open_not_the_temporary_files(tmp_path):
+    """An installed checkpoint was left 0o600 (the temporary file's mode): unreadable for a web server's user."""
+    from ml_app.detection.files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        written = atomic_write(tmp_path / "model.pt", lambda temporary: temporary.write_bytes(b"weights"))
+        assert stat.S_IMODE(written.stat().st_mode) == 0o644
+        os.umask(0o077)
+        private = atomic_write(tmp_path / "private.pt", lambda temporary: temporary.write_bytes(b"weights"))
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
 
 
 def test_a_failed_checkpoint_save_keeps_the_previous_checkpoint(checkpoint_file, tmp_path, monkeypatch):

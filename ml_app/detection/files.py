@@ -3,7 +3,9 @@
 Checkpoints, training states, manifests, per-video records and ONNX exports are all written through
 :func:`atomic_write`: the content goes to a temporary file in the target's folder (the same file system, so the
 final rename is atomic), which replaces the target only once the writer has returned. A writer that raises leaves
-the old file, if any, as it was, and no temporary file behind.
+the old file, if any, as it was, and no temporary file behind. The file gets the permissions a plain ``open`` would
+give it (``0o666`` less the umask), not the temporary file's private ``0o600``: a checkpoint that the build installs
+is read by the web server's and the worker's users too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,25 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+def plain_file_mode() -> int:
+    """The permissions ``open`` gives a new file: ``0o666`` less the process's umask. Files made through
+    ``tempfile.mkstemp`` (private, ``0o600``) get them before they become what the project keeps."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``os.umask`` sets it to read it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -27,6 +48,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     temporary = Path(name)
     try:
         write(temporary)
+        os.chmod(temporary, plain_file_mode())
         os.replace(temporary, path)
     finally:
         if temporary.exists():
