@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
+
+from bench.fresh_process import child_result  # noqa: E402
 
 CASES = {"mobilenet_v2": 160, "efficientnet_lite0": 224}
 TRAIN_BATCH, SCORE_CLIPS, SCORE_FRAMES = 32, 32, 10
@@ -95,11 +96,10 @@ def main() -> None:
     rows = []
     for backbone in CASES:
         for mode in MODES:
-            command = [sys.executable, __file__, "--child", f"{backbone}:{mode}", "--repeats", str(args.repeats)]
-            command += ["--warmup", str(args.warmup)]
-            env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-            output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO, env=env).stdout
-            rows.append({"backbone": backbone, "mode": mode, **json.loads(output.strip().splitlines()[-1])})
+            result = child_result(
+                __file__, "--child", f"{backbone}:{mode}", "--repeats", str(args.repeats), "--warmup", str(args.warmup)
+            )
+            rows.append({"backbone": backbone, "mode": mode, **result})
             print(f"{backbone} {mode}: {rows[-1]['ms_per_frame']:.1f} ms per frame", file=sys.stderr)
     (BENCH / "out").mkdir(exist_ok=True)
     (BENCH / "out" / "frame_speed.json").write_text(json.dumps(rows, indent=2))
@@ -107,8 +107,10 @@ def main() -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {rows[0]['threads']}; median of "
         f"{args.repeats} timed repeats after {args.warmup} untimed, ms per frame.\n"
     )
-    print("| backbone, crop | train: default layout | train: channels-last | ratio | score: 320 frames at once "
-          "| score: chunked | ratio |")
+    print(
+        "| backbone, crop | train: default layout | train: channels-last | ratio | score: 320 frames at once "
+        "| score: chunked | ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     for backbone, size in CASES.items():
         cost = {r["mode"]: r["ms_per_frame"] for r in rows if r["backbone"] == backbone}

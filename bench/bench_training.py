@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
+
+from bench.fresh_process import child_result  # noqa: E402
 
 
 def measure(
@@ -136,31 +137,10 @@ def main() -> None:
     rows = []
     for backbone in args.backbones:
         for mode in ("step", "data"):
-            command = [
-                sys.executable,
-                __file__,
-                "--child",
-                f"{backbone}:{mode}",
-                "--sequence-length",
-                str(args.sequence_length),
-                "--batch-size",
-                str(args.batch_size),
-                "--steps",
-                str(args.steps),
-                "--warmup",
-                str(args.warmup),
-                "--device",
-                args.device,
-            ] + (["--amp"] if args.amp else [])
-            output = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=REPO,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            ).stdout
-            rows.append({"backbone": backbone, "mode": mode, **json.loads(output.strip().splitlines()[-1])})
+            flags = ["--sequence-length", str(args.sequence_length), "--batch-size", str(args.batch_size)]
+            flags += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
+            result = child_result(__file__, "--child", f"{backbone}:{mode}", *flags, *(["--amp"] if args.amp else []))
+            rows.append({"backbone": backbone, "mode": mode, **result})
             print(f"{backbone} {mode}: {rows[-1]['sequences_per_second']:.2f} sequences/s", file=sys.stderr)
     (BENCH / "out").mkdir(exist_ok=True)
     (BENCH / "out" / "training.json").write_text(json.dumps(rows, indent=2))

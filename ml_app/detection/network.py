@@ -305,8 +305,9 @@ def load_imagenet_weights(trunk: nn.Module, name: str, source: str | os.PathLike
     return str(path)
 
 
-# Frames per backbone call when scoring (validation, evaluation, the app): per frame the fastest of 8-128 measured on
-# this project's 2-core CPU for MobileNetV2 at 160 px and EfficientNet-Lite0 at 224 px (bench/bench_frame_speed.py).
+# Frames per backbone call when scoring (validation, evaluation, the app): 2.2-2.4 times faster per frame than one
+# call of 320 frames on this project's 2-core CPU (bench/bench_frame_speed.py); a one-off sweep of 8-128 frames found
+# 8-16 a little faster still, 64 and more slower.
 INFERENCE_CHUNK = 32
 
 
