@@ -35,6 +35,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
+
+from bench.fresh_process import child_result  # noqa: E402
+
 DEFAULT_SAMPLES = REPO.parent / "shared" / "data" / "samples" / "videos"
 STAGES = ("probe", "decode", "decode_wait", "detect", "crop", "network")
 RATIO_TARGET = 1.3  # issue 11: whole-video default analysis at most 1.3x decoding every frame of the clip once
@@ -96,12 +99,10 @@ def measure(video: str, checkpoint: str, max_windows: int, prefetch: bool = True
 
 
 def run_child(args: list[str]) -> tuple[dict, float]:
+    """One measurement in a fresh process (``args``: the script and its flags), and that process's wall seconds."""
     started = time.perf_counter()
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    output = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, check=True, env=env, cwd=REPO
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1]), time.perf_counter() - started
+    result = child_result(*args)
+    return result, time.perf_counter() - started
 
 
 def make_checkpoints(lengths: list[int], folder: Path) -> dict[int, Path]:
@@ -154,8 +155,6 @@ def shipped_checkpoints(lengths: list[int]) -> dict[int, Path]:
 def checkpoints_before(revision: str, lengths: list[int], folder: Path) -> dict[int, Path]:
     """The shipped files of an earlier commit (``git show REV:models/...``), to time an old default model against
     the new one in the same run."""
-    import subprocess
-
     from ml_app.detection.defaults import shipped_file
 
     folder.mkdir(parents=True, exist_ok=True)
