@@ -21,6 +21,7 @@ from model_creation.training.default_card import card_tables
 from model_creation.training.default_data import dataset_rows, photo_rows, write_dataset_csv
 from model_creation.training.default_recipe import (
     BACKBONE_CANDIDATES,
+    CHOICE_MARGIN,
     CLIP_FRAMES,
     DATASET,
     FIXED,
@@ -77,9 +78,13 @@ class RecipeTwo:
         for candidate in backbones:
             report["candidates"][candidate.key] = self._train_and_test(candidate, FIXED, manifests)
         validated = {key: run["validation"].get("auc", float("nan")) for key, run in report["candidates"].items()}
-        chosen = next(c for c in backbones if c.key == choose(validated))
+        seconds = {key: run["train_seconds"] for key, run in report["candidates"].items()}
+        chosen = next(c for c in backbones if c.key == choose(validated, seconds))
         report["chosen_backbone"] = chosen.to_dict()
-        self.say(f"Chosen by validation AUC: {chosen.backbone} at {chosen.image_size} px.")
+        self.say(
+            f"Chosen by validation AUC, a costlier candidate only by more than {CHOICE_MARGIN} and within the "
+            f"training budget: {chosen.backbone} at {chosen.image_size} px."
+        )
         # leave one source out: the chosen candidate at the screening budget, retrained without each source, to set
         # against its fixed-split row (a sequence model starts from a frame model trained on every source, so only
         # the frame stage can be held out honestly)

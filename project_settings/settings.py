@@ -17,6 +17,7 @@ from ml_app.detection.defaults import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_WINDOWS,
     IMAGE_SUFFIXES,
+    SHIPPED_DEFAULT_LENGTH,
     VIDEO_EXTENSIONS,
     shipped_ensembles,
     shipped_mapping,
@@ -176,7 +177,7 @@ except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from exc
 if "MODEL_MAPPING" not in os.environ:
     MODEL_MAPPING = dict(DEFAULT_MODEL_MAPPING)
-DEFAULT_SEQUENCE_LENGTH = env_int("DEFAULT_SEQUENCE_LENGTH", 20)
+DEFAULT_SEQUENCE_LENGTH = env_int("DEFAULT_SEQUENCE_LENGTH", SHIPPED_DEFAULT_LENGTH)
 DETECTION_MAX_WINDOWS = env_int("DETECTION_MAX_WINDOWS", DEFAULT_MAX_WINDOWS)
 DETECTION_BATCH_SIZE = env_int("DETECTION_BATCH_SIZE", DEFAULT_BATCH_SIZE)
 DETECTION_DEVICE = env_str("DETECTION_DEVICE", "auto")

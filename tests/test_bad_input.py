@@ -110,6 +110,7 @@ def site(tmp_path_factory):
         "API_RATE": "100000/min",
         "SITE_UPLOAD_RATE": "10000/hour",
         "MAX_QUEUED_ANALYSES": "10000",
+        "DEFAULT_SEQUENCE_LENGTH": "20",  # a default no checkpoint serves: an empty choice must say so
     }
     with running_server(root / "server.log", folders["media"], folders["queue"], env) as server:
         yield Site(server, folders["media"], folders["models"], folders["tmp"], dict(TOKENS))

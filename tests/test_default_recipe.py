@@ -18,6 +18,9 @@ from model_creation.training.default_card import card_tables, ensemble_scores, e
 from model_creation.training.default_data import dataset_rows, evenly_spaced, photo_rows, source_of
 from model_creation.training.default_recipe import (
     BACKBONE_CANDIDATES,
+    CHOICE_MARGIN,
+    STAGES_AFTER_SCREENING,
+    TRAINING_BUDGET_SECONDS,
     choose,
     experiment_manifest,
     experiment_split,
@@ -130,8 +133,36 @@ def test_choice_is_by_validation_auc_and_a_tie_goes_to_the_cheaper_candidate():
     assert choose({first: 0.8, second: 0.9}) == second
     assert choose({first: 0.9, second: 0.9}) == first
     assert choose({first: float("nan"), second: 0.5}) == second
+    assert choose({first: 0.5, second: float("nan")}) == first
     with pytest.raises(ValueError, match="No backbone"):
         choose({"not_a_candidate": 1.0})
+
+
+def test_a_costlier_candidate_must_beat_every_cheaper_one_by_more_than_the_margin():
+    first, second, third, fourth = (candidate.key for candidate in BACKBONE_CANDIDATES)
+    just_inside = 0.70 + CHOICE_MARGIN - 0.005
+    assert choose({first: 0.70, second: just_inside}) == first
+    assert choose({first: 0.70, second: 0.70 + CHOICE_MARGIN + 0.005}) == second
+    # the two machines' screenings with 150 photos (the card): the leads of 0.030 and 0.015 are noise
+    assert choose({first: 0.721, second: 0.751, third: 0.737, fourth: 0.762}) == first
+    assert choose({first: 0.749, second: 0.764, third: 0.735, fourth: 0.752}) == first
+    # the fourth beats the first by more than the margin but not the second: it must beat every cheaper one
+    assert choose({first: 0.70, second: just_inside, third: 0.60, fourth: 0.70 + 1.5 * CHOICE_MARGIN}) == first
+    assert choose({first: 0.70, second: just_inside, fourth: just_inside + CHOICE_MARGIN + 0.005}) == fourth
+
+
+def test_the_choice_keeps_to_the_training_budget():
+    first, second, third, fourth = (candidate.key for candidate in BACKBONE_CANDIDATES)
+    validated = {first: 0.60, second: 0.70, third: 0.65, fourth: 0.80}
+    minute = 60.0
+    quick = {first: 4 * minute, second: 7 * minute, third: 8 * minute, fourth: 10 * minute}
+    assert choose(validated, quick) == fourth
+    # the second machine's screening times: the 224 px candidate's rest of the recipe would not fit
+    slow = {**quick, fourth: 19 * minute}
+    assert 38 * minute + STAGES_AFTER_SCREENING * 19 * minute > TRAINING_BUDGET_SECONDS
+    assert choose(validated, slow) == second
+    # when nothing fits, the cheapest is trained rather than nothing
+    assert choose(validated, {key: TRAINING_BUDGET_SECONDS for key in validated}) == first
 
 
 def _tiny_build(tree: Path, work: Path, models: Path, *extra: str) -> str:

@@ -35,6 +35,9 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 # The default model that ships in models/ (see models/README.md): one file per length.
 SHIPPED_LENGTHS: tuple[int, ...] = (10, 20, 40)
+# The site's default length: the shipped length with the best validation AUC in the recipe that built the files
+# (models/README.md; the 10-frame file also ranks the test split best and calls no real video FAKE).
+SHIPPED_DEFAULT_LENGTH = 10
 SHIPPED_NAME = "default_mobilenet_v2_{length}_frames"
 
 

@@ -15,6 +15,8 @@ from ml_app.detection.calibration import Thresholds
 from ml_app.detection.decision import person_verdict
 from ml_app.detection.ensemble import mean_thresholds
 
+from .default_recipe import CHOICE_MARGIN
+
 FFPP_METHODS = ("ffpp-deepfakes", "ffpp-face2face", "ffpp-faceswap", "ffpp-neuraltextures")
 
 
@@ -156,7 +158,8 @@ def card_tables(report: dict[str, Any]) -> str:
         "",
         *candidates_table(report),
         "",
-        f"Chosen by validation AUC: {chosen.get('backbone')} at {chosen.get('image_size')} px.",
+        f"Chosen: {chosen.get('backbone')} at {chosen.get('image_size')} px (by validation AUC; a costlier candidate "
+        f"must beat every cheaper one by more than {CHOICE_MARGIN} and fit the training budget).",
         "",
         f"Frame models also trained on {report['photos']} FFHQ photos and their self-blended fakes."
         if report.get("photos")
