@@ -1,7 +1,8 @@
 """``analyze_video --json`` gives the recorded answers: tests/golden/analyze_video.json was first written by the code
 before the pipeline was cut into its jobs (the redesign changed nothing), and again when the shipped models got their
 calibration and three outcomes, when the 20-frame model was rebuilt with CenterFace and when recipe 2's files
-replaced recipe 1's (``python -m tests.golden.make_golden``; see its docstring for when to re-record).
+replaced recipe 1's and were rebuilt with photos (``python -m tests.golden.make_golden``; see its docstring for
+when to re-record).
 Decisions are compared exactly, probabilities and boxes within what differs between machines (see below)."""
 
 from __future__ import annotations
