@@ -243,7 +243,8 @@ def test_photos_train_the_frame_models_of_every_experiment_and_not_the_sequence_
     assert "Training mobilenet_v2_112_frame " in again and "photos.csv into" not in again
 
 
-FLOAT_NOISE = 1e-6  # what two CPU runs of one recipe may differ by in a probability (summation order, alignment)
+# what two CPU runs of one recipe may differ by in a probability (summation order, alignment): seen up to 1.3e-6
+FLOAT_NOISE = 1e-5
 
 
 def _assert_same_test_figures(second: dict, first: dict) -> None:
