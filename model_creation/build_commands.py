@@ -25,19 +25,33 @@ class BuildCommand(BaseCommand):
         parser.add_argument("--no-install", action="store_true", help="train and evaluate, install nothing")
 
     def install_tested(
-        self, best: Path, target: Path, test: dict[str, Any], source: str, origin: dict[str, Any]
+        self,
+        best: Path,
+        target: Path,
+        test: dict[str, Any],
+        source: str,
+        origin: dict[str, Any],
+        window: int | None = None,
     ) -> str:
         """Install a run's best epoch in half precision, carrying its held-out test metrics (``test``: an
         ``evaluate_model`` report; its video accuracy is what the site shows, ``source`` says what it was measured
-        on) and ``origin`` added to the checkpoint's own; returns the file's sha256."""
+        on) and ``origin`` added to the checkpoint's own; returns the file's sha256. ``window``: a frame model is
+        installed to score videos in windows of that many frames (mapped under that length, like a sequence model)."""
         from ml_app.detection.checkpoints import load_checkpoint, save_checkpoint
 
         checkpoint = load_checkpoint(best)
+        if window is not None:
+            if not checkpoint.architecture.is_frame_model:
+                raise ValueError("only a frame model scores a window of frames one by one")
+            checkpoint.sequence_length = window
         video = test["overall"]["video"]
+        decisions = test.get("decisions") or {}
         checkpoint.metrics = {
             "accuracy": video["accuracy"],
             "auc": video["auc"],
             "eer": video["eer"],
+            "decided_share": decisions.get("decided_share"),
+            "wrong_among_decided": decisions.get("wrong_among_decided"),
             "accuracy_source": source,
             "test": test["overall"],
             "test_per_method": test["per_method"],

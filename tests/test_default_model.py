@@ -16,7 +16,7 @@ from django.core.management import call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
 from ml_app.detection.model_mapping import summarize_checkpoint
-from model_creation.default_build import DETECTOR as RECIPE_DETECTOR
+from model_creation.default_steps import DETECTOR as RECIPE_DETECTOR
 from model_creation.training.default_model import DETECTORS, LENGTHS, NAME, dataset_rows, shipped_file
 
 from . import media

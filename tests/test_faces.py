@@ -219,7 +219,7 @@ def test_the_shipped_checkpoints_analyse_with_their_recipes_detector(length):
     from ml_app.detection.checkpoints import load_checkpoint
     from ml_app.detection.defaults import shipped_file
     from ml_app.detection.faces import CenterFaceDetector, build_detector
-    from model_creation.default_build import DETECTOR
+    from model_creation.default_steps import DETECTOR
 
     from .conftest import REPO
 

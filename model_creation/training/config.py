@@ -18,7 +18,7 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 # metric that picks best.pt and drives early stopping (loss is minimised, the others maximised).
 SCHEDULER_CHOICES = ("cosine", "cosine-restarts", "step", "none")
 OPTIMIZER_CHOICES = ("adamw", "adam", "sgd")
-MONITOR_CHOICES = ("auc", "f1", "loss")
+MONITOR_CHOICES = ("auc", "f1", "loss", "none")  # none: no choice on validation, the last epoch is kept
 # What a resumed run may change; everything else must match the interrupted run.
 RESUMABLE = frozenset(
     {
@@ -31,6 +31,7 @@ RESUMABLE = frozenset(
         "tensorboard",
         "keep_every_epoch",
         "calibration",
+        "cache_crops",
         "max_fpr",
         "max_miss",
         "min_margin",
@@ -50,6 +51,10 @@ class TrainConfig:
     output: str
     # more training clips (face photos, say) from manifests of the same crops: training only, never validation
     extra_train: list[str] = field(default_factory=list)
+    # photo faces of --extra-train drawn afresh each epoch, each with its self-blended twin (0: all of them, always)
+    photos_per_epoch: int = 0
+    degrade_photos: bool = True  # photo faces (both classes) degraded like video faces (training.degrade)
+    cache_crops: bool = True  # decoded crops cached beside the clip files once (model_creation.training.crop_cache)
     sequence_length: int | None = None  # None: the manifest's window length; 1 (or frame_model): a frame model
     frame_model: bool = False  # head "frame" (no LSTM), sequence length 1: one frame per clip in training
     backbone: str = "resnext50_32x4d"
@@ -82,7 +87,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 2
-    amp: bool = True  # mixed precision, CUDA only
+    amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16 (.precision)
     pretrained: str = "imagenet"
     init_from: str = ""  # a checkpoint whose weights start the run (fine-tuning; no optimiser state)
     synthesize_fakes: str = ""  # "" or one of SYNTHESIZE_CHOICES, in training and validation
@@ -110,6 +115,10 @@ class TrainConfig:
             raise TrainError("--epochs, --batch-size and --patience must be at least 1, --lr positive.")
         if self.sequence_length is not None and self.sequence_length < 1:
             raise TrainError("--sequence-length must be at least 1.")
+        if self.val_fraction == 0.0 and self.monitor != "none" and not self.folds:
+            raise TrainError("--val-fraction 0 trains on every non-test video: nothing validates, so --monitor none.")
+        if self.photos_per_epoch < 0:
+            raise TrainError("--photos-per-epoch must be 0 (every photo face, every epoch) or a number of faces.")
         self._check_schedule()
         self._settle_frame_model()
 

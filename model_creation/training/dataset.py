@@ -5,7 +5,9 @@ evaluation the middle one. A frame model (sequence length 1) trains on one rando
 is scored on the middle run of a window's frames (its network averages their probabilities, as when it analyses a
 video; see :func:`scoring_length`). Crops are normalised with the *model's* preprocessing, which may normalise
 differently from the manifest (a backbone's own mean/std): stored crops are uint8, so only the crop settings must
-agree. An item marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded. Randomness comes from a
+agree. An item marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded, and a face from a photo
+(``photo``) is then degraded like a face from a video (:mod:`.degrade`). Crops come from the folder's decoded
+cache when it has one (:mod:`.crop_cache`). Randomness comes from a
 generator seeded with (seed, epoch, index), so an epoch is the same whichever worker process loads which item, and a
 resumed run repeats exactly what an uninterrupted one would do.
 """
@@ -18,12 +20,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ml_app.detection.defaults import FRAME_MODEL_WINDOW
+from ml_app.detection.defaults import window_frames
 from ml_app.detection.preprocessing import Preprocessing, crops_to_tensor
 
-from . import sbi
+from . import degrade, sbi
 from .augment import AugmentSettings, apply_params, sample_params
-from .extract import load_clip
+from .crop_cache import clip_length, read_frames
+from .degrade import DegradeSettings
 from .manifest import ClipRecord, Manifest, VideoRecord
 
 
@@ -32,6 +35,7 @@ class ClipItem:
     video: VideoRecord
     clip: ClipRecord
     synthetic: str = ""  # "sbi": a self-blended fake made from this real clip when it is loaded
+    photo: bool = False  # a face from a photo (an --extra-train manifest of images): degraded like a video face
 
 
 SELF_BLENDED = "self-blended"
@@ -48,7 +52,7 @@ def with_self_blended(items: list[ClipItem]) -> list[ClipItem]:
         if item.video.label != "REAL" or item.synthetic:
             continue
         video = replace(item.video, video_id=f"{item.video.video_id}#sbi", label="FAKE", method=SELF_BLENDED, clips=[])
-        fakes.append(ClipItem(video, item.clip, synthetic="sbi"))
+        fakes.append(ClipItem(video, item.clip, synthetic="sbi", photo=item.photo))
     return [*items, *fakes]
 
 
@@ -56,7 +60,7 @@ def scoring_length(is_frame_model: bool, sequence_length: int, manifest: Manifes
     """Frames per clip when a model is validated or evaluated: its sequence length, or for a frame model a run of
     the frames of the window the app scores it by (``FRAME_MODEL_WINDOW``, their mean probability), or the whole
     clip when it is shorter."""
-    return min(manifest.sequence_length, FRAME_MODEL_WINDOW) if is_frame_model else sequence_length
+    return min(manifest.sequence_length, window_frames(sequence_length)) if is_frame_model else sequence_length
 
 
 class ClipDataset(Dataset):
@@ -75,6 +79,7 @@ class ClipDataset(Dataset):
         seed: int = 0,
         preprocessing: Preprocessing | None = None,
         random_start: bool | None = None,
+        degrade: DegradeSettings | None = None,
     ):
         self.manifest = manifest
         self.items = items
@@ -85,6 +90,7 @@ class ClipDataset(Dataset):
         self.preprocessing: Preprocessing = preprocessing or manifest.preprocessing
         self.random_start = augment is not None if random_start is None else random_start
         self.sbi_settings = sbi.SbiSettings()
+        self.degrade = degrade  # how photo faces are made to look like video faces (None: they are not)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -102,19 +108,31 @@ class ClipDataset(Dataset):
     def crops(self, index: int) -> np.ndarray:
         """The uint8 crops the network will see for item ``index`` (after choosing frames and augmenting)."""
         item = self.items[index]
-        crops = load_clip(self.manifest.clip_path(item.clip))
-        length = self.sequence_length
-        if crops.shape[0] < length:
-            raise ValueError(f"{item.clip.file} holds {crops.shape[0]} frames, fewer than {length}")
+        path = self.manifest.clip_path(item.clip)
+        held, length = clip_length(path), self.sequence_length
+        if held < length:
+            raise ValueError(f"{item.clip.file} holds {held} frames, fewer than {length}")
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        spare = crops.shape[0] - length
+        spare = held - length
         start = int(rng.integers(0, spare + 1)) if self.random_start else spare // 2
-        crops = crops[start : start + length]
+        crops = read_frames(path, start, length)
         if item.synthetic == "sbi":  # blended before augmentation, as a real fake would have been
             crops = sbi.self_blend(crops, self.preprocessing, sbi.sample_params(self.sbi_settings, rng))
+        if item.photo and self.degrade is not None:  # after blending, as a fake's video was compressed after it
+            crops = self._degraded(crops, index)
         if self.augment is not None:
             crops = apply_params(crops, sample_params(self.augment, rng), self.preprocessing.colour_order)
         return crops
+
+    def _degraded(self, crops: np.ndarray, index: int) -> np.ndarray:
+        """A photo face made to look like a video face, drawn from a generator of its own, so a real photo and its
+        self-blended twin are degraded by one distribution whatever the label."""
+        assert self.degrade is not None
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        params = degrade.sample_params(self.degrade, crops.shape[1], rng)
+        bgr = self.preprocessing.colour_order == "BGR"
+        out = degrade.degrade(crops[..., ::-1] if bgr else crops, params)
+        return np.ascontiguousarray(out[..., ::-1]) if bgr else out
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         return crops_to_tensor(self.crops(index), self.preprocessing), self.target(index), index

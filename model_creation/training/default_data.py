@@ -18,7 +18,6 @@ from pathlib import Path
 SOURCES = ("real_clips", "samples", "ffpp_c40", "web_clips")
 # The sources a leave-one-source-out experiment holds out (real_clips has no fakes to test on).
 HELD_OUT_SOURCES = ("ffpp_c40", "web_clips", "samples")
-PHOTOS_FOLDER = "gan_faces/real"  # FFHQ face photos (CC BY-NC-SA), self-blended in frame-model training
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 
 # The fixed test split, by name: two FF++ pairs with their fakes, two FF++ actor originals, two web pairs and one
@@ -134,19 +133,6 @@ def evenly_spaced(count: int, keep: int) -> list[int]:
     if count <= keep:
         return list(range(count))
     return sorted({round(index * (count - 1) / (keep - 1)) for index in range(keep)} if keep > 1 else {count // 2})
-
-
-def photo_rows(data: Path, count: int) -> list[Row]:
-    """``count`` of the FFHQ real face photos (``gan_faces/real``), evenly spaced in name order: real faces of
-    other people, lighting and cameras whose self-blended copies train the frame models. Training only; each photo
-    is its own group. FileNotFoundError when the folder has fewer."""
-    photos = sorted((data / PHOTOS_FOLDER).glob("*.jpg"))
-    if len(photos) < count:
-        raise FileNotFoundError(f"'{data / PHOTOS_FOLDER}' holds {len(photos)} photos; the recipe takes {count}.")
-    return [
-        Row(str(photos[index]), "REAL", "train", f"ffhq:{photos[index].stem}", "real")
-        for index in evenly_spaced(len(photos), count)
-    ]
 
 
 def write_dataset_csv(rows: list[Row], target: Path) -> Path:

@@ -1,10 +1,14 @@
-"""The second default-model recipe: the candidates it measures, the experiments it runs and how it chooses.
+"""The third default-model recipe: the candidates it measures, the experiments it runs and how it chooses.
 
-One table of candidates (like timm's model table: each entry carries its backbone, crop size, frames and epochs),
-measured on the same data; the backbone and crop size are chosen among frame models by validation AUC (the test
-split is not looked at to choose), then sequence models of that backbone are trained for the shipped lengths.
-Leave-one-source-out experiments retrain the chosen configuration without one source and test on all of it.
-The data, its groups and its fixed test split are :mod:`.default_data`'s.
+One table of candidates (like timm's model table: each entry carries its backbone, crop size and budget), all frame
+models trained on the same videos and the same draws of real face photos with their self-blended fakes. Each is
+measured on the validation videos it never trained on (the video AUC of real videos against real manipulations),
+and the backbone and crop size are chosen on that with a cost term (the test split is not looked at to choose them).
+The chosen one is cross-validated at the final budget over every video outside the test split (``FOLDS`` folds by
+group, each video scored by the fold model that never saw it), which gives the out-of-fold scores its calibration
+and thresholds are fitted on, and trained on every non-test video; sequence models of its backbone start from it.
+Leave-one-source-out experiments retrain it without one source and test on all of it. The data, groups and test
+split are :mod:`.default_data`'s, the photos :mod:`.default_photos`'.
 """
 
 from __future__ import annotations
@@ -20,22 +24,26 @@ from ml_app.detection.defaults import FRAME_MODEL_LENGTH
 from .default_data import HELD_OUT_SOURCES, evenly_spaced, source_of
 from .manifest import Manifest, load_manifest
 
-RECIPE = 2
+RECIPE = 3
 DATASET = "shared-data"
+PHOTO_DATASET = "photos"
 CLIP_FRAMES = 40
+FOLDS = 3  # cross-validation folds by group over the non-test videos
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One model the recipe trains: backbone, crop size, frames per sequence (1: a frame model) and epochs."""
+    """One model the recipe trains: backbone, crop size, frames per sequence (1: a frame model), epochs and the
+    photo faces drawn per epoch (each with its self-blended twin)."""
 
     backbone: str
     image_size: int
     length: int
     epochs: int
-    batch_size: int = 16
+    photos_per_epoch: int = 0
+    batch_size: int = 32
     lr: float = 3e-4
-    stage: str = "screen"  # screen (stage 1), final (the chosen frame model, trained longer) or sequence
+    stage: str = "screen"  # screen, final (the chosen frame model at the final budget) or sequence
 
     @property
     def key(self) -> str:
@@ -47,53 +55,60 @@ class Candidate:
         return {**{k: v for k, v in asdict(self).items() if k != "stage"}, "key": self.key}
 
 
-# Stage 1, backbone and crop size, screened as frame models with one small budget (one frame per clip and epoch:
-# the cheapest fair comparison); the chosen one is then trained for FINAL_FRAME_EPOCHS.
+# Stage 1: backbone and crop size, screened as frame models with one small budget. In cost order (training time per
+# face on the 2-core CPU, bench/bench_backbones.py). EfficientNet-Lite2 and 224-pixel crops are measured there and
+# not screened: at 3.5-8 times MobileNetV2-112's cost a frame they fit neither the recipe's 3 hours nor an analysis
+# no slower than the first default model's (models/README.md, "Candidates").
+SCREEN_EPOCHS, SCREEN_PHOTOS = 3, 500
 BACKBONE_CANDIDATES = (
-    Candidate("mobilenet_v2", 112, FRAME_MODEL_LENGTH, 6, batch_size=32),
-    Candidate("mobilenet_v2", 160, FRAME_MODEL_LENGTH, 6, batch_size=32),
-    Candidate("efficientnet_lite0", 160, FRAME_MODEL_LENGTH, 6, batch_size=32),
-    Candidate("efficientnet_lite0", 224, FRAME_MODEL_LENGTH, 6, batch_size=32),
+    Candidate("mobilenet_v2", 112, FRAME_MODEL_LENGTH, SCREEN_EPOCHS, SCREEN_PHOTOS),
+    Candidate("mobilenet_v2", 160, FRAME_MODEL_LENGTH, SCREEN_EPOCHS, SCREEN_PHOTOS),
+    Candidate("efficientnet_lite0", 160, FRAME_MODEL_LENGTH, SCREEN_EPOCHS, SCREEN_PHOTOS),
 )
-FINAL_FRAME_EPOCHS = 14
-# FFHQ real photos whose faces (and their self-blended copies) also train every frame model, in every experiment
-# (they are of no held-out source); sequence models cannot use one-frame clips. 0: none.
-PHOTOS = 150
+# The chosen frame model's final budget (its cross-validation and the model trained on every non-test video).
+FINAL_EPOCHS, FINAL_PHOTOS = 5, 800
 # Stage 2, the sequence models of the chosen backbone and size: the shipped lengths, epochs in inverse proportion
-# to the frames an epoch costs.
-# They start from the chosen frame model's trained backbone (its features already tell blending artefacts apart) and
-# train on a few evenly spaced windows of each video, so an epoch costs about what a frame model's does per frame.
+# to the frames an epoch costs. They start from the final frame model's trained backbone and train on a few evenly
+# spaced windows of each video (photos are single frames: they train frame models only).
 SEQUENCE_EPOCHS = {10: 3, 20: 2, 40: 2}
 SEQUENCE_BATCH = {10: 8, 20: 4, 40: 2}
 SEQUENCE_CLIPS_PER_VIDEO = {10: 4, 20: 3, 40: 2}
+# The window a frame model scores a video by on the site: its frames are scored one by one and averaged.
+FRAME_WINDOW = 10
 
 
 def final_frame_candidate(chosen: Candidate) -> Candidate:
-    return replace(chosen, epochs=FINAL_FRAME_EPOCHS, stage="final")
+    return replace(chosen, epochs=FINAL_EPOCHS, photos_per_epoch=FINAL_PHOTOS, stage="final")
 
 
 def sequence_candidates(chosen: Candidate, lengths: list[int]) -> list[Candidate]:
     return [
         replace(
-            chosen, length=length, epochs=SEQUENCE_EPOCHS[length], batch_size=SEQUENCE_BATCH[length], stage="sequence"
+            chosen,
+            length=length,
+            epochs=SEQUENCE_EPOCHS[length],
+            batch_size=SEQUENCE_BATCH[length],
+            photos_per_epoch=0,
+            stage="sequence",
         )
         for length in lengths
     ]
 
 
-# The choice's cost term. Across machines the same candidate's validation AUC has moved by up to 0.028 (the card's
-# "Repeatability" and photo sections), so a difference between two candidates below about 0.04 is noise: a
-# costlier candidate (later in the table) is chosen only if it beats every cheaper one by more than that.
+# The choice's cost term. Two runs of one candidate on different machines have differed by up to 0.03 in AUC over
+# a few dozen videos, so a difference between two candidates below about 0.04 is noise: a costlier candidate (later
+# in the table) is chosen only if it beats every cheaper one by more than that.
 CHOICE_MARGIN = 0.04
-# What the recipe's training may cost on the 2-core CPU (its 3 hours less about 40 minutes of preprocessing and
-# testing), and what the stages after the screening cost in screening runs of the chosen candidate (three
-# leave-one-source-out runs, the final frame model and the three sequence models; about 8 in the card's builds).
-TRAINING_BUDGET_SECONDS = 140 * 60
-STAGES_AFTER_SCREENING = 8.0
+# What the recipe's training may cost on the 2-core CPU (its 3 hours less about 50 minutes of preprocessing and
+# testing), and what the stages after the screening cost in screening runs of the chosen candidate: its final
+# cross-validation (three folds, each about twice a screening run's work: more epochs and photos) and final model
+# (about 2.4), the three leave-one-source-out runs (one each) and the sequence models (about 2); about 14 in all.
+TRAINING_BUDGET_SECONDS = 130 * 60
+STAGES_AFTER_SCREENING = 14.0
 
 
 def choose(validated: dict[str, float], screen_seconds: dict[str, float] | None = None) -> str:
-    """The candidate the rest of the recipe trains, from the screening's validation AUCs (and train seconds).
+    """The candidate the rest of the recipe trains, from the screening's AUCs (and train seconds per run).
 
     Table order is cost order. A candidate is eligible if it beats every cheaper one by more than
     ``CHOICE_MARGIN`` (the cheapest finished one always is), and affordable if the screening's time plus
@@ -118,7 +133,9 @@ def choose(validated: dict[str, float], screen_seconds: dict[str, float] | None 
     if screen_seconds is not None:
         spent = sum(screen_seconds.get(key, 0.0) for key in finished)
         affordable = [
-            key for key in eligible if spent + STAGES_AFTER_SCREENING * screen_seconds[key] <= TRAINING_BUDGET_SECONDS
+            key
+            for key in eligible
+            if spent + STAGES_AFTER_SCREENING * screen_seconds.get(key, 0.0) <= TRAINING_BUDGET_SECONDS
         ]
         eligible = affordable or eligible[:1]
     return max(eligible, key=lambda key: (auc(key), -order.index(key)))

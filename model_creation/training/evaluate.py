@@ -158,6 +158,21 @@ def outcome_counts(
     return table
 
 
+def decision_figures(outcomes: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """The headline of a three-way answer: the share of videos decided (called FAKE or REAL) and, among those, the
+    share called wrongly (a real video FAKE or a fake REAL). None where nothing was decided."""
+    total = sum(sum(row.values()) for row in outcomes.values())
+    decided = sum(row.get("FAKE", 0) + row.get("REAL", 0) for row in outcomes.values())
+    wrong = outcomes.get("REAL", {}).get("FAKE", 0) + outcomes.get("FAKE", {}).get("REAL", 0)
+    return {
+        "videos": total,
+        "decided": decided,
+        "wrong": wrong,
+        "decided_share": decided / total if total else None,
+        "wrong_among_decided": wrong / decided if decided else None,
+    }
+
+
 def calibration_figures(items: Sequence[ClipItem], scores: Sequence[float], level: str) -> dict[str, Any]:
     """How well ``scores`` are calibrated at ``level``: n, AUC, accuracy, log loss, Brier, ECE and the reliability
     table (what a calibration records on its validation data and evaluate_model reports)."""
@@ -177,7 +192,8 @@ def calibration_report(items: Sequence[ClipItem], raw: Sequence[float], calibrat
         "calibrated": rule.calibrated,
         "calibration": rule.describe(),
         "thresholds": rule.thresholds.to_dict(),
-        "outcomes": outcome_counts(items, calibrated, rule.thresholds),
+        "outcomes": (outcomes := outcome_counts(items, calibrated, rule.thresholds)),
+        "decisions": decision_figures(outcomes),
         "reliability": {
             level: {
                 "raw": calibration_figures(items, raw, level),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ml_app.detection.errors import ImageError
@@ -35,10 +36,16 @@ class ImageSettings:
     preprocessing: Preprocessing
     aligned: bool = False  # the photos are face crops already: resize the whole photo, detect nothing
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # a photo in which no face is found is searched again with this share of its longer side added on every side
+    # (black, as crop_face fills what lies outside a frame), for tight face crops that leave the detector no
+    # context around the face (0: no second search)
+    pad_if_no_face: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
             raise ValueError("--max-pixels must be at least 1")
+        if not 0.0 <= self.pad_if_no_face <= 1.0:
+            raise ValueError("--pad-if-no-face is a share of the photo's longer side, between 0 and 1")
 
     @property
     def media(self) -> str:
@@ -55,7 +62,10 @@ class ImageSettings:
     def to_dict(self) -> dict[str, Any]:
         """What a resumed run must match. ``max_pixels`` is left out: it changes which photos are refused, not what
         a photo's crops are, so a run may be resumed with a higher limit (and --retry-failed) to take the big ones."""
-        return {"media": self.media, "preprocessing": self.preprocessing.to_dict(), "aligned": self.aligned}
+        data = {"media": self.media, "preprocessing": self.preprocessing.to_dict(), "aligned": self.aligned}
+        if self.pad_if_no_face:  # only when set: folders made before it still resume
+            data["pad_if_no_face"] = self.pad_if_no_face
+        return data
 
     def extractor(self) -> ImageExtractor:
         return ImageExtractor(self)
@@ -81,23 +91,34 @@ class ImageExtractor:
         """Write a clip per face of ``entry`` under ``out_root/clips/<id>/``; never raises for a bad photo."""
         return extract_guarded(entry, lambda record: self._extract(entry, out_root, record), ImageError)
 
-    def _faces(self, image: np.ndarray) -> list[tuple[np.ndarray, Box]]:
-        """(crop, box) per face, largest first; the whole photo when aligned."""
+    def _faces(self, image: np.ndarray) -> tuple[list[tuple[np.ndarray, Box]], int]:
+        """(crop, box) per face, largest first (the whole photo when aligned), and the border in pixels the photo
+        needed before a face was found (0: none)."""
         prep = self.settings.preprocessing
         if self.detector is None:
             height, width = image.shape[:2]
-            return [(whole_image_crop(image, prep), Box(0, 0, width, height))]
-        return [(face.crop, face.detection.box) for face in find_photo_faces(image, self.detector, prep)]
+            return [(whole_image_crop(image, prep), Box(0, 0, width, height))], 0
+        faces = find_photo_faces(image, self.detector, prep)
+        border = round(self.settings.pad_if_no_face * max(image.shape[:2]))
+        if faces or not border:
+            return [(face.crop, face.detection.box) for face in faces], 0
+        padded = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_CONSTANT)
+        found = find_photo_faces(padded, self.detector, prep)
+        return [(face.crop, face.detection.box.shifted(-border, -border)) for face in found], border
 
     def _extract(self, entry: VideoEntry, out_root: Path, record: VideoRecord) -> None:
         image, info = read_image(entry.path, self.settings.max_pixels)
         record.frame_count, record.windows = 1, 1
         record.width, record.height = info.width, info.height
-        faces = self._faces(image)
+        faces, border = self._faces(image)
         record.faces_found = len(faces)
         if not faces:
             record.status, record.reason = "no_face", f"no face found in the {info.width} x {info.height} photo"
+            if self.settings.pad_if_no_face:
+                record.reason += f", nor with a black border of {self.settings.pad_if_no_face:.0%} around it"
             return
+        if border:  # an ok record's reason says how its face was found
+            record.reason = f"face found once the photo had a black border of {border} px"
         folder = out_root / CLIPS_DIR / entry.video_id
         folder.mkdir(parents=True, exist_ok=True)
         for index, (crop, box) in enumerate(faces):

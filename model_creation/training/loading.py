@@ -26,8 +26,10 @@ from .distributed import Distributed
 from .evaluate import usable_items
 from .manifest import Manifest, load_manifest
 from .options import crop_differences
-from .splits import TRAIN, VAL, SplitError, SplitResult, assign_splits
+from .photo_draw import PhotoDrawSampler, photo_groups
+from .splits import TEST, TRAIN, VAL, SplitError, SplitResult, assign_splits
 from .statistics import of_photos, statistics_table
+from .training_inputs import cache_crops, degrade_settings
 
 
 class WeightedEpochSampler(Sampler[int]):
@@ -65,7 +67,7 @@ class TrainingData:
     val_set: ClipDataset
     val_items: list[ClipItem]
     class_weights: torch.Tensor
-    train_sampler: WeightedEpochSampler | DistributedSampler
+    train_sampler: WeightedEpochSampler | DistributedSampler | PhotoDrawSampler
     train_loader: DataLoader
     val_loader: DataLoader
     extra: list[Manifest] = field(default_factory=list)  # the --extra-train manifests
@@ -108,18 +110,22 @@ def load_extra_manifests(config: TrainConfig, manifest: Manifest) -> list[Manife
 def extra_training_items(extras: list[Manifest], manifest: Manifest) -> list[ClipItem]:
     """The usable clips of ``extras`` as training items (split train, clip paths made absolute, so the run's
     dataset reads them from their own folders). They never validate: the epoch that is kept, the calibration and
-    the thresholds stay the main manifest's videos'. A video id met twice is a TrainError."""
+    the thresholds stay the main manifest's videos'. Records an extra manifest puts in its validation or test split
+    (a person's photos held out, say) are left out of training altogether. A video id met twice is a TrainError."""
     seen = {video.video_id for video in manifest.videos}
-    items = []
+    items: list[ClipItem] = []
     for extra in extras:
         for video in extra.videos:
+            if video.split in (VAL, TEST):
+                continue
             if video.video_id in seen:
                 raise TrainError(
                     f"--extra-train '{extra.path}' repeats video '{video.video_id}' (already in another manifest)."
                 )
             seen.add(video.video_id)
             clips = [replace(clip, file=str((extra.root / clip.file).resolve())) for clip in video.clips]
-            items.extend(usable_items([replace(video, split=TRAIN, clips=clips)]))
+            found = usable_items([replace(video, split=TRAIN, clips=clips)])
+            items.extend(replace(item, photo=extra.media == "images") for item in found)
     return items
 
 
@@ -154,7 +160,7 @@ def _items_per_split(config: TrainConfig, manifest: Manifest, say: Callable[[str
         labels = Counter(item.video.label for item in items[name])
         if name == TRAIN and len(labels) < 2:
             raise TrainError(f"The training split has only {dict(labels)}: both REAL and FAKE clips are needed.")
-        if not items[name]:
+        if not items[name] and not (name == VAL and config.val_fraction == 0.0 and not config.folds):
             raise TrainError(f"The {name} split is empty.")
     return split, counts, items, synthesized
 
@@ -168,6 +174,36 @@ def items_per_split(
     extras = load_extra_manifests(config, manifest)
     _, counts, items, _ = _items_per_split(config, manifest, lambda message: None, extras)
     return items, counts
+
+
+def _train_sampler(
+    config: TrainConfig, dist: Distributed, train_set: ClipDataset, say: Callable[[str], None]
+) -> tuple[WeightedEpochSampler | DistributedSampler | PhotoDrawSampler, torch.Tensor]:
+    """The training sampler (``--balance sampler``'s weighted draw, a fresh draw of photo faces each epoch with
+    ``--photos-per-epoch``, or every clip shuffled) and the class weights of the loss: each class's share of what
+    an epoch is expected to hold, so that drawing part of the photos does not tilt the balance."""
+    targets = train_set.targets()
+    always, groups = photo_groups(train_set.items)
+    drawn = config.photos_per_epoch and groups and config.balance != "sampler"
+    sampler: WeightedEpochSampler | DistributedSampler | PhotoDrawSampler
+    if drawn:
+        sampler = PhotoDrawSampler(always, groups, config.photos_per_epoch, config.seed, dist.rank, dist.world_size)
+        inclusion = sampler.inclusion()
+        say(f"Each epoch draws {sampler.per_epoch} of the {len(groups)} photo faces (with their twins) afresh.")
+    weight = [inclusion if drawn and item.photo else 1.0 for item in train_set.items]
+    per_class = [sum(w for w, t in zip(weight, targets, strict=True) if t == c) for c in range(2)]
+    total = sum(per_class)
+    class_weights = torch.tensor([total / (2 * n) if n else 0.0 for n in per_class], dtype=torch.float32)
+    if drawn:
+        return sampler, class_weights
+    if config.balance == "sampler":
+        counts = Counter(targets)
+        sampler = WeightedEpochSampler([1.0 / counts[t] for t in targets], dist.rank, dist.world_size, config.seed)
+    else:
+        sampler = DistributedSampler(
+            train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=config.seed
+        )
+    return sampler, class_weights
 
 
 def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[str], None]) -> TrainingData:
@@ -193,22 +229,13 @@ def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[st
         )
     augment = AugmentSettings.for_training(config.augment, config.reencode)
     random_start = True if config.frame_model else None  # a frame model: one random frame per clip and epoch
-    train_set = ClipDataset(manifest, items[TRAIN], length, augment, config.seed, prep, random_start)
+    degrade = degrade_settings(config, manifest, items[TRAIN], say)
+    train_set = ClipDataset(manifest, items[TRAIN], length, augment, config.seed, prep, random_start, degrade)
     val_length = scoring_length(config.frame_model, length, manifest)
     val_set = ClipDataset(manifest, items[VAL], val_length, None, config.seed, prep)
-    targets = train_set.targets()
-    per_class = Counter(targets)
-    class_weights = torch.tensor(
-        [len(targets) / (2 * per_class[c]) if per_class[c] else 0.0 for c in range(2)], dtype=torch.float32
-    )
-    train_sampler: WeightedEpochSampler | DistributedSampler
-    if config.balance == "sampler":
-        weights = [1.0 / per_class[t] for t in targets]
-        train_sampler = WeightedEpochSampler(weights, dist.rank, dist.world_size, config.seed)
-    else:
-        train_sampler = DistributedSampler(
-            train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=config.seed
-        )
+    if config.cache_crops:
+        cache_crops([*items[TRAIN], *items[VAL]], manifest, say)
+    train_sampler, class_weights = _train_sampler(config, dist, train_set, say)
     val_sampler: DistributedSampler = DistributedSampler(
         val_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=False
     )

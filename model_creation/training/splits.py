@@ -71,8 +71,11 @@ def assign_splits(
     """Split the usable videos of a manifest (those with clips); with ``folds``, by fold (:func:`fold_split`)."""
     if folds:
         return fold_split(videos, folds, fold, seed)
+    if val_fraction == 0.0:  # every non-test video trains (e.g. the final model after cross-validation)
+        split_of = {video.video_id: TEST if use_manifest and video.split == TEST else TRAIN for video in videos}
+        return SplitResult(split_of, "none (every non-test video trains)", [])
     if not 0.0 < val_fraction < 1.0:
-        raise SplitError("--val-fraction must be between 0 and 1.")
+        raise SplitError("--val-fraction must be between 0 (no validation) and 1.")
     if use_manifest and any(video.split == VAL for video in videos):
         split_of = {video.video_id: video.split if video.split in (VAL, TEST) else TRAIN for video in videos}
         return SplitResult(split_of, "manifest", _leaks(videos, split_of))

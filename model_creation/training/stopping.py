@@ -1,6 +1,8 @@
 """Which epoch is the best and when to stop: ``--monitor auc|f1|loss``, ``--min-delta`` and ``--patience``.
 
-The monitored metric is the validation clips' (clip level): AUC and F1 are maximised, the log loss minimised. Scores
+The monitored metric is the validation clips' (clip level): AUC and F1 are maximised, the log loss minimised;
+``none`` chooses nothing on validation and keeps the last epoch (runs whose validation scores must stay out of
+fold, and runs without a validation split). Scores
 are kept "higher is better" (the loss negated), so one comparison serves all three. An epoch is better only when
 it beats the best score by more than ``min_delta``; ``patience`` counts the epochs since the last such epoch. While
 AUC or F1 is undefined (a validation split of one class) the loss stands in, as it always did for AUC.
@@ -27,7 +29,7 @@ def monitored_score(metrics: dict[str, Any], monitor: str) -> float:
 
 
 def monitored_value(score: float, monitor: str) -> float:
-    """A score back as the metric's own value (the loss positive again)."""
+    """A score back as the metric's own value (the loss positive again; with none, the epoch)."""
     return -score if monitor == "loss" else score
 
 
@@ -38,7 +40,11 @@ def is_better(score: float, best: float, min_delta: float = 0.0) -> bool:
 
 def record_epoch(progress: Progress, epoch: int, metrics: dict[str, Any], monitor: str, min_delta: float = 0.0) -> bool:
     """Update the best epoch and the epochs-without-improvement counter after ``epoch`` (1-based); True when it is
-    the new best."""
+    the new best. With ``monitor`` none every epoch is (the last one is kept: nothing is chosen on validation)."""
+    if monitor == "none":
+        progress.best = {"epoch": epoch, "score": float(epoch), "metrics": metrics}
+        progress.bad_epochs = 0
+        return True
     score = monitored_score(metrics, monitor)
     if is_better(score, progress.best["score"], min_delta):
         progress.best = {"epoch": epoch, "score": score, "metrics": metrics}

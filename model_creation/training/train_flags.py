@@ -49,6 +49,30 @@ def add_schedule_flags(group: Any, default: Callable[[str], str]) -> None:
     )
 
 
+def add_photo_flags(group: Any, default: Callable[[str], str]) -> None:
+    """--photos-per-epoch, --no-degrade-photos and --no-cache-crops, into the data group."""
+    group.add_argument(
+        "--photos-per-epoch",
+        type=int,
+        metavar="N",
+        help="draw N of the --extra-train photo faces afresh each epoch, each with its self-blended twin (every "
+        f"video clip is in every epoch; default {default('photos_per_epoch')}: every photo face, every epoch)",
+    )
+    group.add_argument(
+        "--no-degrade-photos",
+        action="store_true",
+        default=None,
+        help="do not degrade --extra-train photo faces like video faces (shrunk to the videos' face sizes, blurred, "
+        "noised, H.264 at c23-c40 quality; both classes alike)",
+    )
+    group.add_argument(
+        "--no-cache-crops",
+        action="store_true",
+        default=None,
+        help="decompress the clip files every epoch instead of caching their decoded crops beside them once",
+    )
+
+
 def add_fold_flags(group: Any) -> None:
     group.add_argument(
         "--folds",

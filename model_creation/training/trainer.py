@@ -33,7 +33,6 @@ from ml_app.detection.network import DeepfakeDetector, ModelConfig, get_backbone
 from ml_app.detection.scoring import fake_probabilities
 
 from . import rng_state
-from .augment import AugmentSettings
 from .config import RESUMABLE, TrainConfig, TrainError, TrainResult
 from .distributed import Distributed, setup
 from .evaluate import level_metrics
@@ -42,10 +41,11 @@ from .loading import TrainingData, WeightedEpochSampler, load_training_data
 from .metrics import binary_metrics, json_safe
 from .optimisers import build_optimizer, build_scheduler, describe
 from .plots import plot_confusion, plot_curves, plot_roc
+from .precision import choose_precision
+from .run_record import training_record
 from .run_setup import is_trunk_source
-from .sbi import SbiSettings
 from .splits import TRAIN, VAL
-from .stopping import monitored_value, record_epoch, should_stop
+from .stopping import record_epoch, should_stop
 from .train_state import (
     STATE_FILE,
     Optimisation,
@@ -57,6 +57,7 @@ from .train_state import (
     restore_state,
     save_state,
 )
+from .validation_scores import VALIDATION_SCORES, write_validation_scores
 
 # Importable from here as before the split into modules.
 __all__ = [
@@ -112,10 +113,14 @@ class Trainer:
             self.model = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config, len(data.train_loader))
-        self.amp = config.amp and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
+        self.precision = choose_precision(device, config.amp)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.scaled)
         weight = data.class_weights.to(device) if config.balance == "loss" else None
         self.criterion = nn.CrossEntropyLoss(weight=weight)
+
+    def _autocast(self):
+        precision = self.precision
+        return torch.autocast(self.dist.device.type, dtype=precision.autocast, enabled=precision.enabled)
 
     def _parts(self) -> Optimisation:
         return Optimisation(self.network, self.optimizer, self.scheduler, self.scaler)
@@ -138,7 +143,7 @@ class Trainer:
         )
         for batch, labels, _ in bar:
             clips, targets = batch.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=self.amp):
+            with self._autocast():
                 logits = model(clips)
             loss = self.criterion(logits.float(), targets)
             self.optimizer.zero_grad(set_to_none=True)
@@ -162,9 +167,9 @@ class Trainer:
         indices, scores = [], []
         with torch.inference_mode():
             for clips, _, index in self.data.val_loader:
-                with torch.autocast(device_type=self.dist.device.type, dtype=torch.float16, enabled=self.amp):
+                with self._autocast():
                     logits = model(clips.to(self.dist.device))
-                scores.extend(fake_probabilities(logits, fake_index).cpu().tolist())
+                scores.extend(fake_probabilities(logits.float(), fake_index).cpu().tolist())
                 indices.extend(index.tolist())
         result = np.zeros(len(self.data.val_set))
         for part_indices, part_scores in self.dist.gather((indices, scores)):
@@ -207,38 +212,7 @@ class Trainer:
 
     def _checkpoint(self, epoch: int, metrics: dict[str, Any]) -> CheckpointFile:
         config, data = self.config, self.data
-        training = {
-            "made_by": "train_model",
-            "epoch": epoch,
-            "epochs": config.epochs,
-            "best_epoch": self.progress.best["epoch"],
-            "monitor": {
-                "metric": config.monitor,
-                "min_delta": config.min_delta,
-                "best": json_safe(monitored_value(self.progress.best["score"], config.monitor)),
-            },
-            "optimizer": config.optimizer,
-            "scheduler": describe(config),
-            "fold": {"fold": config.fold, "folds": config.folds} if config.folds else None,
-            "config": {key: value for key, value in config.to_dict().items() if key not in ("progress",)},
-            "backbone_init": self.progress.backbone_init,
-            "manifest": str(data.manifest.path),
-            "manifest_sha256": data.manifest.sha256,
-            "datasets": sorted({video.dataset for m in (data.manifest, *data.extra) for video in m.videos}),
-            "extra_train": [
-                {"manifest": str(extra.path), "sha256": extra.sha256, "media": extra.media} for extra in data.extra
-            ],
-            "clips": data.counts,
-            "split_source": data.split.source,
-            "augment": settings.to_dict()
-            if (settings := AugmentSettings.for_training(config.augment, config.reencode))
-            else None,
-            "self_blended_clips": data.synthesized,
-            "self_blending": SbiSettings().to_dict() if config.synthesize_fakes == "sbi" else None,
-            "world_size": self.dist.world_size,
-            "device": self.dist.device.type,
-            "mixed_precision": self.amp,
-        }
+        training = training_record(config, data, self.progress, self.precision, self.dist, epoch)
         return new_checkpoint(
             self.architecture,
             data.preprocessing,
@@ -254,6 +228,10 @@ class Trainer:
         return [int(item.video.label == "FAKE") for item in self.data.val_items]
 
     def _epoch_metrics(self, scores: np.ndarray) -> dict[str, Any]:
+        if not self.data.val_items:  # --val-fraction 0: nothing validates
+            nan = float("nan")
+            keys = ("accuracy", "auc", "eer", "log_loss", "video_auc", "video_accuracy")
+            return {**dict.fromkeys(keys, nan), "split": "none", "clips": 0, "videos": 0}
         clip = binary_metrics(self._labels(), scores)
         video = level_metrics(self.data.val_items, cast(Sequence[float], scores), "video")
         return {
@@ -271,7 +249,9 @@ class Trainer:
         }
 
     def _plots(self, scores: np.ndarray, metrics: dict[str, Any]) -> None:
-        """ROC and confusion matrix of the best epoch so far."""
+        """ROC and confusion matrix of the best epoch so far (none without validation clips)."""
+        if not self.data.val_items:
+            return
         folder = self.output / "plots"
         curves = {"validation clips": (self._labels(), cast(Sequence[float], scores))}
         plot_roc(curves, folder / "roc_validation.png", "Validation ROC (best epoch)")
@@ -283,6 +263,7 @@ class Trainer:
         save_checkpoint(checkpoint, self.output / "last.pt")
         if improved:
             save_checkpoint(checkpoint, self.output / "best.pt")
+            write_validation_scores(self.output / VALIDATION_SCORES, self.data.val_items, scores, epoch + 1)
             self._plots(scores, metrics)
         if self.config.keep_every_epoch:
             save_checkpoint(checkpoint, self.output / f"epoch_{epoch + 1:03d}.pt")
@@ -374,6 +355,9 @@ class Trainer:
         from .evaluate import score_dataset
         from .plots import plot_reliability
 
+        if not self.data.val_items:
+            self.say("best.pt is not calibrated: nothing was validated (calibrate it with calibrate_model).")
+            return None
         scores = self.best_scores
         if scores is None:  # resumed after the best epoch: score the validation clips again with best.pt
             from ml_app.detection.checkpoints import build_model, load_checkpoint

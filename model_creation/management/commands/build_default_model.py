@@ -1,7 +1,9 @@
 """``manage.py build_default_model``: rebuild the checkpoints in models/ from the project's shared data.
 
-``--recipe 2`` (the default, the recipe of the shipped files) is :mod:`model_creation.default_build`: every shared
-video, candidates measured, leave-one-source-out experiments, the chosen models installed with their test figures.
+``--recipe 3`` (the default, the recipe of the shipped files) is :mod:`model_creation.default_build`: every shared
+video and real face photo, candidates measured, the chosen frame model cross-validated and calibrated out of fold,
+sequence models, leave-one-source-out experiments, the default chosen and installed with its test figures. (Recipe 2,
+the files shipped before it, is in the project's history: commit 634de01.)
 ``--recipe 1`` is the first recipe, kept reproducible: it preprocesses the shared clips once per face detector it uses
 (40-frame windows; shorter models train on runs inside them; ``DETECTORS`` says which length uses which), trains a
 MobileNetV2 + LSTM per sequence length with self-blended fakes, evaluates each on its fixed held-out split, and
@@ -31,13 +33,15 @@ from model_creation.training.default_model import (
     NAME,
     write_dataset_csv,
 )
+from model_creation.training.default_recipe import FOLDS
 
 
 class Command(BuildCommand):
     help = (
-        "Rebuild the default checkpoints from ../shared/data and install them in models/: recipe 2, the shipped "
-        "files' (every shared video, candidate backbones and lengths, leave-one-source-out; see models/README.md), "
-        "or recipe 1 (the first default model: real clips and samples, MobileNetV2 + LSTM)."
+        "Rebuild the default checkpoints from ../shared/data and install them in models/: recipe 3, the shipped "
+        "files' (every shared video and real face photo, candidates cross-validated, calibration out of fold, "
+        "leave-one-source-out; see models/README.md), or recipe 1 (the first default model: real clips and samples, "
+        "MobileNetV2 + LSTM)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,30 +49,36 @@ class Command(BuildCommand):
         parser.add_argument(
             "--recipe",
             type=int,
-            choices=(1, 2),
-            default=2,
-            help="2 (default): the recipe of the shipped files (every shared video, candidates and "
-            "leave-one-source-out; models/README.md); 1: the first default model, kept reproducible",
+            choices=(1, 3),
+            default=3,
+            help="3 (default): the recipe of the shipped files (every shared video and real face photo, candidates "
+            "cross-validated, leave-one-source-out; models/README.md); 1: the first default model, kept reproducible",
         )
-        recipe = parser.add_argument_group("recipe 2")
+        recipe = parser.add_argument_group("recipe 3")
         recipe.add_argument(
             "--backbones", nargs="+", metavar="KEY", help="only these backbone candidates (default: all of the table)"
         )
         recipe.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out experiments")
         recipe.add_argument(
+            "--folds",
+            type=int,
+            default=FOLDS,
+            help=f"cross-validation folds of the chosen frame model (default {FOLDS}; fewer for trying the recipe out)",
+        )
+        recipe.add_argument(
             "--photos",
             type=int,
             metavar="N",
-            help="FFHQ real photos whose faces, and their self-blended copies, also train the frame models "
-            "(default: the recipe's; 0: none)",
+            help="real face photos (FFHQ, CelebA, UTKFace, evenly spaced over them) whose faces, and their "
+            "self-blended copies, also train the frame models (default: every one; 0: none)",
         )
         parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
         parser.add_argument(
-            "--epochs", type=int, help="epochs for every length (default: the recipe's, 15 for 10 and 20, 8 for 40)"
+            "--epochs", type=int, help="epochs for every model (default: each model's own; for trying the recipe out)"
         )
         parser.add_argument("--windows", type=int, default=12, help="windows per video when preprocessing")
         parser.add_argument("--hidden-size", type=int, default=256)
-        parser.add_argument("--batch-size", type=int, default=8, help="recipe 1 (recipe 2: each candidate's own)")
+        parser.add_argument("--batch-size", type=int, default=8, help="recipe 1 (recipe 3: each candidate's own)")
         parser.add_argument("--lr", type=float, default=3e-4)
         parser.add_argument(
             "--pretrained", help="MobileNetV2 ImageNet weights (default: DATA/weights/mobilenet_v2-b0353104.pth)"
@@ -82,10 +92,10 @@ class Command(BuildCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        if options["recipe"] == 2:
-            from model_creation.default_build import RecipeTwo
+        if options["recipe"] == 3:
+            from model_creation.default_build import RecipeThree
 
-            RecipeTwo(self, options).run()
+            RecipeThree(self, options).run()
             return
         self.recipe_one(**options)
 

@@ -7,6 +7,12 @@ fakes). That gives the same clips when the manifest is the same file (its sha256
 the same videos is taken when the rebuilt split has exactly the clip counts per split and label that the checkpoint
 records, and refused otherwise. ``--split NAME``
 takes a manifest split instead (for example a calibration set held out for the purpose).
+
+``--scores`` fits on raw scores already made by models that never saw those videos instead: the
+``validation_scores.json`` of each fold of a cross-validation (``train_model --folds K --monitor none``; give its
+folder) or of a held-out run. That calibration is fitted at video level with both classes weighing the same (a
+50/50 prior) and its thresholds on real manipulations only, self-blended copies reported apart
+(``model_creation.training.out_of_fold``): what the default model's files carry.
 """
 
 from __future__ import annotations
@@ -42,6 +48,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--min-margin", type=float, default=TrainConfig.min_margin, help="thresholds at least this far from 0.5"
         )
+        parser.add_argument(
+            "--scores",
+            nargs="+",
+            metavar="PATH",
+            help="fit on these held-out scores instead of scoring clips: validation_scores.json files, or a "
+            "cross-validation's folder (its fold_*/validation_scores.json: out-of-fold scores of every video)",
+        )
         parser.add_argument("--output", help="write the calibrated checkpoint here (default: in place)")
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -58,6 +71,9 @@ class Command(BaseCommand):
         path = Path(options["checkpoint"])
         if path.suffix != ".pt":
             raise CommandError("calibrate_model needs the .pt checkpoint (export to ONNX after calibrating).")
+        if options["scores"]:
+            self._from_scores(path, options)
+            return
         try:
             loaded = load_detector_model(path, options["device"])
         except DetectionError as exc:
@@ -98,6 +114,33 @@ class Command(BaseCommand):
             raise CommandError(one_line(exc)) from exc
         self.stdout.write(describe_calibration(calibration))
         self.stdout.write(f"Calibrated checkpoint: {target or path}")
+
+    def _from_scores(self, path: Path, options: dict[str, Any]) -> None:
+        """Calibrate on held-out scores (out of fold) at video level with a 50/50 prior; store it in the file."""
+        from model_creation.training.out_of_fold import (
+            calibrate_out_of_fold,
+            describe_out_of_fold,
+            score_files,
+            scores_of,
+            store_calibration,
+        )
+
+        try:
+            files = score_files([Path(p) for p in options["scores"]])
+            items, raw = scores_of(files)
+            source = {
+                "fitted_by": "manage.py calibrate_model --scores",
+                "split": "out of fold" if len(files) > 1 else "held out",
+                "scores": [str(f) for f in files],
+            }
+            calibration = calibrate_out_of_fold(
+                items, raw, options["max_fpr"], options["max_miss"], options["min_margin"], source
+            )
+            target = store_calibration(path, calibration, Path(options["output"]) if options["output"] else None)
+        except (OSError, ValueError) as exc:
+            raise CommandError(one_line(exc)) from exc
+        self.stdout.write(describe_out_of_fold(calibration))
+        self.stdout.write(f"Calibrated checkpoint: {target}")
 
     @staticmethod
     def _items(checkpoint, manifest, split: str | None) -> tuple[list[Any], dict[str, Any]]:

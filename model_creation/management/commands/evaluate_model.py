@@ -206,6 +206,14 @@ class Command(BaseCommand):
             }
             for key, label, score in level_scores(items, scores, "video")
         ]
+        # every clip's scores (one face through one window, or one photo's face), for checks beyond this report
+        report["clip_scores"] = {
+            "columns": ["video_id", "window", "track", "label", "raw", "calibrated"],
+            "rows": [
+                [item.video.video_id, item.clip.window, item.clip.track, item.video.label, float(r), float(c)]
+                for item, r, c in zip(items, raw, scores, strict=True)
+            ],
+        }
         info = {item.video.video_id: item.video for item in items}
         for row in report["videos"]:
             video = info[row["video_id"]]

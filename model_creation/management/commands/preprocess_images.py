@@ -53,6 +53,14 @@ class Command(BaseCommand):
             default=DEFAULT_MAX_PIXELS,
             help=f"larger photos are refused before decoding (default {DEFAULT_MAX_PIXELS}, as on the site)",
         )
+        photos.add_argument(
+            "--pad-if-no-face",
+            type=float,
+            default=0.0,
+            metavar="SHARE",
+            help="search a photo in which no face is found again with this share of its longer side added as a "
+            "black border (tight face crops, such as UTKFace's); the manifest says which photos needed it",
+        )
         add_crop_arguments(parser, tracking=False)
         labels = parser.add_argument_group("labels and groups")
         add_grouping_arguments(labels, "image")
@@ -66,7 +74,9 @@ class Command(BaseCommand):
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
         try:
-            settings = ImageSettings(preprocessing_from_flags(options), options["aligned"], options["max_pixels"])
+            settings = ImageSettings(
+                preprocessing_from_flags(options), options["aligned"], options["max_pixels"], options["pad_if_no_face"]
+            )
             shard = parse_shard(options["shard"]) if options["shard"] else None
             source = Path(options["input"])
             entries = read_image_layout(

