@@ -26,7 +26,7 @@ import numpy as np
 
 from ml_app.detection.files import atomic_write_text
 
-from .extract import CLIPS_DIR, load_clip
+from .extract import CLIPS_DIR, UNREADABLE, load_clip, unreadable_clip
 
 CACHE_DIR = "crop_cache"
 ARRAY, INDEX, LOCK = "crops.npy", "index.json", ".lock"
@@ -48,10 +48,17 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 def _crops_shape(path: Path) -> tuple[int, ...]:
     """The shape of a clip file's ``crops`` array, read from its header without decompressing the frames."""
-    with zipfile.ZipFile(path) as archive, archive.open("crops.npy") as member:
-        version = np.lib.format.read_magic(member)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, _ = read_header(member)
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("crops.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, _ = read_header(member)
+    except FileNotFoundError:
+        raise
+    except UNREADABLE as exc:
+        raise unreadable_clip(path, exc) from exc
     return tuple(shape)
 
 

@@ -171,12 +171,20 @@ def load_clip(path: Path) -> np.ndarray:
             return data["crops"]
     except FileNotFoundError:
         raise
-    except (EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise ClipFileError(
-            f"The clip file '{path}' cannot be read ({type(exc).__name__}: {exc or 'empty file'}); it is empty or "
-            "truncated. Run preprocess_videos on the same folder again: it redoes every video with a missing or "
-            "empty clip file."
-        ) from exc
+    except UNREADABLE as exc:
+        raise unreadable_clip(path, exc) from exc
+
+
+UNREADABLE = (EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile)
+
+
+def unreadable_clip(path: Path, exc: BaseException) -> ClipFileError:
+    """The one message for a clip file that cannot be read, wherever it is read."""
+    return ClipFileError(
+        f"The clip file '{path}' cannot be read ({type(exc).__name__}: {exc or 'empty file'}); it is empty or "
+        "truncated. Run preprocess_videos on the same folder again: it redoes every video with a missing or "
+        "empty clip file."
+    )
 
 
 class ClipExtractor:
