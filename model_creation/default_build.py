@@ -35,6 +35,7 @@ from model_creation.training.default_recipe import (
     final_frame_candidate,
     sequence_candidates,
 )
+from model_creation.training.manifest import load_manifest
 
 
 class RecipeThree(RecipeSteps):
@@ -48,26 +49,23 @@ class RecipeThree(RecipeSteps):
         photos = self.options.get("photos")
         if photos is not None and photos < 0:
             raise CommandError(f"--photos must be 0 (none) or a number of photos, not {photos}.")
-        try:
-            rows = dataset_rows(self.data)
-            chosen_photos = photo_rows(self.data, photos) if photos != 0 else []
-        except FileNotFoundError as exc:
-            raise CommandError(str(exc)) from exc
-        dataset_csv = write_dataset_csv(rows, self.work / "dataset.csv")
-        photo_csv = write_dataset_csv(chosen_photos, self.work / "photos.csv") if chosen_photos else None
-        # the fixed test split on its own, for evaluating any checkpoint on it with its own settings
-        write_dataset_csv([row for row in rows if row.split == "test"], self.work / "test_videos.csv")
         wanted = self.options["backbones"]
         backbones = [c for c in BACKBONE_CANDIDATES if not wanted or c.key in wanted]
         if not backbones:
             raise CommandError(f"--backbones names none of {', '.join(c.key for c in BACKBONE_CANDIDATES)}.")
-        sizes = sorted({c.image_size for c in backbones})
-        manifests = {size: self.preprocess_videos(dataset_csv, size) for size in sizes}
-        self.photos = {size: self.preprocess_photos(photo_csv, size) for size in sizes} if photo_csv else {}
+        if self.options.get("pack"):
+            manifests, photo_sources = self.unpack_crops(Path(self.options["pack"]))
+            backbones = [c for c in backbones if c.image_size in manifests]
+            if not backbones:
+                raise CommandError(
+                    f"The pack holds {sorted(manifests)} px crops; none of the candidates asked for is that size."
+                )
+        else:
+            manifests, photo_sources = self._preprocess(backbones, photos)
         report: dict[str, Any] = {
             "recipe": RECIPE,
             "data": str(self.data),
-            "photos": {"asked": photos, "sources": photo_counts(chosen_photos), **self.photo_status()},
+            "photos": {"asked": photos, "sources": photo_sources, **self.photo_status()},
             "candidates": {},
             "loso": {},
         }
@@ -85,7 +83,7 @@ class RecipeThree(RecipeSteps):
         for experiment in experiments()[1:] if not self.options["no_loso"] else []:
             report["loso"][experiment] = self.train_and_test(chosen, experiment, manifests)
         report["loso_candidate"] = chosen.key
-        sequences = sequence_candidates(chosen, sorted(set(self.options["lengths"])))
+        sequences = sequence_candidates(chosen, self._lengths(manifests[chosen.image_size]))
         for candidate in sequences:
             report["candidates"][candidate.key] = self.train_and_test(candidate, FIXED, manifests)
         report["ensembles"] = ensembles(report)
@@ -99,6 +97,31 @@ class RecipeThree(RecipeSteps):
         self.say(tables)
         self.say(f"Report: {self.work / 'build.json'}; this run took {report['this_run_seconds'] / 60:.1f} min.")
         return report
+
+    def _lengths(self, manifest: Path) -> list[int]:
+        """The sequence lengths asked for that the clips are long enough for (a pack keeps fewer frames)."""
+        frames = load_manifest(manifest).sequence_length
+        lengths = sorted(set(self.options["lengths"]))
+        if any(length > frames for length in lengths):
+            self.say(f"The clips hold {frames} frames: no sequence model of more frames is trained.")
+        return [length for length in lengths if length <= frames]
+
+    def _preprocess(self, backbones: list[Candidate], photos: int | None) -> tuple[dict[int, Path], dict[str, Any]]:
+        """Every video (and photo, unless ``photos`` is 0) of the shared data cropped at each candidate's size;
+        the video manifests by size, and the photos' counts by source."""
+        try:
+            rows = dataset_rows(self.data)
+            chosen_photos = photo_rows(self.data, photos) if photos != 0 else []
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+        dataset_csv = write_dataset_csv(rows, self.work / "dataset.csv")
+        photo_csv = write_dataset_csv(chosen_photos, self.work / "photos.csv") if chosen_photos else None
+        # the fixed test split on its own, for evaluating any checkpoint on it with its own settings
+        write_dataset_csv([row for row in rows if row.split == "test"], self.work / "test_videos.csv")
+        sizes = sorted({c.image_size for c in backbones})
+        manifests = {size: self.preprocess_videos(dataset_csv, size) for size in sizes}
+        self.photos = {size: self.preprocess_photos(photo_csv, size) for size in sizes} if photo_csv else {}
+        return manifests, photo_counts(chosen_photos)
 
     def _final_frame_model(self, chosen: Candidate, manifests: dict[int, Path], report: dict[str, Any]) -> None:
         """The chosen frame model at the final budget: cross-validated (its out-of-fold scores calibrate it), then

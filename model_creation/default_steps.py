@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,30 @@ class RecipeSteps:
             *("--detector-backend", DETECTOR, "--workers", max(1, self.options["workers"]), "--no-progress"),
         )
         return folder / "manifest.json"
+
+    def unpack_crops(self, pack: Path) -> tuple[dict[int, Path], dict[str, Any]]:
+        """A ``pack_crops`` file (made where the shared data is) unpacked into the work folder once, in place of
+        preprocessing: the video manifest by crop size, and the photos' counts by source."""
+        from model_creation.training.default_photos import photo_counts
+        from model_creation.training.pack import unpack
+
+        folder = self.work / "unpacked"
+        if not (folder / "clips" / "manifest.json").is_file():
+            if not pack.is_file():
+                raise CommandError(f"No pack at '{pack}' (make one with pack_crops --clips ... --photos ...).")
+            self.say(f"Unpacking {pack} into {folder} ...")
+            try:
+                unpack(pack, folder)
+            except (OSError, ValueError, tarfile.TarError) as exc:
+                raise CommandError(f"The pack '{pack}' cannot be unpacked: {exc}") from exc
+        clips, photos = folder / "clips" / "manifest.json", folder / "photos" / "manifest.json"
+        if not clips.is_file():
+            raise CommandError(f"The pack '{pack}' holds no video clips (pack_crops --clips FOLDER).")
+        size = load_manifest(clips).preprocessing.image_size
+        if not photos.is_file():
+            return {size: clips}, {}
+        self.photos = {size: photos}
+        return {size: clips}, photo_counts(load_manifest(photos).videos)
 
     def photo_status(self) -> dict[str, Any]:
         """How many photos gave a face (directly, or once given a border) and why the others did not."""
@@ -163,8 +188,11 @@ class RecipeSteps:
         }
 
     def _evaluate(self, checkpoint: Path, manifest: Path, split: str, output: Path) -> None:
-        where = ("--manifest", manifest, "--split", split, "--output", output)
+        where = ("--manifest", manifest, "--split", split, "--output", output, "--device", self._device())
         self.command._run("evaluate_model", checkpoint, *where, "--no-progress")
+
+    def _device(self) -> str:
+        return str(self.options.get("device") or "auto")
 
     def _epochs(self, candidate: Candidate) -> int:
         return int(self.options["epochs"] or candidate.epochs)
@@ -202,7 +230,7 @@ class RecipeSteps:
             *("--synthesize-fakes", "sbi", "--reencode", "--monitor", "none", "--calibration", "none"),
             *("--epochs", self._epochs(candidate), "--batch-size", candidate.batch_size),
             *("--lr", candidate.lr, "--seed", self.options["seed"], "--workers", self.options["workers"]),
-            *("--no-progress", "--no-tensorboard"),
+            *("--no-progress", "--no-tensorboard", "--device", self._device()),
         ]
         photos = self.photos_for(candidate)
         if photos is not None:
@@ -235,6 +263,8 @@ class RecipeSteps:
         for length, key in sorted(report["default"]["slots"].items(), key=lambda pair: int(pair[0])):
             run = report["candidates"][key]
             target = Path(self.options["install_dir"]) / Path(shipped_file(int(length))).name
+            if not self._replaces_present(run, target, length):
+                continue
             window = FRAME_WINDOW if run["candidate"]["length"] == 1 else None
             self.command.install_tested(
                 Path(run["run_dir"]) / "best.pt",
@@ -252,6 +282,33 @@ class RecipeSteps:
             )
             installed.append(str(target))
         return installed
+
+    def _replaces_present(self, run: dict[str, Any], target: Path, length: str) -> bool:
+        """Whether ``run`` may replace the file already at ``target`` (measured on the same test split first):
+        only a model that ranks the test videos better and makes no more wrong verdicts replaces a shipped one."""
+        from model_creation.training.default_choice import replaces
+
+        if not target.is_file():
+            return True
+        output = self.work / "present" / target.stem
+        if not (output / "report.json").is_file():
+            manifest = self._test_manifest(run)
+            try:
+                if manifest is None:
+                    raise CommandError("no preprocessing folder of the run's crop size")
+                self._evaluate(target, manifest, "test", output)
+            except CommandError as exc:
+                self.say(f"{length} frames: the present {target.name} cannot be measured on the test split ({exc}).")
+                return True
+        better, why = replaces(run["test"], json.loads((output / "report.json").read_text()))
+        self.say(f"{length} frames: {'replacing' if better else 'keeping'} {target.name}: {why}.")
+        return better
+
+    def _test_manifest(self, run: dict[str, Any]) -> Path | None:
+        size = run["candidate"]["image_size"]
+        manifest = self.work / f"clips_{size}" / "manifest.json"
+        unpacked = self.work / "unpacked" / "clips" / "manifest.json"
+        return manifest if manifest.is_file() else unpacked if unpacked.is_file() else None
 
 
 def fingerprint(path: Path) -> str:

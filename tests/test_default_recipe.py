@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from ml_app.detection.checkpoints import load_checkpoint
 from model_creation.training.default_card import card_tables
-from model_creation.training.default_choice import choose_default, ensemble_scores, ensembles
+from model_creation.training.default_choice import choose_default, ensemble_scores, ensembles, replaces
 from model_creation.training.default_data import dataset_rows, evenly_spaced, source_of
 from model_creation.training.default_recipe import (
     BACKBONE_CANDIDATES,
@@ -136,11 +136,18 @@ def _tiny_build(tree: Path, work: Path, models: Path, *extra: str) -> str:
     return out.getvalue()
 
 
+@pytest.fixture(scope="module")
+def first_build(tree, tmp_path_factory, django_db_blocker) -> tuple[Path, Path, str]:
+    """One tiny build (work folder, models folder, what it printed), shared by the tests that read it."""
+    folder = tmp_path_factory.mktemp("build")
+    with django_db_blocker.unblock():
+        return folder / "work", folder / "models", _tiny_build(tree, folder / "work", folder / "models")
+
+
 @pytest.mark.django_db
 @pytest.mark.timeout(1500)
-def test_recipe_three_end_to_end_and_reused_when_run_again(tree, tmp_path):
-    work, models = tmp_path / "work", tmp_path / "models"
-    output = _tiny_build(tree, work, models)
+def test_recipe_three_end_to_end_and_reused_when_run_again(tree, tmp_path, first_build):
+    work, models, output = first_build
     report = json.loads((work / "build.json").read_text())
     assert list(report["candidates"]) == [
         "mobilenet_v2_112_frame",
@@ -199,12 +206,43 @@ def test_recipe_three_end_to_end_and_reused_when_run_again(tree, tmp_path):
     # run again: every step is reused, the figures are the same
     again = _tiny_build(tree, work, models)
     assert again.count("Reusing") == 7 and "Training" not in again
+    # the files installed by the first run are there now: the same models do not rank better, so they are kept
+    assert "10 frames: keeping default_mobilenet_v2_10_frames.pt: test video AUC" in again
     assert json.loads((work / "build.json").read_text())["loso"] == report["loso"]
     # a second rebuild from nothing, in another folder, gives the same test figures
     other = _tiny_build(tree, tmp_path / "work2", tmp_path / "models2", "--no-loso")
     assert "Reusing" not in other
     second = json.loads((tmp_path / "work2" / "build.json").read_text())
     _assert_same_test_figures(second, report)
+
+
+@pytest.mark.django_db
+@pytest.mark.timeout(1500)
+def test_recipe_three_from_a_pack_of_crops_as_on_a_lent_gpu(tree, tmp_path, first_build):
+    """The crops packed where the data is, the recipe run from the pack alone (here with --device cpu)."""
+    work, _, _ = first_build
+    report = json.loads((work / "build.json").read_text())
+    pack = tmp_path / "pack.tar"
+    folders = ("--clips", str(work / "clips_112"), "--photos", str(work / "photos_112"))
+    call_command("pack_crops", *folders, "--output", str(pack), stdout=StringIO())
+    packed = _tiny_build(
+        tree,
+        tmp_path / "work",
+        tmp_path / "models",
+        "--no-loso",
+        "--no-install",
+        "--pack",
+        str(pack),
+        *("--device", "cpu", "--lengths", "10", "20"),
+    )
+    assert "Unpacking" in packed and "Preprocessing" not in packed
+    assert "The clips hold 10 frames: no sequence model of more frames is trained." in packed
+    from_pack = json.loads((tmp_path / "work" / "build.json").read_text())
+    assert list(from_pack["candidates"]) == list(report["candidates"])
+    assert from_pack["photos"]["sources"] == report["photos"]["sources"] and from_pack["photos"]["with_a_face"] == 8
+    assert _test_figures(from_pack, ["candidates"]).keys() == _test_figures(report, ["candidates"]).keys()
+    with pytest.raises(CommandError, match="No pack at"):
+        _tiny_build(tree, tmp_path / "work2", tmp_path / "models2", "--pack", str(tmp_path / "missing.tar"))
 
 
 def _validated(fold: Path) -> set[str]:
@@ -382,3 +420,18 @@ def test_ensembles_combine_members_as_the_app_does():
     found = ensembles({"candidates": {"m_frame_final": frame, "m_10": ten, "m_20": twenty}})
     assert sorted(found) == ["10 + 20", "frame + 10", "frame + 10 + 20"]
     assert ensembles({"candidates": {"m_10": ten}}) == {}, "one model is no ensemble"
+
+
+def test_a_rebuilt_model_replaces_a_shipped_one_only_if_it_ranks_better_and_is_wrong_no_more_often():
+    def test(auc: float, real_fake: int, fake_real: int) -> dict:
+        return {
+            "overall": {"video": {"auc": auc}},
+            "outcomes": {"REAL": {"FAKE": real_fake, "REAL": 3}, "FAKE": {"REAL": fake_real, "FAKE": 2}},
+        }
+
+    present = test(0.67, 0, 0)
+    assert replaces(test(0.70, 0, 0), present)[0]
+    assert not replaces(test(0.67, 0, 0), present)[0], "as good is not better"
+    assert not replaces(test(0.80, 0, 1), present)[0], "a better rank with one more wrong verdict is refused"
+    better, why = replaces(test(0.55, 2, 15), present)
+    assert not better and why == "test video AUC 0.550 against the present file's 0.670, 17 wrong verdicts against 0"

@@ -51,6 +51,28 @@ def rank(test: dict[str, Any]) -> tuple[float, ...]:
     )
 
 
+def wrong_verdicts(test: dict[str, Any]) -> int:
+    """Real videos called FAKE plus fake videos called REAL."""
+    outcomes = test["outcomes"]
+    return int(outcomes["REAL"].get("FAKE", 0) + outcomes["FAKE"].get("REAL", 0))
+
+
+def replaces(new: dict[str, Any], present: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a rebuilt model may replace the file already shipped for its slot, both measured on the same test
+    split: only if it ranks the videos better (video AUC) and makes no more wrong verdicts; and why, in words."""
+    new_auc, old_auc = figures(new)["auc"], figures(present)["auc"]
+    new_wrong, old_wrong = wrong_verdicts(new), wrong_verdicts(present)
+    better = isinstance(new_auc, int | float) and math.isfinite(new_auc)
+    better = better and (not isinstance(old_auc, int | float) or not math.isfinite(old_auc) or new_auc > old_auc)
+    verdict = better and new_wrong <= old_wrong
+    return verdict, (
+        f"test video AUC {new_auc:.3f} against the present file's {old_auc:.3f}, "
+        f"{new_wrong} wrong verdicts against {old_wrong}"
+        if isinstance(new_auc, float) and isinstance(old_auc, float)
+        else f"{new_wrong} wrong verdicts against {old_wrong}"
+    )
+
+
 def ensemble_scores(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The app's ensemble (``ensemble.combine``) applied to the members' test reports: per video, the mean of their
     calibrated probabilities, called with their averaged thresholds and the disagreement rule; its AUC and calls."""

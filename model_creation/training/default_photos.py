@@ -19,6 +19,7 @@ import csv
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .default_data import Row, evenly_spaced
 
@@ -63,9 +64,7 @@ def photo_sources(data: Path) -> list[PhotoSource]:
         if not folder.is_dir():
             continue
         groups = (
-            _celeba_groups(folder)
-            if name == CELEBA
-            else {path: f"{name}:{path.stem}" for path in folder.glob("*.jpg")}
+            _celeba_groups(folder) if name == CELEBA else {path: f"{name}:{path.stem}" for path in folder.glob("*.jpg")}
         )
         if groups:
             sources.append(PhotoSource(name, folder, groups))
@@ -97,7 +96,17 @@ def source_of_photo(group: str) -> str:
     return next((part for part in group.split(":") if part in FOLDERS), group.split(":", maxsplit=1)[0])
 
 
-def photo_counts(rows: list[Row]) -> dict[str, dict[str, int]]:
+class GroupedPhoto(Protocol):
+    """A photo's person and split: a dataset row, or a photo in a preprocessing manifest."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def split(self) -> str: ...
+
+
+def photo_counts(rows: list[GroupedPhoto]) -> dict[str, dict[str, int]]:
     """Photos and people per source and split, for the card."""
     table: dict[str, dict[str, int]] = {}
     people: dict[str, set[str]] = {}

@@ -23,6 +23,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from model_creation.build_commands import BuildCommand
+from model_creation.training.config import DEVICE_CHOICES
 from model_creation.training.default_card import called, fmt
 from model_creation.training.default_model import (
     BACKBONE,
@@ -71,6 +72,15 @@ class Command(BuildCommand):
             metavar="N",
             help="real face photos (FFHQ, CelebA, UTKFace, evenly spaced over them) whose faces, and their "
             "self-blended copies, also train the frame models (default: every one; 0: none)",
+        )
+        recipe.add_argument(
+            "--pack",
+            metavar="FILE",
+            help="train from a pack_crops file instead of preprocessing DATA (for a lent GPU, with --device cuda): "
+            "its video clips keep the pack's frames, so sequence models only up to that length",
+        )
+        recipe.add_argument(
+            "--device", choices=DEVICE_CHOICES, default="auto", help="where every model trains and is tested"
         )
         parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
         parser.add_argument(
