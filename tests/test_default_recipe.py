@@ -430,8 +430,8 @@ def test_a_rebuilt_model_replaces_a_shipped_one_only_if_it_ranks_better_and_is_w
         }
 
     present = test(0.67, 0, 0)
-    assert replaces(test(0.70, 0, 0), present)[0]
-    assert not replaces(test(0.67, 0, 0), present)[0], "as good is not better"
+    assert replaces(test(0.67 + CHOICE_MARGIN + 0.01, 0, 0), present)[0]
+    assert not replaces(test(0.67 + CHOICE_MARGIN - 0.01, 0, 0), present)[0], "better by less than the noise"
     assert not replaces(test(0.80, 0, 1), present)[0], "a better rank with one more wrong verdict is refused"
     better, why = replaces(test(0.55, 2, 15), present)
     assert not better and why == "test video AUC 0.550 against the present file's 0.670, 17 wrong verdicts against 0"

@@ -20,6 +20,7 @@ from ml_app.detection.calibration import Thresholds
 from ml_app.detection.decision import person_verdict
 from ml_app.detection.ensemble import mean_thresholds
 
+from .default_recipe import CHOICE_MARGIN
 from .evaluate import decision_figures
 
 FRAME_SLOT = 10
@@ -59,11 +60,14 @@ def wrong_verdicts(test: dict[str, Any]) -> int:
 
 def replaces(new: dict[str, Any], present: dict[str, Any]) -> tuple[bool, str]:
     """Whether a rebuilt model may replace the file already shipped for its slot, both measured on the same test
-    split: only if it ranks the videos better (video AUC) and makes no more wrong verdicts; and why, in words."""
+    split: only if it ranks the videos better (video AUC higher by more than ``CHOICE_MARGIN``, the noise between
+    runs) and makes no more wrong verdicts; and why, in words."""
     new_auc, old_auc = figures(new)["auc"], figures(present)["auc"]
     new_wrong, old_wrong = wrong_verdicts(new), wrong_verdicts(present)
     better = isinstance(new_auc, int | float) and math.isfinite(new_auc)
-    better = better and (not isinstance(old_auc, int | float) or not math.isfinite(old_auc) or new_auc > old_auc)
+    better = better and (
+        not isinstance(old_auc, int | float) or not math.isfinite(old_auc) or new_auc > old_auc + CHOICE_MARGIN
+    )
     verdict = better and new_wrong <= old_wrong
     return verdict, (
         f"test video AUC {new_auc:.3f} against the present file's {old_auc:.3f}, "
