@@ -23,6 +23,8 @@ Four settings, each in a fresh process, in one run:
   (the recipe's ``--workers 2``), float32: what the recipe did before;
 * "before, in process": the same with the data loaded in the training process (``--workers 0``);
 * "cache, in process": the decoded-crop cache (model_creation.training.crop_cache), loaded in the training process;
+* "cache, in process, precision chosen at run time": the same in bfloat16 where the CPU runs it natively (what the
+  precision alone changes);
 * "after": the cache, two loader processes and the precision chosen at run time (bfloat16 on a CPU with native
   bfloat16, float32 elsewhere; the row says which): what ``train_model`` does now.
 
@@ -217,6 +219,7 @@ def recipe_main(args: argparse.Namespace) -> None:
             "before": (plain, 2, False),
             "before, in process": (plain, 0, False),
             "cache, in process": (cached, 0, False),
+            "cache, in process, precision chosen at run time": (cached, 0, True),
             "after": (cached, 2, True),
         }
         rows = {}
