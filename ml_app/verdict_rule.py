@@ -75,6 +75,18 @@ def draw_heatmaps(
     add_heatmaps(result, loaded, mode, settings.DETECTION_HEATMAP_WINDOWS, progress)
 
 
+def plan_heatmaps(result: AnalysisResult, loaded: list[LoadedModel], heatmaps: str | None = None) -> bool:
+    """Record in ``result.heatmaps`` which maps :func:`draw_heatmaps` will draw (state ``pending``) or why none
+    (``off``, ``done``); True when there are maps to draw."""
+    from ml_app.detection.heatmaps import parse_mode
+    from ml_app.detection.heatmaps import plan_heatmaps as plan
+
+    if not loaded:
+        return False
+    mode = parse_mode(heatmaps or settings.DETECTION_HEATMAPS)
+    return bool(plan(result, loaded, mode, settings.DETECTION_HEATMAP_WINDOWS))
+
+
 def decide(
     path: str | os.PathLike,
     loaded: list[LoadedModel],
