@@ -92,9 +92,13 @@ def before_maps(loaded, sequences) -> float:
     return time.perf_counter() - started
 
 
-def measure(video: str, rounds: int, compete: bool) -> dict:
+def measure(video: str, rounds: int, compete: bool, threads: int) -> dict:
     """Runs inside a fresh process: warm up, then the rounds (idle, and with --compete beside the competitor)."""
     import torch
+
+    from ml_app.detection.threads import set_threads
+
+    set_threads(threads or None, 1 if threads else None)
 
     from ml_app.detection import gradcam
     from ml_app.detection.calibration import score_rule
@@ -116,6 +120,8 @@ def measure(video: str, rounds: int, compete: bool) -> dict:
         before = before_maps(loaded, [track.crops for _, track in flagged])
         add_heatmaps(result, [loaded], "flagged", 0)
         after_all = result.timings["heatmaps"]
+        for _, track in flagged:
+            track.heatmap = None
         add_heatmaps(result, [loaded], "flagged", DEFAULT_WINDOWS_PER_PERSON)
         capped = len(result.heatmap_list())
         stages = {key: result.timings[key] for key in ("decode", "detect", "network") if key in result.timings}
@@ -156,7 +162,7 @@ def median(rounds: list[dict], key: str) -> float:
 
 def render(clip: str, found: dict) -> str:
     idle, competing = found["idle"], found["competing"]
-    maps_all, maps_after = idle[0]["maps_all"], idle[0]["maps_after"]
+    maps_all, maps_after = idle[0]["maps_all"], idle[0]["maps_after"]  # the same in every round
     rest = median(idle, "rest")
     lines = [
         f"### {clip} (torch threads {found['torch_threads']}, interop {found['interop_threads']}; grad-cam import "
@@ -193,18 +199,22 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--compete", action="store_true")
-    parser.add_argument("--child", nargs=3, metavar=("VIDEO", "ROUNDS", "COMPETE"), help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, nargs="+", default=[0], help="torch threads to compare (0: torch's own)")
+    parser.add_argument("--child", nargs=4, metavar=("VIDEO", "ROUNDS", "COMPETE", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        video, rounds, compete = args.child
-        print(json.dumps(measure(video, int(rounds), compete == "1")))
+        video, rounds, compete, threads = args.child
+        print(json.dumps(measure(video, int(rounds), compete == "1", int(threads))))
         return
     results = {}
     for clip in args.clips:
         video = next(args.samples.rglob(f"{clip}.mp4"))
-        found = child_result(Path(__file__), "--child", str(video), str(args.rounds), "1" if args.compete else "0")
-        results[clip] = found
-        print(render(clip, found), flush=True)
+        for threads in args.threads:
+            found = child_result(
+                Path(__file__), "--child", str(video), str(args.rounds), "1" if args.compete else "0", str(threads)
+            )
+            results[f"{clip} threads={threads}"] = found
+            print(render(clip, found), flush=True)
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     (BENCH / "out").mkdir(exist_ok=True)
     (BENCH / "out" / "heatmaps.json").write_text(json.dumps(results, indent=1))

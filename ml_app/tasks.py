@@ -14,7 +14,7 @@ import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -51,8 +51,10 @@ def _run(analysis_id: str, attempt: int) -> None:
     from .detection.errors import DetectionError
     from .detection.files import combined_sha256
     from .detection.model_loading import is_model_cached, load_detector_model
+    from .detection.threads import set_threads
     from .verdict_rule import decide, plan_heatmaps, with_provenance
 
+    set_threads(settings.DETECTION_TORCH_THREADS or None, settings.DETECTION_INTEROP_THREADS or None)
     analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
     members = _members(analysis)
     if not members or not all(member.file_path.is_file() for member in members):
@@ -134,6 +136,21 @@ def _run(analysis_id: str, attempt: int) -> None:
             f"The analysis failed unexpectedly ({type(exc).__name__}: {exc}). The error is logged on the worker; "
             "retry, or report it with this analysis' address.",
         )
+
+
+@worker_process_init.connect
+def _on_process_start(**_kwargs) -> None:
+    """In each pool process, before its first job, in the background (Celery gives a starting process seconds to
+    report): grad-cam imported, so that no analysis pays that import (seconds) while someone waits."""
+
+    def warm() -> None:
+        from .detection.gradcam import preload
+
+        if settings.DETECTION_HEATMAPS != "off":
+            preload()
+            log.info("Pool process ready: the heat maps' import is paid")
+
+    threading.Thread(target=warm, name="warm-up", daemon=True).start()
 
 
 # --- the watchdog, in the worker's main process ---------------------------------------------------------------------

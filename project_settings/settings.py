@@ -190,6 +190,9 @@ except ConfigurationError as exc:
 # With "flagged": how many of each flagged person's most suspicious windows get a map (0: all of them). The site
 # shows the verdict first and draws the maps after it.
 DETECTION_HEATMAP_WINDOWS = env_int("DETECTION_HEATMAP_WINDOWS", DEFAULT_WINDOWS_PER_PERSON)
+# The worker's PyTorch threads (ml_app/detection/threads.py): 0 leaves PyTorch's default (one per core).
+DETECTION_TORCH_THREADS = env_int("DETECTION_TORCH_THREADS", 0)
+DETECTION_INTEROP_THREADS = env_int("DETECTION_INTEROP_THREADS", 1)
 # Verdicts: FAKE at or above FAKE_THRESHOLD, REAL at or below REAL_THRESHOLD (calibrated fake probability of the most
 # suspicious person), INCONCLUSIVE in between. Unset, each checkpoint's own thresholds apply (chosen on its validation
 # data; see models/README.md); set, they replace them for every checkpoint.
