@@ -10,9 +10,10 @@ Why it costs little:
 * **One backward pass per batch of clips** (the tracks of one window, of one length, a few at a time): the backbone
   runs all their frames as one batch and one summed target gives each clip its own gradient (clips never mix: the
   network is in eval mode).
-* **Only as far back as the layer.** The gradient is taken with respect to the layer's output (``autograd.grad``),
-  not pushed through the whole backbone to the input and into every weight: the part of the backward pass that
-  Grad-CAM needs, a small fraction of the full one.
+* **Only as far back as the layer.** The layers before it run without gradients (no graph is recorded there) and
+  the gradient is taken with respect to the layer's output (``autograd.grad``), not pushed through the whole
+  backbone to the input and into every weight: the part of the backward pass that Grad-CAM needs, a small fraction
+  of the full one.
 * **Imported once per process**: :func:`preload` (the worker calls it when its process starts) pays grad-cam's
   import (matplotlib, scipy: seconds) before the first analysis rather than during it.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +70,9 @@ def engine(network: torch.nn.Module, layer: torch.nn.Module) -> ClipMaps:
 class ClipMaps:
     """grad-cam's GradCAM on one layer of one network, for ``(B, T, 3, H, W)`` clips."""
 
-    def __init__(self, network: torch.nn.Module, layer: torch.nn.Module):
+    def __init__(self, network: torch.nn.Module, layer: torch.nn.Module, cut: bool = True):
         self.layer = layer
+        self.cut = cut  # the layers before ``layer`` run without gradients (False: with, as grad-cam would)
         self._cam = _clip_grad_cam_class()(network, [layer])
 
     def maps(self, clips: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> list[ClipMap]:
@@ -83,7 +86,10 @@ class ClipMaps:
         size = (clips.size(-1), clips.size(-2))
         with _draw_lock:
             try:
-                outputs = recorder(clips)  # the hook keeps the layer's output, in the graph
+                recorder.cut_in = threading.get_ident() if self.cut else None
+                with torch.no_grad() if self.cut else nullcontext():
+                    outputs = recorder(clips)  # the hook keeps the layer's output, in the graph from there on
+                recorder.cut_in = None
                 activations = recorder.activations[0]
                 loss = torch.stack([target(row) for row in outputs]).sum()
                 (grads,) = torch.autograd.grad(loss, activations)
@@ -91,6 +97,7 @@ class ClipMaps:
                     clips, self.layer, None, activations.detach().cpu().numpy(), grads.detach().cpu().numpy()
                 )  # (B * T', h, w), one scale within a clip
             finally:
+                recorder.cut_in = None
                 recorder.clear()
         per_clip = raw.reshape(clips.size(0), -1, *raw.shape[1:])
         found = []
@@ -122,11 +129,22 @@ def _clip_grad_cam_class() -> type:
     from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients  # type: ignore[import-untyped]
 
     class WhileGradientsOn(ActivationsAndGradients):
-        """Records the layer's output (still in the graph) only while gradients are on: never while scoring."""
+        """Records the layer's output only while a map is drawn (gradients on, or ``cut_in`` this thread): never
+        while scoring. With ``cut_in``, the layers before ran without gradients: the output becomes the leaf the
+        gradient is taken at, and gradients are switched on for the rest of the forward pass (the caller's
+        ``no_grad`` switches them back)."""
 
-        def save_activation(self, module: Any, input: Any, output: torch.Tensor) -> None:
+        cut_in: int | None = None
+
+        def save_activation(self, module: Any, input: Any, output: torch.Tensor) -> torch.Tensor | None:
+            if self.cut_in is not None and self.cut_in == threading.get_ident():
+                torch.set_grad_enabled(True)
+                leaf = output.detach().requires_grad_(True)
+                self.activations.append(leaf)
+                return leaf.clone()  # later in-place operations change the clone, never the leaf
             if torch.is_grad_enabled():
                 self.activations.append(output)
+            return None
 
         def save_gradient(self, module: Any, input: Any, output: torch.Tensor) -> None:
             """Unused: the gradient comes from ``autograd.grad`` at the layer."""

@@ -158,7 +158,7 @@ def compute_heatmaps(loaded: LoadedModel, sequences: Sequence[np.ndarray]) -> li
     if len({len(crops) for crops in sequences}) > 1:
         raise ValueError("the sequences of one pass must have one length")
     stacked = np.stack([display_crops(crops, prep.colour_order) for crops in sequences])  # as the network was fed
-    clips = crops_to_tensor(stacked, prep).to(loaded.device).requires_grad_(True)
+    clips = crops_to_tensor(stacked, prep).to(loaded.device)
     layer = network.backbone.get_submodule(get_backbone(network.config.backbone).cam_layer)
     with _gradients(loaded.device, network.lstm is not None):
         found = engine(network, layer).maps(clips, _fake_log_odds(prep.fake_index))
