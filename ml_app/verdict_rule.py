@@ -68,11 +68,13 @@ def draw_heatmaps(
     result: AnalysisResult, loaded: list[LoadedModel], heatmaps: str | None = None, progress: Progress | None = None
 ) -> None:
     """Heat maps for the windows ``heatmaps`` selects (off, flagged, all; default DETECTION_HEATMAPS), flagged people's
-    DETECTION_HEATMAP_WINDOWS most suspicious windows each."""
+    DETECTION_HEATMAP_WINDOWS most suspicious windows each, on DETECTION_HEATMAP_THREADS PyTorch threads."""
     from ml_app.detection.heatmaps import add_heatmaps, parse_mode
+    from ml_app.detection.threads import limited
 
     mode = parse_mode(heatmaps or settings.DETECTION_HEATMAPS)
-    add_heatmaps(result, loaded, mode, settings.DETECTION_HEATMAP_WINDOWS, progress)
+    with limited(settings.DETECTION_HEATMAP_THREADS):
+        add_heatmaps(result, loaded, mode, settings.DETECTION_HEATMAP_WINDOWS, progress)
 
 
 def plan_heatmaps(result: AnalysisResult, loaded: list[LoadedModel], heatmaps: str | None = None) -> bool:

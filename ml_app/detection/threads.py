@@ -10,6 +10,8 @@ competing 2-thread job for each setting, in one run; DETECTION_TORCH_THREADS pic
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -27,3 +29,20 @@ def set_threads(intra_op: int | None = None, inter_op: int | None = None) -> tup
         except RuntimeError:  # already started: keep what runs
             log.info("PyTorch's inter-op threads were already started; keeping %d", torch.get_num_interop_threads())
     return torch.get_num_threads(), torch.get_num_interop_threads()
+
+
+@contextmanager
+def limited(intra_op: int | None) -> Iterator[None]:
+    """PyTorch on at most ``intra_op`` threads for the duration (None or 0: as it is), then as before. The heat maps
+    are drawn this way: their backward passes suffered most from a competing process (bench_heatmaps.py)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if not intra_op or intra_op >= before:
+        yield
+        return
+    torch.set_num_threads(intra_op)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
