@@ -95,9 +95,13 @@ def test_drawing_reports_its_own_stage_and_fraction_and_the_state(lstm_model):
 def test_maps_are_drawn_on_the_threads_set_and_the_analysis_gets_its_own_back():
     from ml_app.detection.threads import limited
 
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
-    with limited(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == 2
-    with limited(0), limited(8):
-        assert torch.get_num_threads() == 2, "0: as it is; never more than the analysis has"
+    try:
+        with limited(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with limited(0), limited(8):
+            assert torch.get_num_threads() == 2, "0: as it is; never more than the analysis has"
+    finally:
+        torch.set_num_threads(before)
