@@ -368,7 +368,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
     def get_heatmaps(self, analysis: Analysis) -> str | None:
         return heatmap_phase.state(analysis)
 
-    @extend_schema_field(OpenApiTypes.FLOAT)
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_heatmaps_progress(self, analysis: Analysis) -> float | None:
         return heatmap_phase.progress(analysis)
 
