@@ -143,12 +143,15 @@ class ProgressReporter:
         )
 
 
-def finish(analysis_id: str, attempt: int, result_data: dict, timings: dict) -> bool:
+def finish(analysis_id: str, attempt: int, result_data: dict, timings: dict, stage: Stage = Stage.DONE) -> bool:
+    """The verdict saved: done. ``stage`` HEATMAPS: done, with heat maps still being drawn (ml_app.heatmap_phase),
+    whose own progress starts at 0."""
     return bool(
         _mine(analysis_id, attempt).update(
             status=Analysis.Status.DONE,
-            stage=Stage.DONE,
+            stage=stage,
             progress=100.0,
+            heatmaps_progress=0.0 if stage == Stage.HEATMAPS else None,
             result=result_data,
             verdict=result_data["verdict"],
             fake_probability=result_data["fake_probability"],

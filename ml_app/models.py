@@ -137,6 +137,9 @@ class Analysis(models.Model):
         max_length=40, choices=[(stage.value, stage.label) for stage in Stage], default=Stage.QUEUED.value
     )
     progress = models.FloatField(default=0.0, help_text="percent")
+    heatmaps_progress = models.FloatField(
+        null=True, blank=True, help_text="percent of the heat maps drawn, while they are drawn after the verdict"
+    )
     verdict = models.CharField(max_length=12, blank=True, db_index=True)
     fake_probability = models.FloatField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)

@@ -271,12 +271,14 @@ def _lock_queue() -> None:
 
 
 def _earlier_result(analysis: Analysis) -> Analysis | None:
-    """The latest done analysis of the same bytes with the same checkpoint file."""
+    """The latest done analysis of the same bytes with the same checkpoint file (not one still drawing its heat
+    maps: a copy would wait for them for ever)."""
     return (
         Analysis.objects.filter(
             sha256=analysis.sha256, checkpoint_sha256=analysis.checkpoint_sha256, status=Analysis.Status.DONE
         )
         .exclude(result=None)
+        .exclude(stage=Stage.HEATMAPS)
         .order_by("-finished_at")
         .first()
     )

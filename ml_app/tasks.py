@@ -14,11 +14,11 @@ import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import jobs, retention
+from . import heatmap_phase, jobs, retention
 from .detection.stages import Stage
 from .models import Analysis
 
@@ -51,8 +51,10 @@ def _run(analysis_id: str, attempt: int) -> None:
     from .detection.errors import DetectionError
     from .detection.files import combined_sha256
     from .detection.model_loading import is_model_cached, load_detector_model
-    from .verdict_rule import analyse, with_provenance
+    from .detection.threads import set_threads
+    from .verdict_rule import decide, plan_heatmaps, with_provenance
 
+    set_threads(settings.DETECTION_TORCH_THREADS or None, settings.DETECTION_INTEROP_THREADS or None)
     analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
     members = _members(analysis)
     if not members or not all(member.file_path.is_file() for member in members):
@@ -80,7 +82,7 @@ def _run(analysis_id: str, attempt: int) -> None:
                 "longer matches). An administrator should register the new file; then upload again.",
             )
             return
-        result = analyse(
+        result = decide(
             analysis.video_path,
             loaded,
             analysis.ensemble_name or None,
@@ -89,14 +91,17 @@ def _run(analysis_id: str, attempt: int) -> None:
             progress=report,
         )
         report(Stage.DONE, 1.0, force=True)
-        result.save_crops(analysis.crops_dir)
+        pending = plan_heatmaps(result, loaded)  # the verdict first: the maps follow once it is saved
+        result.save_crops(analysis.crops_dir, progress=lambda fraction: report(Stage.SAVING, fraction))
         result_data = with_provenance(result, analysis.video_path)  # what the file says of itself, apart
         timings = {
             **result.timings,
             "checkpoint_load": sum(one.load_seconds for one in loaded) if freshly_loaded else 0.0,
             "checkpoint_cached": not freshly_loaded,
         }
-        jobs.finish(analysis_id, attempt, result_data, timings)
+        saved = jobs.finish(analysis_id, attempt, result_data, timings, Stage.HEATMAPS if pending else Stage.DONE)
+        if saved and pending:
+            heatmap_phase.draw(analysis_id, result, loaded, analysis.crops_dir)
     except DetectionError as exc:
         jobs.fail(analysis_id, attempt, exc.code, exc.message)
     except SoftTimeLimitExceeded:
@@ -131,6 +136,21 @@ def _run(analysis_id: str, attempt: int) -> None:
             f"The analysis failed unexpectedly ({type(exc).__name__}: {exc}). The error is logged on the worker; "
             "retry, or report it with this analysis' address.",
         )
+
+
+@worker_process_init.connect
+def _on_process_start(**_kwargs) -> None:
+    """In each pool process, before its first job, in the background (Celery gives a starting process seconds to
+    report): grad-cam imported, so that no analysis pays that import (seconds) while someone waits."""
+
+    def warm() -> None:
+        from .detection.gradcam import preload
+
+        if settings.DETECTION_HEATMAPS != "off":
+            preload()
+            log.info("Pool process ready: the heat maps' import is paid")
+
+    threading.Thread(target=warm, name="warm-up", daemon=True).start()
 
 
 # --- the watchdog, in the worker's main process ---------------------------------------------------------------------

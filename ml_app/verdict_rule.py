@@ -17,6 +17,7 @@ from ml_app.detection.errors import ConfigurationError
 if TYPE_CHECKING:
     from ml_app.detection.model_loading import LoadedModel
     from ml_app.detection.results import AnalysisResult
+    from ml_app.detection.stages import Progress
 
 
 def rule_for(checkpoint: CheckpointFile, fake: float | None = None, real: float | None = None) -> ScoreRule:
@@ -57,15 +58,38 @@ def analyse(
 ) -> AnalysisResult:
     """``path`` analysed by the one checkpoint in ``loaded``, or by all of them as the ensemble named, with the
     thresholds of :func:`rule_for` (``options`` as for ``analyze_video``); a photo by its frame model. After the
-    verdict, heat maps for the windows ``heatmaps`` selects (off, flagged, all; default DETECTION_HEATMAPS)."""
-    from ml_app.detection.heatmaps import add_heatmaps, parse_mode
-
-    result = _decide(path, loaded, ensemble, fake, real, **options)
-    add_heatmaps(result, loaded, parse_mode(heatmaps or settings.DETECTION_HEATMAPS))
+    verdict, heat maps as :func:`draw_heatmaps` makes them (the worker saves the verdict first and calls that after)."""
+    result = decide(path, loaded, ensemble, fake, real, **options)
+    draw_heatmaps(result, loaded, heatmaps)
     return result
 
 
-def _decide(
+def draw_heatmaps(
+    result: AnalysisResult, loaded: list[LoadedModel], heatmaps: str | None = None, progress: Progress | None = None
+) -> None:
+    """Heat maps for the windows ``heatmaps`` selects (off, flagged, all; default DETECTION_HEATMAPS), flagged people's
+    DETECTION_HEATMAP_WINDOWS most suspicious windows each, on DETECTION_HEATMAP_THREADS PyTorch threads."""
+    from ml_app.detection.heatmaps import add_heatmaps, parse_mode
+    from ml_app.detection.threads import limited
+
+    mode = parse_mode(heatmaps or settings.DETECTION_HEATMAPS)
+    with limited(settings.DETECTION_HEATMAP_THREADS):
+        add_heatmaps(result, loaded, mode, settings.DETECTION_HEATMAP_WINDOWS, progress)
+
+
+def plan_heatmaps(result: AnalysisResult, loaded: list[LoadedModel], heatmaps: str | None = None) -> bool:
+    """Record in ``result.heatmaps`` which maps :func:`draw_heatmaps` will draw (state ``pending``) or why none
+    (``off``, ``done``); True when there are maps to draw."""
+    from ml_app.detection.heatmaps import parse_mode
+    from ml_app.detection.heatmaps import plan_heatmaps as plan
+
+    if not loaded:
+        return False
+    mode = parse_mode(heatmaps or settings.DETECTION_HEATMAPS)
+    return bool(plan(result, loaded, mode, settings.DETECTION_HEATMAP_WINDOWS))
+
+
+def decide(
     path: str | os.PathLike,
     loaded: list[LoadedModel],
     ensemble: str | None = None,

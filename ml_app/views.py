@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import analysis_report, jobs, submissions
+from . import analysis_report, heatmap_phase, jobs, submissions
 from .api.errors import refusal_response
 from .api.serializers import describe
 from .detection.defaults import FRAME_MODEL_LENGTH
@@ -143,13 +143,17 @@ def analysis_page(request: HttpRequest, analysis_id) -> HttpResponse:
 
 def _heatmaps(analysis: Analysis) -> dict | None:
     """The result page's heat maps (drawn by the server: the API's representation does not carry them), and the
-    note that says why there are none where there could have been; None before the result or without maps."""
-    info = (analysis.result or {}).get("heatmaps") if analysis.status == Analysis.Status.DONE else None
-    if not info:
+    note that says why there are none where there could have been; while they are drawn, their progress; None
+    before the result or without maps."""
+    state = heatmap_phase.state(analysis)
+    if state is None or not (analysis.result or {}).get("heatmaps"):
         return None
+    if state == "pending":
+        return {"pending": True, "progress": heatmap_phase.progress(analysis) or 0.0}
     crops_url = reverse("ml_app:analysis", args=[analysis.pk]) + "crops/"
-    found = heatmap_figures(analysis.result, crops_url)
-    return {"figures": found, "note": info.get("note")} if found or info.get("note") else None
+    found = heatmap_figures(analysis.result, crops_url) if state == "done" else []
+    note = heatmap_phase.note(analysis)
+    return {"figures": found, "note": note} if found or note else None
 
 
 @require_GET

@@ -23,7 +23,7 @@ from ml_app.detection.defaults import (
     shipped_mapping,
 )
 from ml_app.detection.errors import ConfigurationError
-from ml_app.detection.heatmaps import parse_mode
+from ml_app.detection.heatmaps import DEFAULT_WINDOWS_PER_PERSON, parse_mode
 from ml_app.detection.model_mapping import split_mapping
 
 from .broker import filesystem_transport_options
@@ -187,6 +187,14 @@ try:
     DETECTION_HEATMAPS = parse_mode(env_str("DETECTION_HEATMAPS", "flagged"))
 except ConfigurationError as exc:
     raise ImproperlyConfigured(f"DETECTION_HEATMAPS: {exc}") from exc
+# With "flagged": how many of each flagged person's most suspicious windows get a map (0: all of them). The site
+# shows the verdict first and draws the maps after it.
+DETECTION_HEATMAP_WINDOWS = env_int("DETECTION_HEATMAP_WINDOWS", DEFAULT_WINDOWS_PER_PERSON)
+# The worker's PyTorch threads (ml_app/detection/threads.py): 0 leaves PyTorch's default (one per core).
+DETECTION_TORCH_THREADS = env_int("DETECTION_TORCH_THREADS", 0)
+DETECTION_INTEROP_THREADS = env_int("DETECTION_INTEROP_THREADS", 1)
+# The heat maps' PyTorch threads (0: as the analysis): one thread drew them 4.5x faster on a loaded 2-core machine.
+DETECTION_HEATMAP_THREADS = env_int("DETECTION_HEATMAP_THREADS", 1)
 # Verdicts: FAKE at or above FAKE_THRESHOLD, REAL at or below REAL_THRESHOLD (calibrated fake probability of the most
 # suspicious person), INCONCLUSIVE in between. Unset, each checkpoint's own thresholds apply (chosen on its validation
 # data; see models/README.md); set, they replace them for every checkpoint.

@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import heatmap_phase
 from ..detection.stages import Stage
 from ..models import Analysis, Checkpoint
 
@@ -289,6 +290,10 @@ class AnalysisSerializer(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
     reused = serializers.SerializerMethodField(help_text="the same file was analysed with the same checkpoint before")
     result = serializers.SerializerMethodField()
+    heatmaps = serializers.SerializerMethodField(
+        help_text="the heat maps, drawn after the verdict: pending, done, off or failed; null before the result"
+    )
+    heatmaps_progress = serializers.SerializerMethodField(help_text="percent of the heat maps drawn while pending")
 
     class Meta:
         model = Analysis
@@ -317,6 +322,8 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "verdict",
             "fake_probability",
             "result",
+            "heatmaps",
+            "heatmaps_progress",
             "timings",
         ]
 
@@ -356,6 +363,14 @@ class AnalysisSerializer(serializers.ModelSerializer):
             return None
         crops_url = self._absolute(reverse("ml_app:analysis", args=[analysis.pk]) + "crops/")
         return ResultSerializer(_with_crop_urls(analysis.result, crops_url)).data
+
+    @extend_schema_field(serializers.ChoiceField(choices=heatmap_phase.STATES, allow_null=True))
+    def get_heatmaps(self, analysis: Analysis) -> str | None:
+        return heatmap_phase.state(analysis)
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_heatmaps_progress(self, analysis: Analysis) -> float | None:
+        return heatmap_phase.progress(analysis)
 
 
 def describe(analysis: Analysis, request=None) -> dict:

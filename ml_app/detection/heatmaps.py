@@ -26,17 +26,20 @@ How a map is made:
   has no per-frame score to pick by. The ``legacy_last_frame`` head feeds only the last frame to the backbone, so
   its map is always of that frame.
 
-Which windows: those of FAKE and INCONCLUSIVE people (``flagged``, the default), every scored window (``all``) or
-none (``off``). ONNX exports have no gradients: their results say that heat maps need the ``.pt`` checkpoint.
+Which windows: those of FAKE and INCONCLUSIVE people (``flagged``, the default; each such person's
+``DETECTION_HEATMAP_WINDOWS`` most suspicious windows, 2 by default: the windows that carry their verdict), every
+scored window (``all``) or none (``off``). ONNX exports have no gradients: their results say that heat maps need the
+``.pt`` checkpoint. ``result.heatmaps["state"]`` says where the maps are: off, pending, done or failed.
 
-torch and grad-cam are imported only when a map is made (grad-cam's import alone takes seconds): the settings read
-this module's modes at every start.
+How they are drawn cheaply (one pass per window, the Grad-CAM object built once per network, the gradient taken only
+back to the layer) is ``gradcam.py``'s part. torch and grad-cam are imported only when a map is made (grad-cam's
+import alone takes seconds; the worker pays it once when its process starts): the settings read this module's modes
+at every start.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +49,7 @@ import numpy as np
 
 from .errors import ConfigurationError
 from .results import AnalysisResult, Heatmap, TrackScore, WindowResult
+from .stages import Progress, Stage
 
 if TYPE_CHECKING:
     import torch
@@ -62,8 +66,7 @@ METHOD = "Grad-CAM"
 TARGET = "log-odds of FAKE (the FAKE logit minus the REAL logit)"
 OVERLAY_IMAGE_WEIGHT = 0.5  # the crop's share of the overlay; the colour map has the rest
 
-# The hooks grad-cam puts on a layer belong to the model, which a process shares between its analyses.
-_hooks_lock = threading.Lock()
+DEFAULT_WINDOWS_PER_PERSON = 2  # flagged: each flagged person's most suspicious windows get a map
 
 
 def parse_mode(value: str) -> HeatmapMode:
@@ -84,19 +87,25 @@ def onnx_note(checkpoint: CheckpointFile) -> str:
     )
 
 
-def select_tracks(result: AnalysisResult, mode: HeatmapMode) -> list[tuple[WindowResult, TrackScore]]:
-    """The scored tracks that get a heat map: every one (``all``), those of FAKE and INCONCLUSIVE people
-    (``flagged``), or none (``off``)."""
+def select_tracks(
+    result: AnalysisResult, mode: HeatmapMode, per_person: int = 0
+) -> list[tuple[WindowResult, TrackScore]]:
+    """The scored tracks that get a heat map, in window order: every one (``all``), those of FAKE and INCONCLUSIVE
+    people (``flagged``; with ``per_person`` > 0 only each such person's ``per_person`` most suspicious windows, the
+    ones that carry their verdict), or none (``off``)."""
     if mode == "off":
         return []
+    scored = [(window, track) for window in result.windows if window.status == "scored" for track in window.tracks]
+    if mode == "all":
+        return scored
     flagged = {person.person_id for person in result.people if person.verdict in FLAGGED_VERDICTS}
-    return [
-        (window, track)
-        for window in result.windows
-        if window.status == "scored"
-        for track in window.tracks
-        if mode == "all" or track.person_id in flagged
-    ]
+    chosen: list[tuple[WindowResult, TrackScore]] = []
+    for person in sorted(flagged):
+        theirs = [pair for pair in scored if pair[1].person_id == person]
+        theirs.sort(key=lambda pair: -pair[1].fake_probability)  # stable: the earlier window wins a tie
+        chosen += theirs[:per_person] if per_person > 0 else theirs
+    keep = {id(track) for _, track in chosen}
+    return [pair for pair in scored if id(pair[1]) in keep]
 
 
 def _fake_log_odds(fake_index: int):
@@ -125,54 +134,43 @@ def compute_heatmap(loaded: LoadedModel, crops: np.ndarray) -> Heatmap:
     peaking at 1 where there is any positive evidence (all zeros where there is none). A ConfigurationError for a
     network without gradients (an ONNX export), a ValueError for crops of the wrong shape.
     """
-    from pytorch_grad_cam import GradCAM  # type: ignore[import-untyped]
+    return compute_heatmaps(loaded, [crops])[0]
+
+
+def compute_heatmaps(loaded: LoadedModel, sequences: Sequence[np.ndarray]) -> list[Heatmap]:
+    """:func:`compute_heatmap` of several face sequences of one length (one window's tracks): one forward and one
+    backward pass for all of them (``gradcam.ClipMaps``)."""
     from pytorch_grad_cam.utils.image import show_cam_on_image  # type: ignore[import-untyped]
 
+    from .gradcam import engine
     from .network import DeepfakeDetector, get_backbone
     from .prediction import display_crops
     from .preprocessing import crops_to_tensor
-
-    class ClipGradCAM(GradCAM):
-        """grad-cam for ``(1, T, 3, H, W)`` clips: one map per frame, at the frames' height and width (grad-cam
-        would read a 5-d input as a 3-d volume), with one set of channel weights for the whole clip."""
-
-        def get_target_width_height(self, input_tensor: torch.Tensor) -> tuple[int, int]:
-            return input_tensor.size(-1), input_tensor.size(-2)
-
-        def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads) -> np.ndarray:
-            per_frame = super().get_cam_weights(input_tensor, target_layer, targets, activations, grads)  # (T, C)
-            return np.broadcast_to(per_frame.mean(axis=0, keepdims=True), per_frame.shape)
 
     network, checkpoint = loaded.model, loaded.checkpoint
     if not isinstance(network, DeepfakeDetector):
         raise ConfigurationError(onnx_note(checkpoint))
     prep = checkpoint.preprocessing
     size = prep.image_size
-    if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or not len(crops) or crops.dtype != np.uint8:
-        raise ValueError(f"expected (N, {size}, {size}, 3) uint8 crops, got {crops.dtype} {crops.shape}")
-    fed = display_crops(crops, prep.colour_order)  # its own inverse: back to the colour order the network was fed
-    clips = crops_to_tensor(fed[None], prep).to(loaded.device).requires_grad_(True)
+    for crops in sequences:
+        if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or not len(crops) or crops.dtype != np.uint8:
+            raise ValueError(f"expected (N, {size}, {size}, 3) uint8 crops, got {crops.dtype} {crops.shape}")
+    if len({len(crops) for crops in sequences}) > 1:
+        raise ValueError("the sequences of one pass must have one length")
+    stacked = np.stack([display_crops(crops, prep.colour_order) for crops in sequences])  # as the network was fed
+    clips = crops_to_tensor(stacked, prep).to(loaded.device)
     layer = network.backbone.get_submodule(get_backbone(network.config.backbone).cam_layer)
-    target = _fake_log_odds(prep.fake_index)
-    with _hooks_lock, _gradients(loaded.device, network.lstm is not None), ClipGradCAM(network, [layer]) as cam:
-        maps = cam(clips, targets=[target])  # (T', S, S), each stretched to [0, 1] by grad-cam
-        recorded = cam.activations_and_grads
-        raw = cam.get_cam_image(
-            clips, layer, [target], recorded.activations[0].numpy(), recorded.gradients[0].numpy()
-        )  # (T', h, w), on one scale
-    evidence = np.maximum(raw, 0).sum(axis=(1, 2))
-    if not (np.isfinite(maps).all() and np.isfinite(evidence).all()):
-        raise ValueError("the network's gradients are not finite")
-    best = int(np.argmax(evidence))
-    chosen = maps[best]
-    peak = float(chosen.max())
-    # grad-cam divides by (max + 1e-7), which leaves weak maps near 0 everywhere: stretch the peak to 1
-    chosen = np.clip(chosen / peak if peak > 0 else chosen, 0.0, 1.0).astype(np.float32)
-    frame = len(crops) - len(maps) + best  # legacy_last_frame: only the last frame reached the backbone
-    overlay = show_cam_on_image(
-        crops[frame].astype(np.float32) / 255.0, chosen, use_rgb=True, image_weight=OVERLAY_IMAGE_WEIGHT
-    )
-    return Heatmap(frame=frame, map=chosen, overlay=overlay)
+    with _gradients(loaded.device, network.lstm is not None):
+        found = engine(network, layer).maps(clips, _fake_log_odds(prep.fake_index))
+    heatmaps = []
+    for crops, clip in zip(sequences, found, strict=True):
+        seen = clips.size(1) if network.config.head != "legacy_last_frame" else 1
+        frame = len(crops) - seen + clip.frame  # legacy_last_frame: only the last frame reached the backbone
+        overlay = show_cam_on_image(
+            crops[frame].astype(np.float32) / 255.0, clip.map, use_rgb=True, image_weight=OVERLAY_IMAGE_WEIGHT
+        )
+        heatmaps.append(Heatmap(frame=frame, map=clip.map, overlay=overlay))
+    return heatmaps
 
 
 def _evidence_model(result: AnalysisResult, loaded: Sequence[LoadedModel]) -> LoadedModel:
@@ -196,28 +194,70 @@ def describe(loaded: LoadedModel, mode: HeatmapMode) -> dict[str, Any]:
     }
 
 
-def add_heatmaps(result: AnalysisResult, loaded: Sequence[LoadedModel], mode: HeatmapMode) -> None:
-    """After the verdict: a heat map on every track ``mode`` selects (``TrackScore.heatmap``), made by the
-    checkpoint whose windows the result shows. Records how in ``result.heatmaps`` (with a note when no map could be
-    made: an ONNX export, crops not kept) and the time in ``result.timings["heatmaps"]``. A map that fails is noted
-    and logged; the verdict stands without it."""
-    if not loaded:
-        return
+def plan_heatmaps(
+    result: AnalysisResult, loaded: Sequence[LoadedModel], mode: HeatmapMode, per_person: int
+) -> list[tuple[WindowResult, TrackScore]]:
+    """Record in ``result.heatmaps`` how its maps are made and their state, and return the tracks to map. The state
+    is ``off`` (not asked, or an ONNX export, with a note), ``done`` (nothing to draw) or ``pending``; drawing makes
+    ``pending`` ``done``, or ``failed`` when no selected map could be drawn."""
+    from .network import DeepfakeDetector
+
     model = _evidence_model(result, loaded)
     result.heatmaps = describe(model, mode)
-    selected = select_tracks(result, mode)
+    result.heatmaps["windows_per_person"] = per_person if mode == "flagged" else None
+    selected = select_tracks(result, mode, per_person)
+    if mode == "off":
+        result.heatmaps["state"] = "off"
+    elif selected and not isinstance(model.model, DeepfakeDetector):
+        result.heatmaps |= {"state": "off", "note": onnx_note(model.checkpoint)}
+        return []
+    else:
+        result.heatmaps["state"] = "pending" if selected else "done"
+    return selected
+
+
+def add_heatmaps(
+    result: AnalysisResult,
+    loaded: Sequence[LoadedModel],
+    mode: HeatmapMode,
+    per_person: int = DEFAULT_WINDOWS_PER_PERSON,
+    progress: Progress | None = None,
+) -> None:
+    """After the verdict: a heat map on every track ``mode`` selects (``TrackScore.heatmap``, see
+    :func:`select_tracks`), made by the checkpoint whose windows the result shows. Records how in
+    ``result.heatmaps`` (:func:`plan_heatmaps`; a note when a map could not be made: crops not kept, a failure) and
+    the time in ``result.timings["heatmaps"]``; ``progress`` hears ``Stage.HEATMAPS`` and the fraction drawn. A map
+    that fails is noted and logged; the verdict stands without it."""
+    if not loaded:
+        return
+    selected = plan_heatmaps(result, loaded, mode, per_person)
     if not selected:
         return
     started = time.perf_counter()
-    notes = _make_maps(model, selected)
+    notes = _make_maps(_evidence_model(result, loaded), selected, progress)
     result.heatmaps["note"] = " ".join(notes) or None
+    drawn = sum(track.heatmap is not None for _, track in selected)
+    result.heatmaps["state"] = "done" if drawn or all(track.crops is None for _, track in selected) else "failed"
     seconds = time.perf_counter() - started
     result.timings["heatmaps"] = seconds
     if "total" in result.timings:
         result.timings["total"] += seconds
 
 
-def _make_maps(model: LoadedModel, selected: list[tuple[WindowResult, TrackScore]]) -> list[str]:
+def _batches(selected: list[tuple[WindowResult, TrackScore]]) -> list[list[tuple[WindowResult, TrackScore]]]:
+    """The selected tracks (with crops) in passes: one window's tracks of one length, a few at a time."""
+    from .gradcam import CLIPS_PER_PASS
+
+    groups: dict[tuple[int, int], list[tuple[WindowResult, TrackScore]]] = {}
+    for window, track in selected:
+        if track.crops is not None:
+            groups.setdefault((window.index, len(track.crops)), []).append((window, track))
+    return [group[i : i + CLIPS_PER_PASS] for group in groups.values() for i in range(0, len(group), CLIPS_PER_PASS)]
+
+
+def _make_maps(
+    model: LoadedModel, selected: list[tuple[WindowResult, TrackScore]], progress: Progress | None = None
+) -> list[str]:
     """Put a heat map on each selected track; what could not be made, in words."""
     from .network import DeepfakeDetector
 
@@ -227,14 +267,21 @@ def _make_maps(model: LoadedModel, selected: list[tuple[WindowResult, TrackScore
     without_crops = [window.index for window, track in selected if track.crops is None]
     if without_crops:
         notes.append(f"No heat map for windows {', '.join(map(str, without_crops))}: their face crops were not kept.")
-    for window, track in selected:
-        if track.crops is None:
-            continue
+    batches = _batches(selected)
+    for done, batch in enumerate(batches):
+        if progress is not None:
+            progress(Stage.HEATMAPS, done / len(batches))
         try:
-            track.heatmap = compute_heatmap(model, track.crops)
+            maps = compute_heatmaps(model, [track.crops for _, track in batch if track.crops is not None])
         except (RuntimeError, ValueError) as exc:  # torch reports its failures (out of memory, ...) as RuntimeError
-            log.exception("Heat map of window %s, face %s failed", window.index, track.track_id)
-            notes.append(f"No heat map for window {window.index}, face {track.track_id}: {exc}.")
+            log.exception("Heat maps of window %s failed", batch[0][0].index)
+            faces = ", ".join(str(track.track_id) for _, track in batch)
+            notes.append(f"No heat map for window {batch[0][0].index}, face {faces}: {exc}.")
+            continue
+        for (_, track), heatmap in zip(batch, maps, strict=True):
+            track.heatmap = heatmap
+    if progress is not None:
+        progress(Stage.HEATMAPS, 1.0)
     return notes
 
 

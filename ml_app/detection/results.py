@@ -6,6 +6,7 @@ stay as arrays on the object and are written to disk by ``save_crops`` only when
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -169,32 +170,28 @@ class AnalysisResult:
             "heatmaps": {**self.heatmaps, "maps": self.heatmap_list()} if self.heatmaps else None,
         }
 
-    def save_crops(self, directory: str | Path) -> dict[str, Any]:
+    def save_crops(self, directory: str | Path, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
         """Write what the network saw: per window and face a strip of all its crops and the middle one as a
         thumbnail, and a thumbnail per person; where a track has a heat map, that map over its frame's crop (PNG)
-        and the crop alone beside it.
+        and the crop alone beside it. ``progress`` hears the fraction of windows written.
 
         Returns (and records in ``crop_files``) the paths, relative to ``directory``.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         files: dict[str, Any] = {"windows": {}, "people": {}}
-        quality = [cv2.IMWRITE_JPEG_QUALITY, 90]
-        for window in self.windows:
+        for done, window in enumerate(self.windows):
+            if progress is not None:
+                progress(done / max(1, len(self.windows)))
             for track in window.tracks:
                 if track.crops is None or not len(track.crops):
                     continue
                 stem = f"window{window.index:02d}_face{track.track_id}"
                 strip = np.concatenate(list(track.crops), axis=1)
                 middle = track.crops[len(track.crops) // 2]
-                cv2.imwrite(str(directory / f"{stem}.jpg"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), quality)
-                cv2.imwrite(str(directory / f"{stem}_thumb.jpg"), cv2.cvtColor(middle, cv2.COLOR_RGB2BGR), quality)
+                cv2.imwrite(str(directory / f"{stem}.jpg"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), _JPEG)
+                cv2.imwrite(str(directory / f"{stem}_thumb.jpg"), cv2.cvtColor(middle, cv2.COLOR_RGB2BGR), _JPEG)
                 names = {"strip": f"{stem}.jpg", "thumb": f"{stem}_thumb.jpg"}
-                if track.heatmap is not None:
-                    names |= {"heatmap": f"{stem}_heatmap.png", "heatmap_crop": f"{stem}_heatmap_crop.jpg"}
-                    overlay, crop = track.heatmap.overlay, track.crops[track.heatmap.frame]
-                    cv2.imwrite(str(directory / names["heatmap"]), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-                    cv2.imwrite(str(directory / names["heatmap_crop"]), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), quality)
                 files["windows"].setdefault(str(window.index), {})[str(track.track_id)] = names
         for person in self.people:
             if person.thumbnail is None:
@@ -203,4 +200,28 @@ class AnalysisResult:
             cv2.imwrite(str(directory / name), cv2.cvtColor(person.thumbnail, cv2.COLOR_RGB2BGR))
             files["people"][str(person.person_id)] = name
         self.crop_files = files
+        self.save_heatmaps(directory)
+        if progress is not None:
+            progress(1.0)
         return files
+
+    def save_heatmaps(self, directory: str | Path) -> dict[str, Any]:
+        """Write the heat maps drawn since ``save_crops`` (each over its frame's crop, PNG, and the crop alone) and
+        add their names to ``crop_files``: the site saves the verdict's evidence first and the maps when they come."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        windows = self.crop_files.setdefault("windows", {})
+        for window in self.windows:
+            for track in window.tracks:
+                if track.heatmap is None or track.crops is None:
+                    continue
+                stem = f"window{window.index:02d}_face{track.track_id}"
+                names = {"heatmap": f"{stem}_heatmap.png", "heatmap_crop": f"{stem}_heatmap_crop.jpg"}
+                overlay, crop = track.heatmap.overlay, track.crops[track.heatmap.frame]
+                cv2.imwrite(str(directory / names["heatmap"]), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+                cv2.imwrite(str(directory / names["heatmap_crop"]), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), _JPEG)
+                windows.setdefault(str(window.index), {}).setdefault(str(track.track_id), {}).update(names)
+        return self.crop_files
+
+
+_JPEG = [cv2.IMWRITE_JPEG_QUALITY, 90]

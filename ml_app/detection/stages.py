@@ -2,8 +2,9 @@
 row and the result page.
 
 The core reports ``PROBE``, ``WINDOWS``, ``NETWORK`` and ``DONE`` with a fraction; the job queue adds the stages
-around it (waiting, loading the model, saving the evidence, failed, reused). ``progress_percent`` maps a core stage
-and its fraction onto the one progress bar the page shows.
+around it (waiting, loading the model, saving the evidence with its own fraction, failed, reused).
+``progress_percent`` maps a stage and its fraction onto the progress bar the page shows. ``HEATMAPS`` comes after
+the verdict is saved and shown (the analysis is already done): its bar runs from 0 to 100 on its own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Stage(StrEnum):
     WINDOWS = "windows"
     NETWORK = "network"
     SAVING = "saving"
+    HEATMAPS = "heatmaps"
     DONE = "done"
     FAILED = "failed"
     REUSED = "reused"
@@ -48,6 +50,7 @@ _LABELS: dict[Stage, str] = {
     Stage.WINDOWS: "Finding and following faces",
     Stage.NETWORK: "Scoring face sequences",
     Stage.SAVING: "Saving the evidence",
+    Stage.HEATMAPS: "Drawing heat maps",
     Stage.DONE: "Done",
     Stage.FAILED: "Failed",
     Stage.REUSED: "Done (same video analysed before)",
@@ -59,6 +62,8 @@ _SPANS: dict[Stage, tuple[float, float]] = {
     Stage.WINDOWS: (5.0, 90.0),
     Stage.NETWORK: (90.0, 96.0),
     Stage.DONE: (96.0, 96.0),
+    Stage.SAVING: (96.0, 100.0),
+    Stage.HEATMAPS: (0.0, 100.0),  # after the verdict is shown: a bar of its own
 }
 
 

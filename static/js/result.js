@@ -13,6 +13,9 @@
   let timer = null;
 
   const isRunning = (state) => state.status === "queued" || state.status === "running";
+  // The verdict comes first; heat maps follow (state.heatmaps "pending", with their own progress): keep polling.
+  const isDrawing = (state) => state.status === "done" && state.heatmaps === "pending";
+  let drawing = false;
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -272,7 +275,25 @@
     }
     renderPeople(result);
     renderTimings(state, result);
+    renderDrawing(state);
     loadServerSections();
+  }
+
+  // While the heat maps are drawn: their own progress in their slot; when they arrive, the slot is fetched again.
+  function renderDrawing(state) {
+    const now = isDrawing(state);
+    if (drawing && !now) root.dataset.serverSectionsPending = "true";
+    drawing = now;
+    if (!now) return;
+    let line = $("heatmaps-progress");
+    if (!line) {
+      const section = el("section", { id: "heatmaps-pending", class: "heatmaps" });
+      section.append(el("h2", {}, "Heat maps"));
+      line = el("p", { id: "heatmaps-progress", role: "status" });
+      section.append(line);
+      $("heatmaps-slot").replaceChildren(section);
+    }
+    line.textContent = "Drawing heat maps · " + Math.round(state.heatmaps_progress || 0) + "% (the verdict above is complete)";
   }
 
   // The heat maps and the Content Credentials are drawn by the server (the API's state does not carry the maps, and
@@ -303,7 +324,7 @@
       })
       .then((state) => {
         render(state);
-        if (isRunning(state)) timer = setTimeout(poll, 1000);
+        if (isRunning(state) || isDrawing(state)) timer = setTimeout(poll, 1000);
       })
       .catch((error) => {
         if (error.message === "gone") {
@@ -316,5 +337,5 @@
 
   const initial = JSON.parse(document.getElementById("initial-state").textContent);
   render(initial);
-  if (isRunning(initial)) timer = setTimeout(poll, 500);
+  if (isRunning(initial) || isDrawing(initial)) timer = setTimeout(poll, 500);
 })();

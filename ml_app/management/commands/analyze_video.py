@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, VideoError
+from ml_app.detection.gradcam import preload
 from ml_app.detection.heatmaps import HEATMAP_MODES
 from ml_app.detection.video import probe_video
 from ml_app.management.report_option import add_report_argument, check_report_path, write_report_option
@@ -46,6 +48,13 @@ def add_heatmap_argument(parser: CommandParser) -> None:
         "scored window) or off; written beside the crops by --save-crops (default: DETECTION_HEATMAPS with "
         "--save-crops, else off)",
     )
+
+
+def import_early(heatmaps: str) -> None:
+    """When maps will be drawn: grad-cam's import (seconds) in the background while the video is analysed, not
+    after it."""
+    if heatmaps != "off":
+        threading.Thread(target=preload, name="heatmaps-import", daemon=True).start()
 
 
 def heatmap_mode(options: dict) -> str:
@@ -132,6 +141,7 @@ class Command(BaseCommand):
                     f"{loaded[0].sequence_length}-frame windows."
                 )
             heatmaps = heatmap_mode(options)
+            import_early(heatmaps)
             result = analyse(
                 options["path"],
                 loaded,
