@@ -102,6 +102,13 @@ class LocalServer(ThreadingHTTPServer):
         self.requests: list[str] = []
         self.scheme = "http"
 
+    def handle_error(self, request, client_address) -> None:
+        """Clients that hang up early (the fetcher cutting a download) are expected, not worth a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, OSError)):
+            super().handle_error(request, client_address)
+
     @property
     def port(self) -> int:
         return self.server_address[1]

@@ -197,6 +197,38 @@ class SlowTransfer(FetchError):
     code = "too_slow"
 
 
+class NotMedia(FetchError):
+    """The link serves something that is neither a video, a photo nor a web page (JSON, a PDF, a zip)."""
+
+    code = "not_media"
+
+
+class NoVideoFound(FetchError):
+    """A web page where yt-dlp found no video."""
+
+    code = "no_video_found"
+
+
+class LoginRequired(FetchError):
+    code = "login_required"
+
+
+class NotASingleVideo(FetchError):
+    """A playlist, a channel, or a page with several videos."""
+
+    code = "not_a_single_video"
+
+
+class LiveStream(FetchError):
+    code = "live_stream"
+
+
+class LinkedVideoTooLong(FetchError):
+    """The page says how long the video is, and that is over the limit: nothing is downloaded."""
+
+    code = "too_long"
+
+
 # --- configuration --------------------------------------------------------------------------------------------------
 
 
