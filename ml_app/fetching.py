@@ -61,6 +61,7 @@ __all__ = [
     "TooLarge",
     "TooManyRedirects",
     "check_status",
+    "check_url",
     "fetch",
     "open_url",
     "refusal_reason",
@@ -106,6 +107,13 @@ def _parse(url: str) -> _Target:
     if any(c in path for c in "\r\n "):
         raise InvalidURL("This link is not a valid web address.")
     return _Target(scheme, parts.hostname, port or (443 if scheme == "https" else 80), path)
+
+
+def check_url(url: str, allow_private: bool = False) -> None:
+    """Refuse, without connecting, a link that ``fetch`` would refuse before its first request: not http(s), no
+    host, or a host that resolves to a refused address (InvalidURL, HostNotFound, RefusedAddress)."""
+    target = _parse(url)
+    resolve(target.host, target.port, allow_private)
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

@@ -54,6 +54,12 @@ def _run(analysis_id: str, attempt: int) -> None:
     from .verdict_rule import analyse, with_provenance
 
     analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
+    if analysis.source_url and not analysis.video:  # a link: fetched first, then analysed like an upload
+        from .link_fetch_job import fetch_link
+
+        if not fetch_link(analysis, attempt):
+            return
+        analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
     members = _members(analysis)
     if not members or not all(member.file_path.is_file() for member in members):
         jobs.fail(

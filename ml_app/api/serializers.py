@@ -30,6 +30,12 @@ class AnalysisCreateSerializer(serializers.Serializer):
         help_text="the video or photo (jpg, png, webp) file (multipart); the same limits as the upload page",
     )
     image = serializers.FileField(required=False, help_text="a photo may come as 'image' instead of 'video'")
+    url = serializers.CharField(
+        required=False,
+        help_text="instead of a file: an http(s) link to a video or photo, or to a web page that shows one (resolved "
+        "with yt-dlp). Exactly one of a file or url. The worker fetches it (stage 'fetching') under the upload's size "
+        "and duration limits; links to private, loopback, link-local and cloud-metadata addresses are refused.",
+    )
     sequence_length = serializers.IntegerField(
         required=False, help_text="frames per window; one of the lengths listed by /api/v1/checkpoints/"
     )
@@ -271,6 +277,17 @@ class AnalysisCheckpointSerializer(serializers.ModelSerializer):
         fields = ["name", "sequence_length", "backbone", "accuracy", "untrained", "sha256"]
 
 
+class SourceSerializer(serializers.Serializer):
+    """Where a file submitted as a link came from."""
+
+    url = serializers.CharField(help_text="the link as submitted")
+    final_url = serializers.CharField(help_text="the file's address after redirects (and after the page)")
+    title = serializers.CharField(help_text="the title of the page the video was found on, or empty")
+    fetched_at = serializers.DateTimeField(allow_null=True)
+    bytes_received = serializers.IntegerField(help_text="while fetching: so far; then the file's size")
+    bytes_total = serializers.IntegerField(allow_null=True, help_text="as announced by the server, if it did")
+
+
 class AnalysisSerializer(serializers.ModelSerializer):
     # Declared rather than derived from the model: derived integers carry the database's range, and the schema must
     # not depend on which database generated it.
@@ -288,6 +305,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
     checkpoint = AnalysisCheckpointSerializer(allow_null=True)
     error = serializers.SerializerMethodField()
     reused = serializers.SerializerMethodField(help_text="the same file was analysed with the same checkpoint before")
+    source = serializers.SerializerMethodField(help_text="for a file submitted as a link: where it came from")
     result = serializers.SerializerMethodField()
 
     class Meta:
@@ -314,6 +332,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "finished_at",
             "error",
             "reused",
+            "source",
             "verdict",
             "fake_probability",
             "result",
@@ -338,7 +357,26 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_stage_label(self, analysis: Analysis) -> str:
-        return Stage.label_of(analysis.stage)
+        label = Stage.label_of(analysis.stage)
+        if analysis.stage == Stage.FETCHING and analysis.fetched_bytes:
+            done, total = analysis.fetched_bytes / 1e6, analysis.fetch_total_bytes
+            return f"{label}: {done:.1f} of {total / 1e6:.1f} MB" if total else f"{label}: {done:.1f} MB"
+        return label
+
+    @extend_schema_field(SourceSerializer(allow_null=True))
+    def get_source(self, analysis: Analysis) -> dict | None:
+        if not analysis.source_url:
+            return None
+        return SourceSerializer(
+            {
+                "url": analysis.source_url,
+                "final_url": analysis.final_url,
+                "title": analysis.source_title,
+                "fetched_at": analysis.fetched_at,
+                "bytes_received": analysis.size_bytes or analysis.fetched_bytes,
+                "bytes_total": analysis.fetch_total_bytes,
+            }
+        ).data
 
     @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
     def get_error(self, analysis: Analysis) -> dict | None:
