@@ -10,8 +10,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..detection.stages import Stage
 from ..models import Analysis, Checkpoint
+from .link_source import URL_HELP, SourceField, stage_label
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -30,12 +30,7 @@ class AnalysisCreateSerializer(serializers.Serializer):
         help_text="the video or photo (jpg, png, webp) file (multipart); the same limits as the upload page",
     )
     image = serializers.FileField(required=False, help_text="a photo may come as 'image' instead of 'video'")
-    url = serializers.CharField(
-        required=False,
-        help_text="instead of a file: an http(s) link to a video or photo, or to a web page that shows one (resolved "
-        "with yt-dlp). Exactly one of a file or url. The worker fetches it (stage 'fetching') under the upload's size "
-        "and duration limits; links to private, loopback, link-local and cloud-metadata addresses are refused.",
-    )
+    url = serializers.CharField(required=False, help_text=URL_HELP)
     sequence_length = serializers.IntegerField(
         required=False, help_text="frames per window; one of the lengths listed by /api/v1/checkpoints/"
     )
@@ -277,18 +272,7 @@ class AnalysisCheckpointSerializer(serializers.ModelSerializer):
         fields = ["name", "sequence_length", "backbone", "accuracy", "untrained", "sha256"]
 
 
-class SourceSerializer(serializers.Serializer):
-    """Where a file submitted as a link came from."""
-
-    url = serializers.CharField(help_text="the link as submitted")
-    final_url = serializers.CharField(help_text="the file's address after redirects (and after the page)")
-    title = serializers.CharField(help_text="the title of the page the video was found on, or empty")
-    fetched_at = serializers.DateTimeField(allow_null=True)
-    bytes_received = serializers.IntegerField(help_text="while fetching: so far; then the file's size")
-    bytes_total = serializers.IntegerField(allow_null=True, help_text="as announced by the server, if it did")
-
-
-class AnalysisSerializer(serializers.ModelSerializer):
+class AnalysisSerializer(SourceField, serializers.ModelSerializer):
     # Declared rather than derived from the model: derived integers carry the database's range, and the schema must
     # not depend on which database generated it.
     size_bytes = serializers.IntegerField(read_only=True)
@@ -357,26 +341,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_stage_label(self, analysis: Analysis) -> str:
-        label = Stage.label_of(analysis.stage)
-        if analysis.stage == Stage.FETCHING and analysis.fetched_bytes:
-            done, total = analysis.fetched_bytes / 1e6, analysis.fetch_total_bytes
-            return f"{label}: {done:.1f} of {total / 1e6:.1f} MB" if total else f"{label}: {done:.1f} MB"
-        return label
-
-    @extend_schema_field(SourceSerializer(allow_null=True))
-    def get_source(self, analysis: Analysis) -> dict | None:
-        if not analysis.source_url:
-            return None
-        return SourceSerializer(
-            {
-                "url": analysis.source_url,
-                "final_url": analysis.final_url,
-                "title": analysis.source_title,
-                "fetched_at": analysis.fetched_at,
-                "bytes_received": analysis.size_bytes or analysis.fetched_bytes,
-                "bytes_total": analysis.fetch_total_bytes,
-            }
-        ).data
+        return stage_label(analysis)
 
     @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
     def get_error(self, analysis: Analysis) -> dict | None:
