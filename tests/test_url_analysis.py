@@ -151,3 +151,28 @@ def test_a_file_and_a_link_together_or_links_switched_off_are_refused(client, ac
     status, body = submit(client, {"url": "https://example.com/a.mp4"})
     assert status == 400 and body["error"]["code"] == "url_disabled"
     assert Analysis.objects.count() == 0
+
+
+def test_analyze_video_and_analyze_image_take_a_link(active_frame_checkpoint, one_face_video, tmp_path, settings):
+    import json
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.URL_FETCH_ALLOW_PRIVATE = True
+    settings.URL_PAGE_EXTRACTORS = ["generic", "html5"]
+    with local_server() as server:
+        url = server.add("clip.mp4", one_face_video, "video/mp4")
+        out, err = StringIO(), StringIO()
+        call_command("analyze_video", url, "--sequence-length", "10", "--json", stdout=out, stderr=err)
+        assert json.loads(out.getvalue())["verdict"] in ("REAL", "FAKE", "INCONCLUSIVE")
+        assert f"bytes from {url}" in err.getvalue()
+        photo = server.add("face.jpg", media.photo(tmp_path / "face.jpg"), "image/jpeg")
+        out = StringIO()
+        call_command("analyze_image", photo, "--json", stdout=out, stderr=StringIO())
+        assert json.loads(out.getvalue())["video"]["kind"] == "image"
+        with pytest.raises(CommandError, match="nothing at this link"):
+            call_command("analyze_video", server.url("status/404"), stderr=StringIO())
+    settings.URL_FETCH_ALLOW_PRIVATE = False
+    with pytest.raises(CommandError, match="loopback"):
+        call_command("analyze_video", url, stderr=StringIO())
