@@ -203,7 +203,7 @@ def retry_analysis(request: HttpRequest, analysis_id) -> HttpResponse:
     analysis = _analysis_or_404(analysis_id)
     if analysis.status != Analysis.Status.FAILED:
         messages.info(request, "Only a failed analysis can be retried.")
-    elif not analysis.video_path.is_file():
+    elif not analysis.video_path.is_file() and not (analysis.source_url and not analysis.video):
         messages.error(request, "The video of this analysis is no longer stored; upload it again.")
     else:
         jobs.retry(analysis)

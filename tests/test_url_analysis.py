@@ -176,3 +176,25 @@ def test_analyze_video_and_analyze_image_take_a_link(active_frame_checkpoint, on
     settings.URL_FETCH_ALLOW_PRIVATE = False
     with pytest.raises(CommandError, match="loopback"):
         call_command("analyze_video", url, stderr=StringIO())
+
+
+def test_links_spend_the_same_upload_budget_as_files(client, active_checkpoint, monkeypatch, settings):
+    from ml_app.api.throttling import AnonymousUploadThrottle
+
+    settings.URL_FETCH_ALLOW_PRIVATE = True
+    monkeypatch.setattr(AnonymousUploadThrottle, "rate", "2/hour", raising=False)
+    assert submit(client, {"url": "http://127.0.0.1:9/a.mp4"})[0] == 202
+    assert submit(client, {"video": SimpleUploadedFile("b.mp4", b"")})[0] == 400, "refused, but counted"
+    status, body = submit(client, {"url": "http://127.0.0.1:9/c.mp4"})
+    assert status == 429 and body["error"]["code"] == "throttled"
+
+
+def test_a_link_that_failed_to_fetch_can_be_retried(active_checkpoint):
+    from ml_app import jobs
+
+    analysis = Analysis.objects.create(
+        original_name="a.mp4", sequence_length=10, source_url="http://example.com/a.mp4", status="failed"
+    )
+    assert jobs.retry(analysis)
+    analysis.refresh_from_db()
+    assert analysis.status == Analysis.Status.QUEUED and analysis.stage == "requeued"
