@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ml_app.detection.errors import FetchError, NotMedia
+from ml_app.detection.errors import FetchError, FetchTimeout, NotMedia
 from ml_app.fetching import FetchedFile, fetch
 from ml_app.page_video import Guard, resolve_page
 
@@ -155,6 +155,8 @@ def _fetch(url, dest_dir, limits: LinkLimits, guard: Guard, progress, headers=No
             min_rate=limits.min_rate,
             rate_window=limits.rate_window,
         )
+    except FetchTimeout as error:  # the time left was passed on; the person knows the whole limit
+        raise FetchTimeout(f"Fetching the link took longer than the limit of {limits.timeout:g} seconds.") from error
     except FetchError:
         raise
     except OSError as error:  # the destination folder, not the link

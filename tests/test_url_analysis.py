@@ -102,10 +102,13 @@ def test_links_are_fetched_by_the_worker_and_analysed_like_uploads(
         assert incoming(settings) == []
 
 
-def test_links_that_cannot_be_analysed_fail_with_their_reason(client, active_checkpoint, tmp_path, settings):
+def test_links_that_cannot_be_analysed_fail_with_their_reason(
+    client, active_checkpoint, one_face_video, tmp_path, settings
+):
     settings.URL_FETCH_ALLOW_PRIVATE = True
     broker = make_broker("filesystem", tmp_path)
-    with local_server() as server, use_broker(broker), running_worker(broker, tmp_path / "w.log", WORKER_ENV) as w:
+    env = {**WORKER_ENV, "MAX_VIDEO_SECONDS": "1"}  # the 2-second clip is too long here
+    with local_server() as server, use_broker(broker), running_worker(broker, tmp_path / "w.log", env) as w:
         cases = {
             server.url("status/404"): ("not_found", "nothing at this link"),
             server.add("data.json", b'{"a": 1}', "application/json"): ("not_media", "application/json"),
@@ -116,6 +119,7 @@ def test_links_that_cannot_be_analysed_fail_with_their_reason(client, active_che
             server.url("endless"): ("too_large", "larger than the limit of 2 MB"),
             server.url("trickle?every=0.05"): ("timeout", "longer than the limit of 8 seconds"),
             server.add("fake.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 3000, "video/mp4"): ("not_a_video", ""),
+            server.add("long.mp4", one_face_video, "video/mp4"): ("too_long", "the limit is 1 s"),
         }
         analyses = {url: submit_link(client, url) for url in cases}
         for url, (code, words) in cases.items():
