@@ -335,7 +335,10 @@ def record_rejection(request: HttpRequest, error: UploadRejected) -> None:
     if upload is not None:
         name, size = sanitise_filename(upload.name), upload.size
     else:
-        name, size = "", number(str(request.META.get("CONTENT_LENGTH") or ""))
+        post = getattr(request, "_post", None)  # a link, if the body was read already (never read just for this)
+        link = (post.get("url") or "").strip() if post is not None else ""
+        name = "".join(ch for ch in link[:255] if ch.isprintable())
+        size = number(str(request.META.get("CONTENT_LENGTH") or ""))
     RejectedUpload.objects.create(original_name=name, size_bytes=size, code=error.code, message=error.message)
     log.info("Upload rejected (%s): %s", error.code, error.message)
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from ml_app.models import Analysis, RejectedUpload
 
 from . import media
+from .test_report import pages_of
 from .web_server import local_server
 from .workers import make_broker, running_worker, use_broker, wait_for
 
@@ -99,6 +100,9 @@ def test_links_are_fetched_by_the_worker_and_analysed_like_uploads(
         )
         page_html = client.get(reverse("ml_app:analysis", args=[found.pk])).content.decode()
         assert page in page_html and "Press conference" in page_html
+        report = client.get(reverse("ml_app:analysis-report", args=[found.pk]))
+        text = " ".join(pages_of(report.content)[0].split())
+        assert "Fetched from" in text and "Page title Press conference" in text and "Fetched at" in text
         assert incoming(settings) == []
 
 
@@ -142,7 +146,8 @@ def test_a_link_to_a_private_address_is_refused_at_once_naming_the_reason(client
         form = client.post(reverse("ml_app:create"), {"url": "http://10.0.0.1/clip.mp4"})
         assert form.status_code == 400 and "private network address" in form.content.decode()
         assert server.requests == [], "nothing was fetched"
-    assert list(RejectedUpload.objects.values_list("code", flat=True)) == ["address_refused", "address_refused"]
+    refused = RejectedUpload.objects.order_by("created_at").values_list("code", "original_name")
+    assert list(refused) == [("address_refused", url), ("address_refused", "http://10.0.0.1/clip.mp4")]
     assert Analysis.objects.count() == 0
 
 
