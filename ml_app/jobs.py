@@ -53,8 +53,8 @@ def enqueue_on_commit(analysis_id, attempt: int) -> None:
 
 def retry(analysis: Analysis) -> bool:
     """Queue a failed analysis again (the upload is kept for exactly this); False if it is not failed or its video
-    is no longer stored."""
-    if not analysis.video_path.is_file():
+    is no longer stored (a link that was never fetched is fetched again)."""
+    if not analysis.video_path.is_file() and not _refetchable(analysis):
         return False
     updated = Analysis.objects.filter(pk=analysis.pk, status=Analysis.Status.FAILED).update(
         status=Analysis.Status.QUEUED,
@@ -68,6 +68,11 @@ def retry(analysis: Analysis) -> bool:
     if updated:
         enqueue_on_commit(analysis.pk, 1)
     return bool(updated)
+
+
+def _refetchable(analysis: Analysis) -> bool:
+    """A link whose fetch failed: a retry fetches it again."""
+    return bool(analysis.source_url) and not analysis.video
 
 
 # --- running (in the worker) ----------------------------------------------------------------------------------------

@@ -45,6 +45,33 @@ def _members(analysis: Analysis) -> list:
     return [analysis.checkpoint] if analysis.checkpoint is not None else []
 
 
+def _with_its_file(analysis: Analysis, attempt: int) -> Analysis | None:
+    """The analysis with its file: a link is fetched first, then analysed like an upload (None: the fetch failed,
+    and the analysis with it)."""
+    if not analysis.source_url or analysis.video:
+        return analysis
+    from .link_fetch_job import fetch_link
+
+    if not fetch_link(analysis, attempt):
+        return None
+    return Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis.pk)
+
+
+def _available_members(analysis: Analysis, attempt: int) -> list | None:
+    """The analysis' checkpoints, or None once the analysis is failed because one is gone."""
+    members = _members(analysis)
+    if members and all(member.file_path.is_file() for member in members):
+        return members
+    jobs.fail(
+        str(analysis.pk),
+        attempt,
+        "checkpoint_unavailable",
+        "The checkpoint chosen for this analysis has been removed from the registry or its file is missing. "
+        "Upload the video again to use the current checkpoint.",
+    )
+    return None
+
+
 def _run(analysis_id: str, attempt: int) -> None:
     import torch
 
@@ -55,16 +82,9 @@ def _run(analysis_id: str, attempt: int) -> None:
     from .verdict_rule import decide, plan_heatmaps, with_provenance
 
     set_threads(settings.DETECTION_TORCH_THREADS or None, settings.DETECTION_INTEROP_THREADS or None)
-    analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
-    members = _members(analysis)
-    if not members or not all(member.file_path.is_file() for member in members):
-        jobs.fail(
-            analysis_id,
-            attempt,
-            "checkpoint_unavailable",
-            "The checkpoint chosen for this analysis has been removed from the registry or its file is missing. "
-            "Upload the video again to use the current checkpoint.",
-        )
+    analysis = _with_its_file(Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id), attempt)
+    members = _available_members(analysis, attempt) if analysis is not None else None
+    if analysis is None or members is None:
         return
     report = jobs.ProgressReporter(analysis_id, attempt)
     try:

@@ -18,6 +18,7 @@ class Stage(StrEnum):
 
     QUEUED = "queued"
     REQUEUED = "requeued"
+    FETCHING = "fetching"
     LOADING = "loading"
     PROBE = "probe"
     WINDOWS = "windows"
@@ -45,6 +46,7 @@ class Stage(StrEnum):
 _LABELS: dict[Stage, str] = {
     Stage.QUEUED: "Waiting for a worker",
     Stage.REQUEUED: "Waiting for a worker (retry)",
+    Stage.FETCHING: "Fetching the video",
     Stage.LOADING: "Loading the model",
     Stage.PROBE: "Reading the video",
     Stage.WINDOWS: "Finding and following faces",
