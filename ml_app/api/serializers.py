@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..detection.stages import Stage
+from ..detection.summary import summarize
 from ..models import Analysis, Checkpoint
 
 
@@ -202,7 +203,23 @@ class ProvenanceSerializer(serializers.Serializer):
     trust_explanation = serializers.CharField(required=False)
 
 
+class SummarySerializer(serializers.Serializer):
+    """The verdict in plain words (ml_app.detection.summary), as the result page and the PDF say it."""
+
+    verdict = serializers.ChoiceField(choices=["REAL", "FAKE", "INCONCLUSIVE"])
+    headline = serializers.CharField(help_text="the verdict in one sentence")
+    meaning = serializers.CharField(
+        allow_null=True, help_text="whose number the fake probability is and what it means, with the model's prior"
+    )
+    why = serializers.CharField(
+        allow_null=True, help_text="for INCONCLUSIVE: which threshold, which person, which windows"
+    )
+    coverage = serializers.CharField(help_text="how much of the file was looked at, and how many people")
+    text = serializers.CharField(help_text="all of the above in one paragraph")
+
+
 class ResultSerializer(serializers.Serializer):
+    summary = SummarySerializer(help_text="the verdict in plain words")
     verdict = serializers.ChoiceField(choices=["REAL", "FAKE", "INCONCLUSIVE"])
     reason = ReasonSerializer(allow_null=True, help_text="why the verdict is INCONCLUSIVE")
     fake_probability = serializers.FloatField(
@@ -355,7 +372,8 @@ class AnalysisSerializer(serializers.ModelSerializer):
         if analysis.status != Analysis.Status.DONE or not analysis.result:
             return None
         crops_url = self._absolute(reverse("ml_app:analysis", args=[analysis.pk]) + "crops/")
-        return ResultSerializer(_with_crop_urls(analysis.result, crops_url)).data
+        shown = {**_with_crop_urls(analysis.result, crops_url), "summary": summarize(analysis.result)}
+        return ResultSerializer(shown).data
 
 
 def describe(analysis: Analysis, request=None) -> dict:

@@ -183,8 +183,8 @@ def video_verdict_of_scores(people_windows: Iterable[Sequence[float]], threshold
 def between_thresholds(probability: float, thresholds: Thresholds, evidence: str = "fake probability") -> str:
     """The message of an ``uncertain`` outcome (one checkpoint's, or an ensemble's)."""
     return (
-        f"The evidence is between the thresholds: {evidence} {probability:.2f}, where REAL needs at most "
-        f"{thresholds.real:.2f} and FAKE at least {thresholds.fake:.2f}."
+        f"The evidence is between the thresholds: {evidence} {probability:.3f}, where REAL needs at most "
+        f"{thresholds.real:.3f} and FAKE at least {thresholds.fake:.3f}."
     )
 
 

@@ -31,8 +31,21 @@
   const percent = (p) => (100 * p).toFixed(1) + "%";
   // FAKE at or above thresholds.fake, REAL at or below thresholds.real, uncertain in between (decision.py's rule).
   const band = (p, t) => (p >= t.fake ? "fake" : p <= t.real ? "real" : "uncertain");
-  const bounds = (t) => "REAL ≤ " + t.real.toFixed(2) + ", FAKE ≥ " + t.fake.toFixed(2);
+  // Probabilities and thresholds with three decimals everywhere (naming.probability_text on the server's side).
+  const p3 = (p) => p.toFixed(3);
+  const bounds = (t) => "REAL ≤ " + p3(t.real) + ", FAKE ≥ " + p3(t.fake);
+  // People and faces are numbered from 1 in order of appearance (naming.person_label on the server's side).
+  const personLabel = (result, id) => (isPhoto(result) ? "Face " : "Person ") + (id + 1);
+  const VERDICT_ICONS = { FAKE: "✖", REAL: "✔", INCONCLUSIVE: "?" };
   const seconds = (s) => s.toFixed(2) + " s";
+
+  // A control made of a non-button element: the mouse, Enter and Space all use it.
+  function activate(node, action) {
+    node.addEventListener("click", action);
+    node.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); action(); }
+    });
+  }
 
   function seek(time) {
     const player = $("player");
@@ -57,6 +70,7 @@
   function renderVerdict(state, result) {
     const box = $("verdict");
     box.className = "verdict " + result.verdict.toLowerCase();
+    $("verdict-icon").textContent = VERDICT_ICONS[result.verdict] || "";
     $("verdict-label").textContent = result.verdict;
     const kind = result.calibration.calibrated ? "calibrated fake probability " : "raw score (uncalibrated) ";
     const probability = result.fake_probability === null ? "" :
@@ -68,6 +82,12 @@
       detail = "confidence " + percent(result.confidence) + " · " + probability;
     }
     $("verdict-detail").textContent = detail;
+    const summary = result.summary;
+    $("summary-headline").textContent = summary.headline;
+    ["meaning", "why", "coverage"].forEach((part) => {
+      $("summary-" + part).textContent = summary[part] || "";
+      $("summary-" + part).hidden = !summary[part];
+    });
     $("probability-meaning").textContent = "The number is the " + result.calibration.meaning + ". " +
       result.calibration.inconclusive_means + ". Thresholds from the " + result.thresholds.source + ".";
     const warnings = $("warnings");
@@ -106,8 +126,8 @@
     const duration = Math.max(result.video.duration, 0.001);
     const x = (t) => left + ((width - left - right) * t) / duration;
     const y = (p) => top + (height - top - bottom) * (1 - p);
-    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
-      "aria-label": "fake probability of each window over the video's time" });
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "group",
+      "aria-label": "fake probability of each window over the video's time; choose a window to play it" });
     const t = result.thresholds;
     chart.append(svg("rect", { x: left, width: width - left - right, y: y(t.fake), height: Math.max(0, y(t.real) - y(t.fake)),
       fill: "#f6efd9", class: "uncertain-band" }, undefined));
@@ -120,7 +140,7 @@
       chart.append(svg("line", { x1: left, x2: width - right, y1: y(p), y2: y(p), stroke: colour,
         "stroke-dasharray": "4 4", class: "threshold" }));
       chart.append(svg("text", { x: width - right, y: y(p) + (name === "FAKE" ? -3 : 11), "text-anchor": "end",
-        "font-size": 10, fill: colour }, name + " " + p.toFixed(2)));
+        "font-size": 10, fill: colour }, name + " " + p3(p)));
     });
     const colours = { fake: "#c62f2f", real: "#19824a", uncertain: "#b7791f" };
     const ticks = Math.min(10, Math.ceil(duration));
@@ -130,7 +150,7 @@
         t.toFixed(1) + "s"));
     }
     result.windows.forEach((w) => {
-      const group = svg("g", { class: "window", "data-window": w.index, tabindex: 0 });
+      const group = svg("g", { class: "window", "data-window": w.index, tabindex: 0, role: "button" });
       const x0 = x(w.start_time), x1 = Math.max(x(w.end_time), x0 + 3);
       let title;
       if (w.status === "scored") {
@@ -143,8 +163,8 @@
         title = `window ${w.index}: ${seconds(w.start_time)}–${seconds(w.end_time)}, ${w.status.replace("_", " ")}`;
       }
       group.append(svg("title", {}, title));
-      group.addEventListener("click", () => seek(w.start_time));
-      group.addEventListener("keydown", (e) => { if (e.key === "Enter") seek(w.start_time); });
+      group.setAttribute("aria-label", "Play " + title);
+      activate(group, () => seek(w.start_time));
       chart.append(group);
     });
     const playhead = svg("line", { x1: left, x2: left, y1: top, y2: height - bottom, stroke: "#2557d6", "stroke-width": 1.5 });
@@ -173,12 +193,15 @@
       const [x0, y0, x1, y1] = track.boxes[0];
       const person = verdictOf[track.person_id];
       const kind = person ? ({ FAKE: "fake", REAL: "real" }[person.verdict] || "uncertain") : "uncertain";
-      const label = "Face " + (track.track_id + 1) + ": " + (person ? person.verdict : "") + " " +
-        track.fake_probability.toFixed(2);
+      const label = personLabel(result, track.person_id) + ": " + (person ? person.verdict : "") + " " +
+        p3(track.fake_probability);
       shapes.push(svg("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "face-box " + kind,
         "stroke-width": stroke, "data-face": track.track_id }));
-      shapes.push(svg("text", { x: x0, y: Math.max(y0 - stroke * 2, stroke * 8), class: "face-label " + kind,
-        "font-size": stroke * 8 }, label));
+      // Above the box where there is room, else just inside its top edge (never over the photo's top edge).
+      const size = stroke * 8;
+      const labelY = y0 - stroke * 2 >= size ? y0 - stroke * 2 : y0 + size + stroke;
+      shapes.push(svg("text", { x: x0 + (labelY > y0 ? stroke * 2 : 0), y: labelY, class: "face-label " + kind,
+        "font-size": size }, label));
     });
     boxes.replaceChildren(...shapes);
   }
@@ -188,19 +211,21 @@
     const items = result.people.map((person) => {
       const card = el("div", { class: "person" });
       if (person.thumbnail_url) {
-        card.append(el("img", { src: person.thumbnail_url, alt: "person " + person.person_id, loading: "lazy" }));
+        card.append(el("img", { src: person.thumbnail_url, alt: personLabel(result, person.person_id) + "'s face",
+          loading: "lazy" }));
       }
       const verdictClass = { FAKE: "fake", REAL: "real" }[person.verdict] || "uncertain";
+      card.append(el("div", { class: "person-name" }, personLabel(result, person.person_id)));
       card.append(el("div", { class: "score " + verdictClass },
-        person.verdict + " · " + person.fake_probability.toFixed(3)));
+        (VERDICT_ICONS[person.verdict] || "") + " " + person.verdict + " · " + p3(person.fake_probability)));
       if (person.window_probabilities.length > 1) {
         const low = Math.min(...person.window_probabilities), high = Math.max(...person.window_probabilities);
         card.append(el("div", { class: person.reason === "windows_disagree" ? "disagree" : "muted" },
           "windows from " + low.toFixed(2) + " to " + high.toFixed(2) +
           (person.reason === "windows_disagree" ? ": they disagree, so no REAL verdict" : "")));
       }
-      card.append(el("div", { class: "muted" }, photo ? "Face " + (person.person_id + 1) :
-        "Person " + person.person_id + " · windows " + person.windows.join(", ")));
+      if (!photo) card.append(el("div", { class: "muted" }, "windows " + person.windows.map((w) => "#" + w).join(", ")));
+      card.dataset.person = person.person_id + 1;
       return card;
     });
     const none = photo ? "No face was found in the photo." : "No face was scored.";
@@ -209,12 +234,16 @@
 
   function renderWindows(result) {
     const rows = result.windows.map((w) => {
-      const row = el("div", { class: "window-row", "data-window": w.index, title: "Play this window" });
+      const row = el("div", { class: "window-row", "data-window": w.index, title: "Play this window", tabindex: 0,
+        role: "button", "aria-label": `Play window #${w.index}, ${seconds(w.start_time)} to ${seconds(w.end_time)}` });
       const faces = el("div", { class: "faces" });
       w.tracks.forEach((track) => {
         if (track.thumbnail_url) {
-          faces.append(el("img", { src: track.thumbnail_url, loading: "lazy",
-            alt: `face ${track.track_id} in window ${w.index}` }));
+          const face = el("figure", { class: "face", "data-person": track.person_id + 1 });
+          face.append(el("img", { src: track.thumbnail_url, loading: "lazy",
+            alt: `${personLabel(result, track.person_id)} in window #${w.index}` }),
+          el("figcaption", {}, `${personLabel(result, track.person_id)} · ${p3(track.fake_probability)}`));
+          faces.append(face);
         }
       });
       const meta = el("div", { class: "meta" });
@@ -222,8 +251,9 @@
         `${w.start_frame}–${w.end_frame}`));
       if (w.status === "scored") {
         const p = w.fake_probability;
-        meta.append(el("span", { class: "score " + band(p, result.thresholds) },
-          "fake probability " + p.toFixed(3)));
+        const zone = band(p, result.thresholds);
+        const words = { fake: "FAKE range", real: "REAL range", uncertain: "between the thresholds" }[zone];
+        meta.append(el("span", { class: "score " + zone }, "fake probability " + p3(p) + " (" + words + ")"));
         meta.append(el("span", { class: "muted" }, " · " + w.tracks.length + " face(s)"));
       } else {
         const why = { no_face: "no face found", face_lost: "faces not visible in every frame",
@@ -234,7 +264,7 @@
         meta.append(el("div", { class: "muted" }, w.frames_without_face.length + " frame(s) without a face"));
       }
       row.append(faces, meta);
-      row.addEventListener("click", () => seek(w.start_time));
+      activate(row, () => seek(w.start_time));
       return row;
     });
     $("windows").replaceChildren(...rows);
