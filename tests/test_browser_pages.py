@@ -16,8 +16,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from ml_app.models import Analysis
 
-from . import media
-from .test_browser import CHROMIUM, browser_page, fresh_rates  # noqa: F401  (fixtures)
+from . import media, test_browser
+
+browser_page = test_browser.browser_page  # the fixtures of the browser tests: Chromium, and fresh upload rates
+fresh_rates = test_browser.fresh_rates
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -76,8 +78,9 @@ def test_every_page_state_fits_a_phone_and_passes_axe(
     from django.core.cache import cache
 
     cache.clear()
-    client.post("/analyses/", {"video": SimpleUploadedFile("queued.mp4", two_face_video.read_bytes()),
-                               "sequence_length": "10"})
+    client.post(
+        "/analyses/", {"video": SimpleUploadedFile("queued.mp4", two_face_video.read_bytes()), "sequence_length": "10"}
+    )
     queued = Analysis.objects.get()
     page.goto(f"{live_server.url}/analyses/{queued.pk}/")
     assert page.is_visible("#progress-section") and not page.is_visible("#result")

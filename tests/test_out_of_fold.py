@@ -69,8 +69,13 @@ def test_the_calibration_is_fitted_on_videos_at_a_50_50_prior_and_leaves_self_bl
     assert outcomes["REAL"]["FAKE"] <= 0.05 * 40 and outcomes["FAKE"]["REAL"] <= 0.10 * 10
     assert calibration.thresholds.fake >= 0.65 and calibration.thresholds.real <= 0.35
     assert calibration.metrics["decided_share"] == pytest.approx(
-        (sum(outcomes["REAL"].values()) - outcomes["REAL"]["INCONCLUSIVE"] + outcomes["FAKE"]["FAKE"]
-         + outcomes["FAKE"]["REAL"]) / 50
+        (
+            sum(outcomes["REAL"].values())
+            - outcomes["REAL"]["INCONCLUSIVE"]
+            + outcomes["FAKE"]["FAKE"]
+            + outcomes["FAKE"]["REAL"]
+        )
+        / 50
     )
     # the self-blended copies, apart: they are what the model trained on, so they rank far better
     blended = calibration.metrics["self_blended"]
@@ -140,14 +145,38 @@ def test_cross_validation_with_no_monitor_keeps_last_epochs_and_calibrates_a_mod
     manifest, tmp_path
 ):
     cv = tmp_path / "cv"
-    _run("train_model", "--manifest", manifest, "--output", cv, *QUICK, "--folds", "3", "--monitor", "none",
-         "--calibration", "none")
+    _run(
+        "train_model",
+        "--manifest",
+        manifest,
+        "--output",
+        cv,
+        *QUICK,
+        "--folds",
+        "3",
+        "--monitor",
+        "none",
+        "--calibration",
+        "none",
+    )
     for fold in sorted(cv.glob("fold_*")):
         scores = json.loads((fold / "validation_scores.json").read_text())
         assert scores["epoch"] == 2, "the last epoch, not one chosen on the fold's own validation videos"
     final = tmp_path / "final"
-    _run("train_model", "--manifest", manifest, "--output", final, *QUICK, "--val-fraction", "0", "--monitor", "none",
-         "--calibration", "none")
+    _run(
+        "train_model",
+        "--manifest",
+        manifest,
+        "--output",
+        final,
+        *QUICK,
+        "--val-fraction",
+        "0",
+        "--monitor",
+        "none",
+        "--calibration",
+        "none",
+    )
     checkpoint = load_checkpoint(final / "best.pt")
     assert checkpoint.training["epoch"] == 2 and checkpoint.calibration is None
     assert sum(checkpoint.training["clips"]["train"].values()) == 24, "every clip trains"

@@ -158,9 +158,7 @@ def _config(videos: Path, photos: Path, tmp_path: Path, **settings) -> TrainConf
         "val_fraction": 0.3,
         "synthesize_fakes": "sbi",
     }
-    return TrainConfig(
-        manifest=str(videos), output=str(tmp_path), extra_train=[str(photos)], **{**values, **settings}
-    )
+    return TrainConfig(manifest=str(videos), output=str(tmp_path), extra_train=[str(photos)], **{**values, **settings})
 
 
 def test_photo_faces_of_both_classes_are_degraded_alike_and_video_faces_are_not(videos_and_photos, tmp_path):
@@ -207,6 +205,7 @@ def test_each_epoch_draws_fresh_photo_faces_with_their_twins(videos_and_photos, 
         sampler.set_epoch(epoch)
         drawn = list(sampler)
         assert set(always) <= set(drawn), "every video clip, every epoch"
+
         def face_of(index: int) -> str:
             return items[index].video.video_id.removesuffix("#sbi") + items[index].clip.file
 
@@ -307,8 +306,9 @@ def test_a_pack_carries_the_middle_frames_and_faces_and_unpacks_into_folders_tha
     videos, photos = videos_and_photos
     pack = tmp_path / "pack.tar"
     out = StringIO()
-    call_command("pack_crops", "--clips", videos.parent, "--photos", photos.parent, "--frames", "4",
-                 "--output", pack, stdout=out)
+    call_command(
+        "pack_crops", "--clips", videos.parent, "--photos", photos.parent, "--frames", "4", "--output", pack, stdout=out
+    )
     assert "Packed 48 frames of clips, 24 frames of photos" in out.getvalue(), "12 clips x 4 frames, 24 photos"
     call_command("pack_crops", "--unpack", pack, "--output", tmp_path / "unpacked", stdout=StringIO())
     clips = load_manifest(tmp_path / "unpacked" / "clips" / "manifest.json")

@@ -85,8 +85,10 @@ def test_a_faceless_video_says_why_in_the_reasons_words():
     summary = summarize(video_result("INCONCLUSIVE", [], [window(0, 0.0, []), window(1, 5.0, [])], reason))
     assert summary["meaning"] is None
     assert summary["why"] == "Not decided: no face was found in any of the 2 windows analysed."
-    assert summary["coverage"] == "Looked at 2 windows of 10 frames (0 with a face followed throughout), 0.8 s of " \
+    assert (
+        summary["coverage"] == "Looked at 2 windows of 10 frames (0 with a face followed throughout), 0.8 s of "
         "the 10.0 s video; no face."
+    )
 
 
 def test_a_photo_speaks_of_photos_and_faces():

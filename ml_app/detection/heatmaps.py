@@ -241,9 +241,9 @@ def _make_maps(model: LoadedModel, selected: list[tuple[WindowResult, TrackScore
 
 def figures(result: dict[str, Any], base: str) -> list[dict[str, Any]]:
     """The heat maps of a stored result (``to_dict`` after ``save_crops``), for a page or a report: per map its
-    window, face, person (numbered from 1), frame (and its time) and fake probability, and its files' names prefixed by ``base`` (a URL or a
-    folder): the map over the crop (``overlay``) and the crop alone (``crop``). Maps without their files are left
-    out."""
+    window, face, person (from 1), frame (and its time) and fake probability, and its files' names prefixed by
+    ``base`` (a URL or a folder): the map over the crop (``overlay``) and the crop alone (``crop``). Maps without
+    their files are left out."""
     files = (result.get("crop_files") or {}).get("windows", {})
     windows = {window["index"]: window for window in result.get("windows", [])}
     fps = (result.get("video") or {}).get("fps")

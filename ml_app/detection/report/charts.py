@@ -116,7 +116,8 @@ def photo_with_boxes(
         person = people.get(track["person_id"]) or {}
         colour = verdict_colour(person.get("verdict"))
         drawing.add(Rect(x0, shown_h - y1, x1 - x0, y1 - y0, fillColor=None, strokeColor=colour, strokeWidth=2))
-        label = f"{person_label(result, track['person_id'])}: {person.get('verdict', '')} {track['fake_probability']:.3f}"
+        probability = probability_text(track["fake_probability"])
+        label = f"{person_label(result, track['person_id'])}: {person.get('verdict', '')} {probability}"
         drawing.add(
             String(x0 + 2, min(shown_h - y0 + 3, shown_h - 9), label, fontName=font, fontSize=8, fillColor=colour)
         )

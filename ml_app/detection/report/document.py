@@ -19,6 +19,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import KeepInFrame, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
 from ..files import atomic_write
+from ..naming import is_photo
 from ..summary import summarize
 from . import charts, people, wording
 from .layout import FRAME_HEIGHT, MARGINS, PAGE_WIDTH, fonts, grid, para, rows_table, styles
@@ -88,7 +89,7 @@ def _ensemble(ensemble: Mapping[str, Any] | None) -> list[Any]:
 def evidence_pages(source: ReportSource) -> list[Any]:
     """The checkpoint, the media, and the timeline or the photo."""
     result = source.result
-    photo = wording.is_photo(result)
+    photo = is_photo(result)
     story: list[Any] = [para("The checkpoint that gave the verdict", "h2")]
     story.append(rows_table(wording.checkpoint_rows(result.get("checkpoint") or {})))
     story.append(para("The photo" if photo else "The video", "h2"))

@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..naming import is_photo as is_photo
-from ..naming import person_label as person_label
-from ..naming import probability_text
+from ..naming import is_photo, probability_text
 
 Row = tuple[str, str]
 
