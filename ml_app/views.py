@@ -27,6 +27,7 @@ from .detection.heatmaps import figures as heatmap_figures
 from .file_responses import ranged_file_response
 from .models import Analysis
 from .registry import active_checkpoints, active_ensembles
+from .upload_choices import plain_choices
 from .uploads import UploadRejected
 
 _CROP_NAME = re.compile(r"^[A-Za-z0-9_]+\.(jpg|png)$")  # crops and thumbnails (JPEG), heat maps (PNG)
@@ -52,6 +53,7 @@ def upload_context(error: UploadRejected | None = None, chosen: int | None = Non
         default = next(iter(checkpoints))
     return {
         "checkpoints": checkpoints,
+        "choices": plain_choices(checkpoints),
         "ensembles": active_ensembles() if checkpoints else {},
         "default_length": default,
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,

@@ -292,7 +292,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Deepfake detector API",
     "DESCRIPTION": "Upload videos for asynchronous deepfake analysis and read the results. Authenticate with "
     "`Authorization: Token <key>` (tokens are created in the admin or with `manage.py create_api_token`).",
-    "VERSION": "1.0.0",
+    "VERSION": "1.1.0",  # 1.1: the result once, inside result (verdict, fake_probability, timings), with summary
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package: no CDN, no network
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

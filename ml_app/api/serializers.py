@@ -238,7 +238,9 @@ class ResultSerializer(serializers.Serializer):
     people = PersonSerializer(many=True)
     video = VideoSerializer()
     checkpoint = CheckpointIdentitySerializer()
-    timings = serializers.DictField(child=serializers.FloatField(), help_text="seconds per stage")
+    timings = serializers.DictField(
+        child=serializers.FloatField(), help_text="seconds per stage, loading the checkpoint (checkpoint_load) included"
+    )
     warnings = serializers.ListField(child=serializers.CharField())
     provenance = ProvenanceSerializer(
         required=False, help_text="the file's Content Credentials; absent for analyses made before they were read"
@@ -275,6 +277,16 @@ def _with_crop_urls(result: dict, crops_url: str) -> dict:
     return {**result, "windows": windows, "people": people}
 
 
+def _all_timings(analysis: Analysis) -> dict[str, float]:
+    """The analysis' stage times and the worker's own (loading the checkpoint), in one place: the result's."""
+    job = {
+        stage: seconds
+        for stage, seconds in (analysis.timings or {}).items()
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    }
+    return {**(analysis.result.get("timings") or {}), **job}
+
+
 class AnalysisErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
@@ -289,6 +301,9 @@ class AnalysisCheckpointSerializer(serializers.ModelSerializer):
 
 
 class AnalysisSerializer(serializers.ModelSerializer):
+    """An analysis. Its verdict, fake probability and timings are in ``result`` only (before API version 1.1 they
+    were copied at the top level too; listings still filter by ``?verdict=``)."""
+
     # Declared rather than derived from the model: derived integers carry the database's range, and the schema must
     # not depend on which database generated it.
     size_bytes = serializers.IntegerField(read_only=True)
@@ -331,10 +346,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "finished_at",
             "error",
             "reused",
-            "verdict",
-            "fake_probability",
             "result",
-            "timings",
         ]
 
     def _absolute(self, path: str) -> str:
@@ -372,7 +384,11 @@ class AnalysisSerializer(serializers.ModelSerializer):
         if analysis.status != Analysis.Status.DONE or not analysis.result:
             return None
         crops_url = self._absolute(reverse("ml_app:analysis", args=[analysis.pk]) + "crops/")
-        shown = {**_with_crop_urls(analysis.result, crops_url), "summary": summarize(analysis.result)}
+        shown = {
+            **_with_crop_urls(analysis.result, crops_url),
+            "summary": summarize(analysis.result),
+            "timings": _all_timings(analysis),
+        }
         return ResultSerializer(shown).data
 
 

@@ -105,7 +105,7 @@ def inconclusive_reason(windows: Sequence[WindowResult], sequence_length: int) -
         return {
             "code": "face_not_tracked",
             "message": f"Faces were found, but none stayed visible for {sequence_length} consecutive frames in any "
-            f"of the {len(windows)} windows analysed. Try a shorter sequence length.",
+            f"of the {len(windows)} windows analysed. Try fewer frames per window.",
         }
     return {
         "code": "no_face",
@@ -119,7 +119,7 @@ def too_short_reason(frame_count: int, sequence_length: int) -> dict[str, str]:
     return {
         "code": "too_few_frames",
         "message": f"The video has {frame_count} frames; this checkpoint needs {sequence_length} consecutive "
-        "frames. Choose a shorter sequence length.",
+        "frames. Choose fewer frames per window.",
     }
 
 

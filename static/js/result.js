@@ -275,9 +275,9 @@
       crop: "cropping", network: "the network", heatmaps: "heat maps", total: "total",
       checkpoint_load: "loading the checkpoint" };
     const rows = Object.entries(names)
-      .filter(([key]) => typeof result.timings[key] === "number" || typeof state.timings[key] === "number")
+      .filter(([key]) => typeof result.timings[key] === "number")
       .map(([key, name]) => {
-        const value = typeof state.timings[key] === "number" ? state.timings[key] : result.timings[key];
+        const value = result.timings[key];
         const tr = el("tr");
         tr.append(el("th", {}, name), el("td", {}, seconds(value)));
         return tr;
