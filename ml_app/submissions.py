@@ -209,7 +209,9 @@ def receive(request: HttpRequest) -> tuple[HashedUpload, int, str]:
     length = number(raw_length) if raw_length.strip() else settings.DEFAULT_SEQUENCE_LENGTH
     if length is None:
         shown = "".join(ch for ch in raw_length[:20] if ch.isprintable())
-        raise UploadRejected("invalid_sequence_length", f"'{shown}' is not a number of frames per window.", field="sequence_length")
+        raise UploadRejected(
+            "invalid_sequence_length", f"'{shown}' is not a number of frames per window.", field="sequence_length"
+        )
     return upload, length, (request.POST.get("ensemble") or "").strip()
 
 
