@@ -2,13 +2,14 @@
 
 from django.urls import path
 
-from . import views
+from . import history, views
 
 app_name = "ml_app"
 
 urlpatterns = [
     path("", views.upload_page, name="upload"),
     path("analyses/", views.create_analysis, name="create"),
+    path("analyses/mine/", history.my_analyses, name="mine"),
     path("analyses/<uuid:analysis_id>/", views.analysis_page, name="analysis"),
     path("analyses/<uuid:analysis_id>/status", views.analysis_status, name="analysis-status"),
     path("analyses/<uuid:analysis_id>/video", views.analysis_video, name="analysis-video"),

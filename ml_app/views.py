@@ -196,7 +196,7 @@ def delete_analysis(request: HttpRequest, analysis_id) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"deleted": str(analysis_id)})
     messages.success(request, f"The analysis of '{name}' and its video were deleted.")
-    return redirect("ml_app:upload")
+    return redirect("ml_app:mine" if request.POST.get("next") == "mine" else "ml_app:upload")
 
 
 @require_http_methods(["POST"])

@@ -459,6 +459,8 @@ def test_the_api_root_lists_its_entry_points_and_the_site_links_the_docs(client)
     assert entries["analyses"].endswith("/api/v1/analyses/") and entries["docs"].endswith("/api/docs/")
     assert client.get(entries["checkpoints"].removeprefix("http://testserver")).status_code in (200, 401, 403)
     assert 'href="/api/docs/"' in client.get("/").content.decode(), "the site links the API docs"
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml", "no 404 logged on every page"
 
 
 @pytest.mark.django_db(transaction=True)

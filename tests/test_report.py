@@ -413,7 +413,8 @@ def test_the_site_serves_the_report_of_a_finished_analysis(
     assert f'href="{url}"' in client.get(reverse("ml_app:analysis", args=[analysis_id])).content.decode()
     response = client.get(url)
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
-    assert f'filename="analysis-{analysis_id}.pdf"' in response["Content-Disposition"]
+    day = analysis.finished_at.strftime("%Y-%m-%d")
+    assert f'filename="Our-interview-{day}-report.pdf"' in response["Content-Disposition"], "the file's name, the day"
     assert response["Cache-Control"] == "private, no-store"
     pages = pages_of(response.content)
     text = flat(pages)

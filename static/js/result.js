@@ -344,6 +344,22 @@
       });
   }
 
+  // "Copy link": the page's own address (the only way back to it), or shared through the phone's share sheet.
+  const copy = $("copy-link");
+  if (copy) {
+    copy.addEventListener("click", () => {
+      const url = copy.dataset.url;
+      const said = (text) => { $("copy-note").textContent = text; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(url).then(() => said("Link copied."), () => said(url));
+      } else if (navigator.share) {
+        navigator.share({ url }).catch(() => said(url));
+      } else {
+        said(url);
+      }
+    });
+  }
+
   const initial = JSON.parse(document.getElementById("initial-state").textContent);
   render(initial);
   if (isRunning(initial)) timer = setTimeout(poll, 500);

@@ -1,0 +1,54 @@
+"""My analyses: a signed-in user's own analyses, newest first, with verdict, thumbnail and delete; nobody else's;
+the result page's way back (copy link, analyse another) and the report named after the file."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+from ml_app.models import Analysis
+
+from .test_site import upload
+
+
+@pytest.fixture(autouse=True)
+def fresh_rates():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)  # the job's heartbeat thread writes to the database too
+def test_a_signed_in_user_sees_their_own_analyses_newest_first_and_can_delete_one(
+    client, active_checkpoint, one_face_video
+):
+    from ml_app.tasks import analyze_video_task
+
+    assert client.get("/analyses/mine/").status_code == 302, "signing in first"
+    someone = User.objects.create_user("someone", password="x")
+    client.force_login(someone)
+    theirs = upload(client, one_face_video, "theirs.mp4").json()["id"]
+    alice = User.objects.create_user("alice", password="x")
+    client.force_login(alice)
+    first = upload(client, one_face_video, "first.mp4").json()["id"]
+    analyze_video_task.run(first, 1)
+    second = upload(client, one_face_video, "second.mp4").json()["id"]
+
+    page = client.get("/analyses/mine/").content.decode()
+    assert page.index("second.mp4") < page.index("first.mp4"), "newest first"
+    assert "theirs.mp4" not in page and theirs not in page, "only one's own"
+    done = Analysis.objects.get(pk=first)
+    assert f'<span class="badge {done.verdict.lower()}">{done.verdict}</span>' in page
+    assert f"/analyses/{first}/crops/person0.jpg" in page, "the face thumbnail"
+    assert "Queued" in page.split("second.mp4")[1].split("</li>")[0], "an unfinished one says where it is"
+    assert "My analyses" in client.get("/").content.decode(), "linked from every page when signed in"
+
+    response = client.post(f"/analyses/{second}/delete", {"next": "mine"})
+    assert response.status_code == 302 and response["Location"] == "/analyses/mine/"
+    assert not Analysis.objects.filter(pk=second).exists()
+
+    result = client.get(f"/analyses/{first}/").content.decode()
+    assert 'id="copy-link"' in result and f'data-url="http://testserver/analyses/{first}/"' in result
+    assert 'id="analyse-another" href="/"' in result
