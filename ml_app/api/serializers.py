@@ -10,7 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..detection.stages import Stage
+from ..detection.stages import label_for
 from ..detection.summary import summarize
 from ..models import Analysis, Checkpoint
 
@@ -367,7 +367,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_stage_label(self, analysis: Analysis) -> str:
-        return Stage.label_of(analysis.stage)
+        return label_for(analysis.stage, photo=analysis.media == "image")
 
     @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
     def get_error(self, analysis: Analysis) -> dict | None:

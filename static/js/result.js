@@ -77,7 +77,7 @@
       kind + result.fake_probability.toFixed(3) + " (" + bounds(result.thresholds) + ")";
     let detail;
     if (result.verdict === "INCONCLUSIVE") {
-      detail = (result.reason ? result.reason.message : "") + (probability ? " · " + probability : "");
+      detail = probability;  // why it is not decided is the summary's, right below
     } else {
       detail = "confidence " + percent(result.confidence) + " · " + probability;
     }
@@ -88,8 +88,9 @@
       $("summary-" + part).textContent = summary[part] || "";
       $("summary-" + part).hidden = !summary[part];
     });
+    const inconclusive = result.verdict === "INCONCLUSIVE" ? result.calibration.inconclusive_means + ". " : "";
     $("probability-meaning").textContent = "The number is the " + result.calibration.meaning + ". " +
-      result.calibration.inconclusive_means + ". Thresholds from the " + result.thresholds.source + ".";
+      inconclusive + "Thresholds from the " + result.thresholds.source + ".";
     const warnings = $("warnings");
     warnings.replaceChildren(...result.warnings.map((w) => el("li", {}, w)));
     const ck = state.checkpoint || result.checkpoint;
@@ -97,7 +98,8 @@
       ck.accuracy !== null && ck.accuracy !== undefined ? percent(ck.accuracy) + " reported accuracy" : "no reported accuracy";
     const what = result.ensemble ? "Ensemble " + result.ensemble.name + " of " + result.ensemble.members.length +
       " checkpoints, the first " : "Checkpoint ";
-    $("checkpoint-line").textContent = what + ck.name + " · " + ck.sequence_length + " frames per window · " +
+    const frames = ck.sequence_length === 1 ? "each face on its own" : ck.sequence_length + " frames per window";
+    $("checkpoint-line").textContent = what + ck.name + " · " + frames + " · " +
       accuracy + (state.reused ? " · same video analysed before: result reused" : "");
   }
 
@@ -271,7 +273,9 @@
   }
 
   function renderTimings(state, result) {
-    const names = { probe: "reading the video", decode: isPhoto(result) ? "reading the photo" : "decoding frames", detect: "finding faces",
+    const photo = isPhoto(result);
+    const names = { probe: photo ? "checking the photo" : "reading the video",
+      decode: photo ? "reading the photo" : "decoding frames", detect: "finding faces",
       crop: "cropping", network: "the network", heatmaps: "heat maps", total: "total",
       checkpoint_load: "loading the checkpoint" };
     const rows = Object.entries(names)
