@@ -124,7 +124,9 @@
   }
 
   function renderTimeline(result) {
-    const width = 800, height = 190, left = 40, right = 10, top = 10, bottom = 30;
+    // Drawn at the width it is shown at, so its labels keep their size on a phone.
+    const width = Math.max(300, Math.min(800, $("timeline").clientWidth || 800));
+    const height = 190, left = 40, right = 10, top = 10, bottom = 30;
     const duration = Math.max(result.video.duration, 0.001);
     const x = (t) => left + ((width - left - right) * t) / duration;
     const y = (p) => top + (height - top - bottom) * (1 - p);
@@ -145,10 +147,10 @@
         "font-size": 10, fill: colour }, name + " " + p3(p)));
     });
     const colours = { fake: "#c62f2f", real: "#19824a", uncertain: "#b7791f" };
-    const ticks = Math.min(10, Math.ceil(duration));
+    const ticks = Math.min(width < 500 ? 5 : 10, Math.ceil(duration));
     for (let i = 0; i <= ticks; i++) {
       const t = (duration * i) / ticks;
-      chart.append(svg("text", { x: x(t), y: height - 10, "text-anchor": "middle", "font-size": 11, fill: "#5b6673" },
+      chart.append(svg("text", { x: x(t), y: height - 10, "text-anchor": i === ticks ? "end" : "middle", "font-size": 11, fill: "#5b6673" },
         t.toFixed(1) + "s"));
     }
     result.windows.forEach((w) => {
