@@ -231,6 +231,7 @@ def store(validated: ValidatedUpload, choice: ModelChoice, owner=None) -> Analys
     upload = validated.upload
     analysis = Analysis(
         owner=owner,
+        private=owner is not None and settings.PRIVATE_RESULTS,  # only an owner can keep an analysis to themself
         original_name=validated.original_name,
         size_bytes=upload.size,
         sha256=upload.sha256,

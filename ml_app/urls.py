@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import history, views
+from . import history, privacy, views
 
 app_name = "ml_app"
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("analyses/<uuid:analysis_id>/report.pdf", views.analysis_report_pdf, name="analysis-report"),
     path("analyses/<uuid:analysis_id>/delete", views.delete_analysis, name="analysis-delete"),
     path("analyses/<uuid:analysis_id>/retry", views.retry_analysis, name="analysis-retry"),
+    path("analyses/<uuid:analysis_id>/privacy", privacy.set_privacy, name="analysis-privacy"),
 ]

@@ -220,6 +220,8 @@ ALLOWED_IMAGE_EXTENSIONS = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_MEGAPIXELS", DEFAULT_MAX_PIXELS // 1_000_000) * 1_000_000
 # Waiting analyses beyond this are refused (503, Retry-After) instead of queued; 0 lifts the bound.
 MAX_QUEUED_ANALYSES = env_int("MAX_QUEUED_ANALYSES", 100)
+# A signed-in user's new analyses are private (only they open the page and its files) unless they say otherwise.
+PRIVATE_RESULTS = env_bool("PRIVATE_RESULTS", False)
 # Analyses (with their video and crops) and records of refused uploads older than this are deleted by the worker
 # and by `manage.py purge_media`; 0 keeps them until deleted. Stale upload parts in MEDIA_ROOT/incoming and media
 # folders without an analysis are removed whatever this says.

@@ -52,3 +52,33 @@ def test_a_signed_in_user_sees_their_own_analyses_newest_first_and_can_delete_on
     result = client.get(f"/analyses/{first}/").content.decode()
     assert 'id="copy-link"' in result and f'data-url="http://testserver/analyses/{first}/"' in result
     assert 'id="analyse-another" href="/"' in result
+
+
+@pytest.mark.django_db
+def test_a_private_analysis_opens_only_for_its_owner(client, active_checkpoint, one_face_video, settings):
+    settings.PRIVATE_RESULTS = True
+    alice = User.objects.create_user("alice", password="x")
+    client.force_login(alice)
+    mine = upload(client, one_face_video, "mine.mp4").json()["id"]
+    assert Analysis.objects.get(pk=mine).private, "PRIVATE_RESULTS makes a signed-in user's analyses private"
+    page = client.get(f"/analyses/{mine}/").content.decode()
+    assert "Private: only you can open this analysis" in page and 'id="privacy-button"' in page
+    paths = [
+        f"/analyses/{mine}/",
+        f"/analyses/{mine}/status",
+        f"/analyses/{mine}/video",
+        f"/analyses/{mine}/report.pdf",
+    ]
+
+    client.logout()
+    assert [client.get(path).status_code for path in paths] == [404, 404, 404, 404], "nobody else, not even a hint"
+    assert client.post(f"/analyses/{mine}/delete").status_code == 404 and Analysis.objects.filter(pk=mine).exists()
+    anonymous = upload(client, one_face_video, "anonymous.mp4").json()["id"]
+    assert not Analysis.objects.get(pk=anonymous).private, "without an owner nobody could open it"
+    assert client.post(f"/analyses/{anonymous}/privacy", {"private": "on"}).status_code == 302
+    assert not Analysis.objects.get(pk=anonymous).private, "only the owner changes it"
+
+    client.force_login(alice)
+    client.post(f"/analyses/{mine}/privacy", {"private": "off"})
+    client.logout()
+    assert client.get(f"/analyses/{mine}/").status_code == 200, "reachable by its address again"
