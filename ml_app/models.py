@@ -121,6 +121,9 @@ class Analysis(models.Model):
         related_name="analyses",
         help_text="the signed-in user or API caller who uploaded it; empty for anonymous uploads on the site",
     )
+    max_windows = models.PositiveIntegerField(
+        null=True, blank=True, help_text="windows spread over the video (Look closer); empty: DETECTION_MAX_WINDOWS"
+    )
     private = models.BooleanField(
         default=False, help_text="its page, video, crops and report open only for its owner (PRIVATE_RESULTS: default)"
     )

@@ -274,10 +274,13 @@ def _lock_queue() -> None:
 
 
 def _earlier_result(analysis: Analysis) -> Analysis | None:
-    """The latest done analysis of the same bytes with the same checkpoint file."""
+    """The latest done analysis of the same bytes with the same checkpoint file and number of windows."""
     return (
         Analysis.objects.filter(
-            sha256=analysis.sha256, checkpoint_sha256=analysis.checkpoint_sha256, status=Analysis.Status.DONE
+            sha256=analysis.sha256,
+            checkpoint_sha256=analysis.checkpoint_sha256,
+            max_windows=analysis.max_windows,
+            status=Analysis.Status.DONE,
         )
         .exclude(result=None)
         .order_by("-finished_at")

@@ -84,7 +84,7 @@ def _run(analysis_id: str, attempt: int) -> None:
             analysis.video_path,
             loaded,
             analysis.ensemble_name or None,
-            max_windows=settings.DETECTION_MAX_WINDOWS,
+            max_windows=analysis.max_windows or settings.DETECTION_MAX_WINDOWS,
             batch_size=settings.DETECTION_BATCH_SIZE,
             progress=report,
         )

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import history, privacy, views
+from . import closer, history, privacy, views
 
 app_name = "ml_app"
 
@@ -18,4 +18,5 @@ urlpatterns = [
     path("analyses/<uuid:analysis_id>/delete", views.delete_analysis, name="analysis-delete"),
     path("analyses/<uuid:analysis_id>/retry", views.retry_analysis, name="analysis-retry"),
     path("analyses/<uuid:analysis_id>/privacy", privacy.set_privacy, name="analysis-privacy"),
+    path("analyses/<uuid:analysis_id>/closer", closer.look_closer, name="analysis-closer"),
 ]

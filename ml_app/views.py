@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import analysis_report, jobs, submissions
 from .api.errors import refusal_response
 from .api.serializers import describe
+from .closer import closer_windows
 from .detection.defaults import FRAME_MODEL_LENGTH
 from .detection.heatmaps import figures as heatmap_figures
 from .file_responses import ranged_file_response
@@ -149,6 +150,7 @@ def analysis_page(request: HttpRequest, analysis_id) -> HttpResponse:
         "state": state,
         "heatmaps": _heatmaps(analysis),
         "owner": is_owner(request, analysis),
+        "closer_windows": closer_windows(analysis),
     }
     return _private(render(request, "ml_app/result.html", context))
 

@@ -82,3 +82,29 @@ def test_a_private_analysis_opens_only_for_its_owner(client, active_checkpoint, 
     client.post(f"/analyses/{mine}/privacy", {"private": "off"})
     client.logout()
     assert client.get(f"/analyses/{mine}/").status_code == 200, "reachable by its address again"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_look_closer_analyses_the_video_again_with_twice_the_windows(
+    client, active_checkpoint, one_face_video, settings
+):
+    from ml_app.tasks import analyze_video_task
+
+    settings.DETECTION_MAX_WINDOWS = 2
+    first = upload(client, one_face_video, "clip.mp4").json()["id"]
+    analyze_video_task.run(first, 1)
+    assert len(Analysis.objects.get(pk=first).result["windows"]) == 2
+    page = client.get(f"/analyses/{first}/").content.decode()
+    assert 'id="look-closer"' in page and "Look closer:\n      4 windows" in page
+
+    response = client.post(f"/analyses/{first}/closer")
+    closer = Analysis.objects.exclude(pk=first).get()
+    assert response["Location"] == f"/analyses/{closer.pk}/" and closer.max_windows == 4
+    assert closer.status == Analysis.Status.QUEUED, "analysed again, not the earlier result reused"
+    analyze_video_task.run(str(closer.pk), 1)
+    closer.refresh_from_db()
+    assert len(closer.result["windows"]) == 4
+    summary = client.get(f"/analyses/{closer.pk}/status").json()["result"]["summary"]
+    assert summary["coverage"].startswith("Looked at 4 windows")
+    assert Analysis.objects.get(pk=first).max_windows is None, "the first analysis stays as it was"
+    assert 'id="look-closer"' not in client.get(f"/analyses/{closer.pk}/").content.decode(), "all 4 windows seen"
