@@ -32,9 +32,11 @@ def closer_windows(analysis: Analysis) -> int | None:
     if analysis.status != Analysis.Status.DONE or analysis.media == "image" or not result:
         return None
     used = windows_used(analysis)
-    if len(result.get("windows") or []) < used or used >= LOOK_CLOSER_MAX_WINDOWS:
-        return None  # fewer windows than asked for: the video holds no more
-    return min(2 * used, LOOK_CLOSER_MAX_WINDOWS)
+    # As video.plan_windows places them: at most one window per sequence_length frames.
+    holds = int((result.get("video") or {}).get("frame_count") or 0) // max(1, int(result.get("sequence_length") or 1))
+    if len(result.get("windows") or []) < used or min(holds, LOOK_CLOSER_MAX_WINDOWS) <= used:
+        return None  # the video holds no more windows, or this is the most we look at
+    return min(2 * used, holds, LOOK_CLOSER_MAX_WINDOWS)
 
 
 @require_POST
