@@ -22,7 +22,7 @@ def fresh_rates():
 
 @pytest.mark.django_db(transaction=True)  # the job's heartbeat thread writes to the database too
 def test_a_signed_in_user_sees_their_own_analyses_newest_first_and_can_delete_one(
-    client, active_checkpoint, one_face_video
+    client, active_checkpoint, one_face_video, two_face_video
 ):
     from ml_app.tasks import analyze_video_task
 
@@ -34,7 +34,7 @@ def test_a_signed_in_user_sees_their_own_analyses_newest_first_and_can_delete_on
     client.force_login(alice)
     first = upload(client, one_face_video, "first.mp4").json()["id"]
     analyze_video_task.run(first, 1)
-    second = upload(client, one_face_video, "second.mp4").json()["id"]
+    second = upload(client, two_face_video, "second.mp4").json()["id"]  # another file: queued, not reused
 
     page = client.get("/analyses/mine/").content.decode()
     assert page.index("second.mp4") < page.index("first.mp4"), "newest first"
@@ -42,7 +42,7 @@ def test_a_signed_in_user_sees_their_own_analyses_newest_first_and_can_delete_on
     done = Analysis.objects.get(pk=first)
     assert f'<span class="badge {done.verdict.lower()}">{done.verdict}</span>' in page
     assert f"/analyses/{first}/crops/person0.jpg" in page, "the face thumbnail"
-    assert "Queued" in page.split("second.mp4")[1].split("</li>")[0], "an unfinished one says where it is"
+    assert "Queued" in page.split('class="history-name">second.mp4')[1].split("</li>")[0], "says where it is"
     assert "My analyses" in client.get("/").content.decode(), "linked from every page when signed in"
 
     response = client.post(f"/analyses/{second}/delete", {"next": "mine"})
