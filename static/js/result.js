@@ -89,8 +89,12 @@
       $("summary-" + part).hidden = !summary[part];
     });
     const inconclusive = result.verdict === "INCONCLUSIVE" ? result.calibration.inconclusive_means + ". " : "";
-    $("probability-meaning").textContent = "The number is the " + result.calibration.meaning + ". " +
-      inconclusive + "Thresholds from the " + result.thresholds.source + ".";
+    const sources = { checkpoint: "the checkpoint's calibration", settings: "the site's settings",
+      option: "the command line", uncalibrated: "defaults, as the checkpoint carries no calibration",
+      "ensemble mean": "the mean of the ensemble's checkpoints' thresholds" };
+    const meaning = result.calibration.meaning.replace(/^the /, "");
+    $("probability-meaning").textContent = "The number is the " + meaning + ". " + inconclusive + "Thresholds from " +
+      (sources[result.thresholds.source] || result.thresholds.source) + ".";
     const warnings = $("warnings");
     warnings.replaceChildren(...result.warnings.map((w) => el("li", {}, w)));
     const ck = state.checkpoint || result.checkpoint;
@@ -241,7 +245,7 @@
       const row = el("div", { class: "window-row", "data-window": w.index, title: "Play this window", tabindex: 0,
         role: "button", "aria-label": `Play window #${w.index}, ${seconds(w.start_time)} to ${seconds(w.end_time)}` });
       const faces = el("div", { class: "faces" });
-      w.tracks.forEach((track) => {
+      [...w.tracks].sort((a, b) => a.person_id - b.person_id).forEach((track) => {
         if (track.thumbnail_url) {
           const face = el("figure", { class: "face", "data-person": track.person_id + 1 });
           face.append(el("img", { src: track.thumbnail_url, loading: "lazy",
