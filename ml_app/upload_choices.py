@@ -31,6 +31,8 @@ class Choice:
 
 
 def _names(count: int) -> list[str]:
+    if count == 0:
+        return []
     if count in NAMES:
         return NAMES[count]
     middle = [f"Standard {n}" for n in range(1, count - 1)]
