@@ -49,7 +49,9 @@ class ReasonSerializer(serializers.Serializer):
 
 class TrackSerializer(serializers.Serializer):
     track_id = serializers.IntegerField()
-    person_id = serializers.IntegerField()
+    person_id = serializers.IntegerField(
+        help_text="from 0 in order of appearance; pages and summary call it Person person_id + 1"
+    )
     fake_probability = serializers.FloatField(help_text="calibrated (raw when the checkpoint has no calibration)")
     raw_probability = serializers.FloatField(help_text="the network's own output")
     filled_frames = serializers.IntegerField(help_text="frames whose face box was filled in from neighbours")
@@ -77,7 +79,9 @@ class WindowSerializer(serializers.Serializer):
 
 
 class PersonSerializer(serializers.Serializer):
-    person_id = serializers.IntegerField()
+    person_id = serializers.IntegerField(
+        help_text="from 0 in order of appearance; pages and summary call it Person person_id + 1"
+    )
     windows = serializers.ListField(child=serializers.IntegerField())
     fake_probability = serializers.FloatField(help_text="the mean of their windows' calibrated probabilities")
     raw_probability = serializers.FloatField()
