@@ -69,8 +69,8 @@ def on_site(site: Site, token: str, video: Path, timeout: float) -> dict:
         "verdict": verdict_at - uploaded,
         "heatmaps": maps_at - uploaded,
         "heatmaps_state": state.get("heatmaps"),
-        "result_verdict": state["verdict"],
-        "worker_timings": state.get("timings"),
+        "result_verdict": state["result"]["verdict"],
+        "worker_timings": state["result"].get("timings"),
     }
 
 

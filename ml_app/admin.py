@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from . import jobs
+from .admin_tables import settings_table
 from .detection.errors import DetectionError
 from .detection.files import plain_file_mode
 from .models import Analysis, Checkpoint, Ensemble, RejectedUpload
@@ -88,7 +89,7 @@ class CheckpointAdmin(admin.ModelAdmin):
         "sequence_length",
         "backbone",
         "image_size",
-        "accuracy",
+        "accuracy_shown",
         "untrained",
         "size_bytes",
         "source",
@@ -159,7 +160,7 @@ class CheckpointAdmin(admin.ModelAdmin):
         return obj.sha256[:12]
 
     def _json(self, value):
-        return format_html("<pre>{}</pre>", json.dumps(value, indent=2))
+        return settings_table(value)
 
     @admin.display(description="architecture")
     def architecture_json(self, obj):

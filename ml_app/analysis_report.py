@@ -4,6 +4,9 @@ analysis that has no verdict to report yet (or ever)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
@@ -64,11 +67,15 @@ def origin_rows(analysis: Analysis) -> tuple[tuple[str, str], ...]:
 
 
 def report_filename(analysis: Analysis) -> str:
-    return f"analysis-{analysis.pk}.pdf"
+    """'holiday-clip-2026-12-07-report.pdf': the uploaded file's name (letters, digits, - and _ only; the id's
+    first 8 characters when nothing is left) and the day it was analysed."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(analysis.original_name or "").stem).strip("-_")[:60]
+    day = (analysis.finished_at or analysis.created_at).strftime("%Y-%m-%d")
+    return f"{stem or str(analysis.pk)[:8]}-{day}-report.pdf"
 
 
 def pdf_response(analysis: Analysis) -> HttpResponse:
-    """The report of a finished analysis, to download under a name that carries the analysis' id."""
+    """The report of a finished analysis, to download under a name that carries the file's name and date."""
     response = HttpResponse(render_report(report_source(analysis)), content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(True, report_filename(analysis))
     return response

@@ -206,7 +206,8 @@ def recover_stale(queryset=None) -> dict[str, int]:
             stage=Stage.FAILED,
             error_code="worker_lost",
             error_message=f"The worker analysing this video stopped responding {analysis.attempts} times (it may "
-            "have run out of memory or been restarted). The video is kept: retry, or try a shorter sequence length.",
+            "have run out of memory or been restarted). The video is kept: retry, or try fewer frames per window "
+            "(Quick).",
             finished_at=timezone.now(),
         ):
             counts["failed"] += 1

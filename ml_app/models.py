@@ -121,6 +121,12 @@ class Analysis(models.Model):
         related_name="analyses",
         help_text="the signed-in user or API caller who uploaded it; empty for anonymous uploads on the site",
     )
+    max_windows = models.PositiveIntegerField(
+        null=True, blank=True, help_text="windows spread over the video (Look closer); empty: DETECTION_MAX_WINDOWS"
+    )
+    private = models.BooleanField(
+        default=False, help_text="its page, video, crops and report open only for its owner (PRIVATE_RESULTS: default)"
+    )
     original_name = models.CharField(max_length=255, help_text="the uploader's file name, sanitised")
     video = models.CharField(max_length=500, help_text="path of the stored video, relative to MEDIA_ROOT")
     size_bytes = models.BigIntegerField(default=0)

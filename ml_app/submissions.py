@@ -221,7 +221,9 @@ def _length_and_ensemble(request: HttpRequest) -> tuple[int, str]:
     length = number(raw_length) if raw_length.strip() else settings.DEFAULT_SEQUENCE_LENGTH
     if length is None:
         shown = "".join(ch for ch in raw_length[:20] if ch.isprintable())
-        raise UploadRejected("invalid_sequence_length", f"'{shown}' is not a sequence length.", field="sequence_length")
+        raise UploadRejected(
+            "invalid_sequence_length", f"'{shown}' is not a number of frames per window.", field="sequence_length"
+        )
     return length, (request.POST.get("ensemble") or "").strip()
 
 
@@ -241,6 +243,7 @@ def store(validated: ValidatedUpload, choice: ModelChoice, owner=None) -> Analys
     upload = validated.upload
     analysis = Analysis(
         owner=owner,
+        private=owner is not None and settings.PRIVATE_RESULTS,  # only an owner can keep an analysis to themself
         original_name=validated.original_name,
         size_bytes=upload.size,
         sha256=upload.sha256,
@@ -288,11 +291,14 @@ def _lock_queue() -> None:
 
 
 def _earlier_result(analysis: Analysis) -> Analysis | None:
-    """The latest done analysis of the same bytes with the same checkpoint file (not one still drawing its heat
-    maps: a copy would wait for them for ever)."""
+    """The latest done analysis of the same bytes with the same checkpoint file and number of windows (not one still
+    drawing its heat maps: a copy would wait for them for ever)."""
     return (
         Analysis.objects.filter(
-            sha256=analysis.sha256, checkpoint_sha256=analysis.checkpoint_sha256, status=Analysis.Status.DONE
+            sha256=analysis.sha256,
+            checkpoint_sha256=analysis.checkpoint_sha256,
+            max_windows=analysis.max_windows,
+            status=Analysis.Status.DONE,
         )
         .exclude(result=None)
         .exclude(stage=Stage.HEATMAPS)

@@ -106,7 +106,7 @@ def _run(analysis_id: str, attempt: int) -> None:
             analysis.video_path,
             loaded,
             analysis.ensemble_name or None,
-            max_windows=settings.DETECTION_MAX_WINDOWS,
+            max_windows=analysis.max_windows or settings.DETECTION_MAX_WINDOWS,
             batch_size=settings.DETECTION_BATCH_SIZE,
             progress=report,
         )
@@ -130,14 +130,14 @@ def _run(analysis_id: str, attempt: int) -> None:
             attempt,
             "time_limit",
             f"The analysis took longer than the {settings.CELERY_TASK_SOFT_TIME_LIMIT} s limit. Try a shorter video "
-            "or sequence length.",
+            "or fewer frames per window (Quick).",
         )
     except torch.cuda.OutOfMemoryError:
         jobs.fail(
             analysis_id,
             attempt,
             "gpu_out_of_memory",
-            "The GPU ran out of memory. Try a shorter sequence length, or ask the administrator to lower "
+            "The GPU ran out of memory. Try fewer frames per window (Quick), or ask the administrator to lower "
             "DETECTION_BATCH_SIZE.",
         )
     except MemoryError:
@@ -145,7 +145,7 @@ def _run(analysis_id: str, attempt: int) -> None:
             analysis_id,
             attempt,
             "out_of_memory",
-            "The worker ran out of memory. Try a shorter sequence length or a smaller video.",
+            "The worker ran out of memory. Try fewer frames per window (Quick) or a smaller video.",
         )
     except Exception as exc:
         log.exception("Analysis %s failed unexpectedly", analysis_id)

@@ -238,7 +238,7 @@ def validate_video(upload: HashedUpload, sequence_length: int) -> ValidatedUploa
         raise UploadRejected(
             "too_few_frames",
             f"The video has {info.frame_count} frames; a {sequence_length}-frame analysis needs at least "
-            f"{needed}. Choose a shorter sequence length.",
+            f"{needed}. Choose fewer frames per window.",
             field="sequence_length",
         )
     return ValidatedUpload(upload=upload, info=info, original_name=sanitise_filename(upload.name))

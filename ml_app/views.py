@@ -22,11 +22,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import analysis_report, heatmap_phase, jobs, submissions
 from .api.errors import refusal_response
 from .api.serializers import describe
+from .closer import closer_windows
 from .detection.defaults import FRAME_MODEL_LENGTH
 from .detection.heatmaps import figures as heatmap_figures
 from .file_responses import ranged_file_response
 from .models import Analysis
+from .privacy import is_owner, may_open
 from .registry import active_checkpoints, active_ensembles
+from .upload_choices import plain_choices
 from .uploads import UploadRejected
 
 _CROP_NAME = re.compile(r"^[A-Za-z0-9_]+\.(jpg|png)$")  # crops and thumbnails (JPEG), heat maps (PNG)
@@ -52,6 +55,7 @@ def upload_context(error: UploadRejected | None = None, chosen: int | None = Non
         default = next(iter(checkpoints))
     return {
         "checkpoints": checkpoints,
+        "choices": plain_choices(checkpoints),
         "ensembles": active_ensembles() if checkpoints else {},
         "default_length": default,
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
@@ -130,15 +134,25 @@ def _create_analysis(request: HttpRequest) -> HttpResponse:
     return redirect("ml_app:analysis", analysis.pk)
 
 
-def _analysis_or_404(analysis_id) -> Analysis:
-    return get_object_or_404(Analysis.objects.select_related("checkpoint"), pk=analysis_id)
+def _analysis_or_404(request: HttpRequest, analysis_id) -> Analysis:
+    """The analysis; a private one only for its owner (anyone else gets the same 404 as for no analysis)."""
+    analysis = get_object_or_404(Analysis.objects.select_related("checkpoint"), pk=analysis_id)
+    if not may_open(request, analysis):
+        raise Http404("no such analysis")
+    return analysis
 
 
 @require_GET
 def analysis_page(request: HttpRequest, analysis_id) -> HttpResponse:
-    analysis = _analysis_or_404(analysis_id)
+    analysis = _analysis_or_404(request, analysis_id)
     state = describe(analysis, request)
-    context = {"analysis": analysis, "state": state, "heatmaps": _heatmaps(analysis)}
+    context = {
+        "analysis": analysis,
+        "state": state,
+        "heatmaps": _heatmaps(analysis),
+        "owner": is_owner(request, analysis),
+        "closer_windows": closer_windows(analysis),
+    }
     return _private(render(request, "ml_app/result.html", context))
 
 
@@ -160,13 +174,13 @@ def _heatmaps(analysis: Analysis) -> dict | None:
 @require_GET
 def analysis_status(request: HttpRequest, analysis_id) -> HttpResponse:
     """What the result page polls: the API's description of the analysis, after the stale-worker check."""
-    analysis = jobs.refresh_if_stale(_analysis_or_404(analysis_id))
+    analysis = jobs.refresh_if_stale(_analysis_or_404(request, analysis_id))
     return _private(JsonResponse(describe(analysis, request)))
 
 
 @require_GET
 def analysis_video(request: HttpRequest, analysis_id) -> HttpResponse:
-    analysis = _analysis_or_404(analysis_id)
+    analysis = _analysis_or_404(request, analysis_id)
     if not analysis.video_path.is_file():
         raise Http404("video no longer stored")
     return _private(ranged_file_response(request, analysis.video_path))
@@ -174,7 +188,7 @@ def analysis_video(request: HttpRequest, analysis_id) -> HttpResponse:
 
 @require_GET
 def analysis_crop(request: HttpRequest, analysis_id, name: str) -> HttpResponse:
-    analysis = _analysis_or_404(analysis_id)
+    analysis = _analysis_or_404(request, analysis_id)
     path = analysis.crops_dir / name
     if not _CROP_NAME.match(name) or not path.is_file():
         raise Http404("no such crop")
@@ -184,7 +198,7 @@ def analysis_crop(request: HttpRequest, analysis_id, name: str) -> HttpResponse:
 @require_GET
 def analysis_report_pdf(request: HttpRequest, analysis_id) -> HttpResponse:
     """The analysis' report as a PDF; an analysis without a verdict (running, failed) is answered 409 with why."""
-    analysis = _analysis_or_404(analysis_id)
+    analysis = _analysis_or_404(request, analysis_id)
     refusal = analysis_report.not_ready(analysis)
     if refusal is not None:
         return _private(refused(request, refusal))
@@ -193,18 +207,18 @@ def analysis_report_pdf(request: HttpRequest, analysis_id) -> HttpResponse:
 
 @require_http_methods(["POST"])
 def delete_analysis(request: HttpRequest, analysis_id) -> HttpResponse:
-    analysis = _analysis_or_404(analysis_id)
+    analysis = _analysis_or_404(request, analysis_id)
     name = analysis.original_name
     analysis.delete()
     if _wants_json(request):
         return JsonResponse({"deleted": str(analysis_id)})
     messages.success(request, f"The analysis of '{name}' and its video were deleted.")
-    return redirect("ml_app:upload")
+    return redirect("ml_app:mine" if request.POST.get("next") == "mine" else "ml_app:upload")
 
 
 @require_http_methods(["POST"])
 def retry_analysis(request: HttpRequest, analysis_id) -> HttpResponse:
-    analysis = _analysis_or_404(analysis_id)
+    analysis = _analysis_or_404(request, analysis_id)
     if analysis.status != Analysis.Status.FAILED:
         messages.info(request, "Only a failed analysis can be retried.")
     elif not analysis.video_path.is_file() and not (analysis.source_url and not analysis.video):

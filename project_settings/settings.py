@@ -237,6 +237,8 @@ URL_FETCH_MIN_RATE = env_int("URL_FETCH_MIN_RATE", 10 * 1024)  # bytes a second,
 URL_PAGE_EXTRACTORS = env_list("URL_PAGE_EXTRACTORS", ["default"])
 # Waiting analyses beyond this are refused (503, Retry-After) instead of queued; 0 lifts the bound.
 MAX_QUEUED_ANALYSES = env_int("MAX_QUEUED_ANALYSES", 100)
+# A signed-in user's new analyses are private (only they open the page and its files) unless they say otherwise.
+PRIVATE_RESULTS = env_bool("PRIVATE_RESULTS", False)
 # Analyses (with their video and crops) and records of refused uploads older than this are deleted by the worker
 # and by `manage.py purge_media`; 0 keeps them until deleted. Stale upload parts in MEDIA_ROOT/incoming and media
 # folders without an analysis are removed whatever this says.
@@ -309,7 +311,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Deepfake detector API",
     "DESCRIPTION": "Upload videos for asynchronous deepfake analysis and read the results. Authenticate with "
     "`Authorization: Token <key>` (tokens are created in the admin or with `manage.py create_api_token`).",
-    "VERSION": "1.0.0",
+    "VERSION": "1.1.0",  # 1.1: the result once, inside result (verdict, fake_probability, timings), with summary
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package: no CDN, no network
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -1,6 +1,9 @@
 """URL routes: the site at /, the API under /api/, the admin at /admin/."""
 
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpResponse
 from django.urls import include, path
 from django.views.defaults import bad_request, page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -11,8 +14,20 @@ from ml_app.views import refused
 admin.site.site_header = "Deepfake detector administration"
 admin.site.site_title = "Deepfake detector"
 
+
+def favicon(request):
+    """/favicon.ico for the pages that name no icon (the admin): a missing one logs an error on every page."""
+    icon = (settings.BASE_DIR / "static" / "favicon.svg").read_bytes()
+    response = HttpResponse(icon, content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
     path("api/v1/", include("ml_app.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -304,3 +304,17 @@ def test_sync_validates_each_file_at_most_once_and_known_files_not_at_all(site_d
     assert counted["validated"] == [], "every file's sha256 is registered: nothing is loaded or built"
     assert out.getvalue().count("registered: ") == 4, out.getvalue()  # ten.pt and its copy are the same entry
     assert Checkpoint.objects.count() == 3
+
+
+def test_a_checkpoint_page_shows_its_settings_as_tables_and_accuracy_as_a_percentage(admin, active_checkpoint):
+    from ml_app.admin_tables import settings_table
+
+    active_checkpoint.accuracy = 0.6176470588235294
+    active_checkpoint.metrics = {**active_checkpoint.metrics, "accuracy": 0.6176470588235294, "scores": list(range(50))}
+    active_checkpoint.save()
+    page = admin.get(f"/admin/ml_app/checkpoint/{active_checkpoint.pk}/change/").content.decode()
+    assert "61.8%" in page and "0.6176470588235294" not in page
+    assert 'class="settings-table"' in page and "<pre>{" not in page, "tables, not raw JSON"
+    assert "… and 42 more (50 in all)" in page, "a long list is counted, not printed"
+    nested = str(settings_table({"calibration": {"method": "platt", "ece": 0.01234567, "<b>": "<i>"}}))
+    assert "<table" in nested.split("platt", maxsplit=1)[0] and "0.01235" in nested and "&lt;i&gt;" in nested

@@ -118,7 +118,7 @@ def test_readable_summary(one_face_video, tiny_checkpoint):
     call_command("analyze_video", str(one_face_video), "--checkpoint", str(tiny_checkpoint), stdout=out)
     text = out.getvalue()
     assert text.splitlines()[0].startswith("one_face.mp4: ")
-    assert "fake probability" in text and "person 0" in text and "untrained" in text
+    assert "fake probability" in text and "person 1:" in text and "untrained" in text
     assert "decode" in text and "network" in text
 
 

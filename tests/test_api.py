@@ -134,7 +134,7 @@ def test_upload_returns_202_with_the_analysis(active_checkpoint, alice, one_face
         ("notes.mp4", b"plain text, not a video\n" * 30, 10, 400, "not_a_video", "text file"),
         ("empty.mp4", b"", 10, 400, "empty_file", "is empty"),
         ("clip.mp4", None, 60, 400, "unknown_sequence_length", "choose one of: 10"),
-        ("clip.mp4", None, "twenty", 400, "invalid_sequence_length", "not a sequence length"),
+        ("clip.mp4", None, "twenty", 400, "invalid_sequence_length", "not a number of frames per window"),
     ],
 )
 def test_bad_uploads_get_the_same_messages_as_the_page(
@@ -187,9 +187,17 @@ def test_full_result_once_done(active_checkpoint, alice, one_face_video):
     created = post_video(client, one_face_video.read_bytes()).json()
     run_inline(created["id"])
     body = client.get(created["url"]).json()
-    assert body["status"] == "done" and body["progress"] == 100.0 and body["verdict"] in ("REAL", "FAKE")
+    assert body["status"] == "done" and body["progress"] == 100.0
     result = body["result"]
-    assert result["verdict"] == body["verdict"] and 0 <= result["confidence"] <= 1
+    assert result["verdict"] in ("REAL", "FAKE") and 0 <= result["confidence"] <= 1
+    assert not {"verdict", "fake_probability", "timings"} & set(body), "the result once, inside result"
+    summary = result["summary"]
+    assert summary["verdict"] == result["verdict"] and summary["why"] is None
+    assert summary["coverage"].startswith("Looked at 4 windows of 10 frames") and summary["coverage"].endswith(
+        "video; 1 person."
+    )
+    assert f"Person 1 has a raw score of {result['fake_probability']:.3f}" in summary["meaning"], "untrained: raw"
+    assert summary["text"].startswith(summary["headline"])
     window = result["windows"][0]
     assert {"start_time", "end_time", "fake_probability", "tracks", "status"} <= set(window)
     track = window["tracks"][0]
@@ -197,7 +205,7 @@ def test_full_result_once_done(active_checkpoint, alice, one_face_video):
     assert client.get(track["thumbnail_url"]).status_code == 200
     assert result["checkpoint"]["sha256"] == active_checkpoint.sha256
     assert "path" not in result["video"] and "path" not in result["checkpoint"], "no server paths leak"
-    assert {"decode", "detect", "network", "total"} <= set(result["timings"])
+    assert {"decode", "detect", "network", "total", "checkpoint_load"} <= set(result["timings"])
     assert result["people"][0]["thumbnail_url"].endswith("person0.jpg")
 
 
@@ -441,6 +449,18 @@ def test_schema_and_docs_are_served_without_a_cdn(client):
     assert docs.status_code == 200 and "swagger-ui" in page
     assert "cdn" not in page.lower() and "unpkg" not in page and "jsdelivr" not in page
     assert client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_api_root_lists_its_entry_points_and_the_site_links_the_docs(client):
+    root = client.get("/api/v1/")
+    assert root.status_code == 200, "not a 404"
+    entries = root.json()
+    assert entries["analyses"].endswith("/api/v1/analyses/") and entries["docs"].endswith("/api/docs/")
+    assert client.get(entries["checkpoints"].removeprefix("http://testserver")).status_code in (200, 401, 403)
+    assert 'href="/api/docs/"' in client.get("/").content.decode(), "the site links the API docs"
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml", "no 404 logged on every page"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -397,12 +397,12 @@ def test_hostile_names_are_sanitised_and_escaped(site, files, name, shown):
 @pytest.mark.parametrize(
     ("length", "code", "message"),
     [
-        ("²", "invalid_sequence_length", "'²' is not a sequence length"),
-        ("٣", "invalid_sequence_length", "'٣' is not a sequence length"),
-        ("9" * 5000, "invalid_sequence_length", "'99999999999999999999' is not a sequence length"),
-        ("-10", "invalid_sequence_length", "'-10' is not a sequence length"),
-        ("10.0", "invalid_sequence_length", "'10.0' is not a sequence length"),
-        ("1e1", "invalid_sequence_length", "'1e1' is not a sequence length"),
+        ("²", "invalid_sequence_length", "'²' is not a number of frames per window"),
+        ("٣", "invalid_sequence_length", "'٣' is not a number of frames per window"),
+        ("9" * 5000, "invalid_sequence_length", "'99999999999999999999' is not a number of frames per window"),
+        ("-10", "invalid_sequence_length", "'-10' is not a number of frames per window"),
+        ("10.0", "invalid_sequence_length", "'10.0' is not a number of frames per window"),
+        ("1e1", "invalid_sequence_length", "'1e1' is not a number of frames per window"),
         ("0", "unknown_sequence_length", "no active checkpoint for 0-frame windows; choose one of: 10"),
         ("", "unknown_sequence_length", "no active checkpoint for 20-frame windows; choose one of: 10"),
     ],
@@ -420,7 +420,7 @@ def test_odd_sequence_lengths_on_the_form_without_javascript(site, files, length
     """What a browser without JavaScript gets: the form again, the message next to the select (not a 500)."""
     response = site_post(site, files={"video": ("clip.mp4", files["clip"])}, data={"sequence_length": length})
     assert response.status_code == 400
-    assert re.search(r'id="sequence-length-error"[^>]*>[^<]*is not a sequence length', response.text)
+    assert re.search(r'id="sequence-length-error"[^>]*>[^<]*is not a number of frames per window', response.text)
     settled(site)
 
 

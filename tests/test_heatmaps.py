@@ -303,7 +303,7 @@ def test_the_result_page_shows_each_heat_map_beside_its_crop_and_what_it_means(c
         assert response.status_code == 200 and response["Content-Type"] == "image/png"
         image = cv2.imdecode(np.frombuffer(b"".join(response.streaming_content), np.uint8), cv2.IMREAD_COLOR)
         assert image.shape == (SIZE, SIZE, 3)
-    assert "Window #0" in html and "video frame" in html
+    assert "Person 1 ·\n            window #0" in html and "video frame" in html, "each map under its person"
     assert "crop_files" not in html, "the page names files by URL only"
 
 

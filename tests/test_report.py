@@ -87,7 +87,7 @@ def test_each_person_of_a_two_person_video_has_one_page(two_person_report):
     mine = person_pages(pages)
     assert len(mine) == 2
     for person, page in zip(result["people"], mine, strict=True):
-        assert f"Person {person['person_id']}" in page and f"{person['fake_probability']:.3f}" in page
+        assert f"Person {person['person_id'] + 1}" in page and f"{person['fake_probability']:.3f}" in page
         for window in person["windows"]:
             assert f"#{window}" in page, "the table of the person's windows"
 
@@ -101,8 +101,9 @@ def test_a_faceless_video_is_inconclusive_and_the_report_says_why(tmp_path, face
     pages, result = analysed_report(tmp_path, faceless_video, tiny_checkpoint)
     assert result["verdict"] == "INCONCLUSIVE" and result["reason"]["code"] == "no_face"
     first = " ".join(pages[0].split())
-    assert "INCONCLUSIVE" in first and "Why INCONCLUSIVE: no face was found." in first
-    assert " ".join(result["reason"]["message"].split()) in first
+    assert "INCONCLUSIVE" in first and "The model cannot tell whether this video is manipulated." in first
+    message = " ".join(result["reason"]["message"].split())
+    assert f"Not decided: {message[0].lower()}{message[1:]}" in first and first.count(message[1:]) == 1
     assert person_pages(pages) == [] and "No face was scored." in first
 
 
@@ -208,10 +209,10 @@ def test_at_most_ten_people_get_a_page_and_the_report_says_who_was_left_out(base
     assert len(mine) == MAX_PEOPLE == 10
     assert all(f"Person page {n} of 10" in page for n, page in enumerate(mine, 1))
     text = flat(pages)
-    assert "2 more were left out (Person 0, Person 1)" in text, "the two least suspicious"
-    assert "Person 11" in text and "Person 0" in pages[0], "the summary table lists everyone"
+    assert "2 more were left out (Person 1, Person 2)" in text, "the two least suspicious"
+    assert "Person 12" in text and "Person 1" in pages[0], "the summary table lists everyone, numbered from 1"
     headings = [int(re.search(r"^Person (\d+)$", page, re.M).group(1)) for page in mine]
-    assert headings == list(range(2, 12)), "the ten most suspicious, in their order"
+    assert headings == list(range(3, 13)), "the ten most suspicious, in their order"
 
 
 def test_a_person_page_stays_one_page_however_many_windows(base_result):
@@ -234,7 +235,9 @@ def test_inconclusive_reasons_are_explained(base_result):
         "reason": {"code": "windows_disagree", "message": "The windows of person 1 disagree: from 0.13 to 0.84."},
     }
     first = " ".join(pages_of(render_report(source(result)))[0].split())
-    assert "Why INCONCLUSIVE: one person's windows disagree. The windows of person 1 disagree: from 0.13" in first
+    assert "Not decided: the windows of person 1 disagree: from 0.13" in first
+    assert first.count("disagree: from 0.13") == 1, "said once"
+    assert "Looked at" in first and "of the" in first, "how much of the video was looked at"
 
 
 def test_an_ensemble_report_lists_each_member_with_its_sha256(base_result):
@@ -410,7 +413,8 @@ def test_the_site_serves_the_report_of_a_finished_analysis(
     assert f'href="{url}"' in client.get(reverse("ml_app:analysis", args=[analysis_id])).content.decode()
     response = client.get(url)
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
-    assert f'filename="analysis-{analysis_id}.pdf"' in response["Content-Disposition"]
+    day = analysis.finished_at.strftime("%Y-%m-%d")
+    assert f'filename="Our-interview-{day}-report.pdf"' in response["Content-Disposition"], "the file's name, the day"
     assert response["Cache-Control"] == "private, no-store"
     pages = pages_of(response.content)
     text = flat(pages)

@@ -79,6 +79,10 @@ def test_upload_page_offers_only_lengths_with_an_active_checkpoint(client, activ
     page = client.get("/").content.decode()
     assert 'value="10"' in page and "tiny_10_frames" in page and "untrained" in page
     assert 'value="20"' not in page
+    choice = page.split('id="sequence-length"')[1].split("</select>")[0]
+    assert "Standard · 10 frames per window" in choice, "a plain choice"
+    assert "tiny_10_frames" not in choice and "accuracy" not in choice, "technical names one click away"
+    assert "<summary>Technical details</summary>" in page
     assert 'name="video"' in page and "drop a video here" in page.lower()
 
 
@@ -322,7 +326,7 @@ def test_result_page_and_status_json(client, active_checkpoint, one_face_video, 
     result = state["result"]
     assert result["verdict"] in ("REAL", "FAKE") and len(result["windows"]) == 4
     assert state["checkpoint"]["name"] == "tiny_10_frames" and state["checkpoint"]["untrained"]
-    assert {"probe", "decode", "detect", "crop", "network", "total", "checkpoint_load"} <= set(state["timings"])
+    assert {"probe", "decode", "detect", "crop", "network", "total", "checkpoint_load"} <= set(result["timings"])
     crop = client.get(result["windows"][0]["tracks"][0]["thumbnail_url"])
     assert crop.status_code == 200 and crop["Content-Type"] == "image/jpeg"
     assert client.get(result["people"][0]["thumbnail_url"]).status_code == 200
@@ -491,7 +495,7 @@ def test_an_odd_sequence_length_on_the_form_without_javascript_is_400_not_500(cl
         reverse("ml_app:create"), {"video": SimpleUploadedFile("a.mp4", b"x"), "sequence_length": length}
     )
     assert response.status_code == 400
-    assert "is not a sequence length" in field_error(response.content.decode(), "sequence-length-error")
+    assert "is not a number of frames per window" in field_error(response.content.decode(), "sequence-length-error")
 
 
 def test_a_range_header_with_a_huge_number_is_416(client, active_checkpoint, one_face_video):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..detection.stages import Stage
+from ..detection.stages import Stage, label_for
 from ..models import Analysis
 
 URL_HELP = (
@@ -51,7 +51,7 @@ def describe_source(analysis: Analysis) -> dict | None:
 
 def stage_label(analysis: Analysis) -> str:
     """The stage in words; while fetching, with the megabytes received so far (and of how many, when known)."""
-    label = Stage.label_of(analysis.stage)
+    label = label_for(analysis.stage, photo=analysis.media == "image")
     if analysis.stage == Stage.FETCHING and analysis.fetched_bytes:
         done, total = analysis.fetched_bytes / 1e6, analysis.fetch_total_bytes
         return f"{label}: {done:.1f} of {total / 1e6:.1f} MB" if total else f"{label}: {done:.1f} MB"

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from .. import heatmap_phase
 from ..models import Analysis, Checkpoint
 from .link_source import URL_HELP, SourceField, stage_label
+from .result_shape import SummarySerializer, shown_result
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -50,7 +51,9 @@ class ReasonSerializer(serializers.Serializer):
 
 class TrackSerializer(serializers.Serializer):
     track_id = serializers.IntegerField()
-    person_id = serializers.IntegerField()
+    person_id = serializers.IntegerField(
+        help_text="from 0 in order of appearance; pages and summary call it Person person_id + 1"
+    )
     fake_probability = serializers.FloatField(help_text="calibrated (raw when the checkpoint has no calibration)")
     raw_probability = serializers.FloatField(help_text="the network's own output")
     filled_frames = serializers.IntegerField(help_text="frames whose face box was filled in from neighbours")
@@ -78,7 +81,9 @@ class WindowSerializer(serializers.Serializer):
 
 
 class PersonSerializer(serializers.Serializer):
-    person_id = serializers.IntegerField()
+    person_id = serializers.IntegerField(
+        help_text="from 0 in order of appearance; pages and summary call it Person person_id + 1"
+    )
     windows = serializers.ListField(child=serializers.IntegerField())
     fake_probability = serializers.FloatField(help_text="the mean of their windows' calibrated probabilities")
     raw_probability = serializers.FloatField()
@@ -205,6 +210,7 @@ class ProvenanceSerializer(serializers.Serializer):
 
 
 class ResultSerializer(serializers.Serializer):
+    summary = SummarySerializer(help_text="the verdict in plain words")
     verdict = serializers.ChoiceField(choices=["REAL", "FAKE", "INCONCLUSIVE"])
     reason = ReasonSerializer(allow_null=True, help_text="why the verdict is INCONCLUSIVE")
     fake_probability = serializers.FloatField(
@@ -223,41 +229,13 @@ class ResultSerializer(serializers.Serializer):
     people = PersonSerializer(many=True)
     video = VideoSerializer()
     checkpoint = CheckpointIdentitySerializer()
-    timings = serializers.DictField(child=serializers.FloatField(), help_text="seconds per stage")
+    timings = serializers.DictField(
+        child=serializers.FloatField(), help_text="seconds per stage, loading the checkpoint (checkpoint_load) included"
+    )
     warnings = serializers.ListField(child=serializers.CharField())
     provenance = ProvenanceSerializer(
         required=False, help_text="the file's Content Credentials; absent for analyses made before they were read"
     )
-
-
-def _with_crop_urls(result: dict, crops_url: str) -> dict:
-    """Attach thumbnail and strip URLs to tracks and people, from the analysis' crop files."""
-    files = result.get("crop_files") or {}
-    by_window = files.get("windows", {})
-    people_files = files.get("people", {})
-    windows = []
-    for window in result.get("windows", []):
-        tracks = []
-        for track in window["tracks"]:
-            names = by_window.get(str(window["index"]), {}).get(str(track["track_id"])) or {}
-            tracks.append(
-                {
-                    **track,
-                    "thumbnail_url": crops_url + names["thumb"] if "thumb" in names else None,
-                    "strip_url": crops_url + names["strip"] if "strip" in names else None,
-                }
-            )
-        windows.append({**window, "tracks": tracks})
-    people = [
-        {
-            **p,
-            "thumbnail_url": crops_url + people_files[str(p["person_id"])]
-            if str(p["person_id"]) in people_files
-            else None,
-        }
-        for p in result.get("people", [])
-    ]
-    return {**result, "windows": windows, "people": people}
 
 
 class AnalysisErrorSerializer(serializers.Serializer):
@@ -274,6 +252,9 @@ class AnalysisCheckpointSerializer(serializers.ModelSerializer):
 
 
 class AnalysisSerializer(SourceField, serializers.ModelSerializer):
+    """An analysis. Its verdict, fake probability and timings are in ``result`` only (before API version 1.1 they
+    were copied at the top level too; listings still filter by ``?verdict=``)."""
+
     # Declared rather than derived from the model: derived integers carry the database's range, and the schema must
     # not depend on which database generated it.
     size_bytes = serializers.IntegerField(read_only=True)
@@ -322,12 +303,9 @@ class AnalysisSerializer(SourceField, serializers.ModelSerializer):
             "error",
             "reused",
             "source",
-            "verdict",
-            "fake_probability",
             "result",
             "heatmaps",
             "heatmaps_progress",
-            "timings",
         ]
 
     def _absolute(self, path: str) -> str:
@@ -365,7 +343,7 @@ class AnalysisSerializer(SourceField, serializers.ModelSerializer):
         if analysis.status != Analysis.Status.DONE or not analysis.result:
             return None
         crops_url = self._absolute(reverse("ml_app:analysis", args=[analysis.pk]) + "crops/")
-        return ResultSerializer(_with_crop_urls(analysis.result, crops_url)).data
+        return ResultSerializer(shown_result(analysis, crops_url)).data
 
     @extend_schema_field(serializers.ChoiceField(choices=heatmap_phase.STATES, allow_null=True))
     def get_heatmaps(self, analysis: Analysis) -> str | None:

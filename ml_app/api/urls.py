@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from .root import ApiRoot
 from .views import AnalysisViewSet, CheckpointViewSet, EnsembleViewSet
 
 app_name = "api"
@@ -14,6 +15,7 @@ router.register("checkpoints", CheckpointViewSet, basename="checkpoint")
 router.register("ensembles", EnsembleViewSet, basename="ensemble")
 
 urlpatterns = [
+    path("", ApiRoot.as_view(), name="root"),
     *router.urls,
     path("analyses/<uuid:pk>/report.pdf", AnalysisViewSet.as_view({"get": "report"}), name="analysis-report"),
 ]

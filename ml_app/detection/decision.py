@@ -105,7 +105,7 @@ def inconclusive_reason(windows: Sequence[WindowResult], sequence_length: int) -
         return {
             "code": "face_not_tracked",
             "message": f"Faces were found, but none stayed visible for {sequence_length} consecutive frames in any "
-            f"of the {len(windows)} windows analysed. Try a shorter sequence length.",
+            f"of the {len(windows)} windows analysed. Try fewer frames per window.",
         }
     return {
         "code": "no_face",
@@ -119,7 +119,7 @@ def too_short_reason(frame_count: int, sequence_length: int) -> dict[str, str]:
     return {
         "code": "too_few_frames",
         "message": f"The video has {frame_count} frames; this checkpoint needs {sequence_length} consecutive "
-        "frames. Choose a shorter sequence length.",
+        "frames. Choose fewer frames per window.",
     }
 
 
@@ -183,8 +183,8 @@ def video_verdict_of_scores(people_windows: Iterable[Sequence[float]], threshold
 def between_thresholds(probability: float, thresholds: Thresholds, evidence: str = "fake probability") -> str:
     """The message of an ``uncertain`` outcome (one checkpoint's, or an ensemble's)."""
     return (
-        f"The evidence is between the thresholds: {evidence} {probability:.2f}, where REAL needs at most "
-        f"{thresholds.real:.2f} and FAKE at least {thresholds.fake:.2f}."
+        f"The evidence is between the thresholds: {evidence} {probability:.3f}, where REAL needs at most "
+        f"{thresholds.real:.3f} and FAKE at least {thresholds.fake:.3f}."
     )
 
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .errors import ConfigurationError
+from .naming import person_number
 from .results import AnalysisResult, Heatmap, TrackScore, WindowResult
 from .stages import Progress, Stage
 
@@ -287,9 +288,9 @@ def _make_maps(
 
 def figures(result: dict[str, Any], base: str) -> list[dict[str, Any]]:
     """The heat maps of a stored result (``to_dict`` after ``save_crops``), for a page or a report: per map its
-    window, face, frame (and its time) and fake probability, and its files' names prefixed by ``base`` (a URL or a
-    folder): the map over the crop (``overlay``) and the crop alone (``crop``). Maps without their files are left
-    out."""
+    window, face, person (from 1), frame (and its time) and fake probability, and its files' names prefixed by
+    ``base`` (a URL or a folder): the map over the crop (``overlay``) and the crop alone (``crop``). Maps without
+    their files are left out."""
     files = (result.get("crop_files") or {}).get("windows", {})
     windows = {window["index"]: window for window in result.get("windows", [])}
     fps = (result.get("video") or {}).get("fps")
@@ -306,6 +307,7 @@ def figures(result: dict[str, Any], base: str) -> list[dict[str, Any]]:
             {
                 "window": entry["window"],
                 "face": entry["track_id"],
+                "person": person_number(track["person_id"]),  # as the page and the PDF name people: from 1
                 "frame": entry["frame"],  # 0-based, within the window
                 "frames": len(track["boxes"]),
                 "video_frame": entry["video_frame"],

@@ -77,3 +77,21 @@ def progress_percent(stage: Stage, fraction: float) -> float:
 
 # The core's progress callback: called with a stage and the fraction of that stage done.
 Progress = Callable[[Stage, float], None]
+
+
+# A photo's stages in a photo's words (its "video" is one picture, its "face sequences" single faces).
+_PHOTO_LABELS: dict[Stage, str] = {
+    Stage.PROBE: "Reading the photo",
+    Stage.WINDOWS: "Finding the faces",
+    Stage.NETWORK: "Scoring the faces",
+    Stage.REUSED: "Done (same photo analysed before)",
+}
+
+
+def label_for(value: str, photo: bool) -> str:
+    """The label of a stored stage value, in a photo's words for a photo."""
+    try:
+        stage = Stage(value)
+    except ValueError:
+        return value
+    return _PHOTO_LABELS.get(stage, stage.label) if photo else stage.label

@@ -34,8 +34,21 @@
   const percent = (p) => (100 * p).toFixed(1) + "%";
   // FAKE at or above thresholds.fake, REAL at or below thresholds.real, uncertain in between (decision.py's rule).
   const band = (p, t) => (p >= t.fake ? "fake" : p <= t.real ? "real" : "uncertain");
-  const bounds = (t) => "REAL ≤ " + t.real.toFixed(2) + ", FAKE ≥ " + t.fake.toFixed(2);
+  // Probabilities and thresholds with three decimals everywhere (naming.probability_text on the server's side).
+  const p3 = (p) => p.toFixed(3);
+  const bounds = (t) => "REAL ≤ " + p3(t.real) + ", FAKE ≥ " + p3(t.fake);
+  // People and faces are numbered from 1 in order of appearance (naming.person_label on the server's side).
+  const personLabel = (result, id) => (isPhoto(result) ? "Face " : "Person ") + (id + 1);
+  const VERDICT_ICONS = { FAKE: "✖", REAL: "✔", INCONCLUSIVE: "?" };
   const seconds = (s) => s.toFixed(2) + " s";
+
+  // A control made of a non-button element: the mouse, Enter and Space all use it.
+  function activate(node, action) {
+    node.addEventListener("click", action);
+    node.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); action(); }
+    });
+  }
 
   function seek(time) {
     const player = $("player");
@@ -60,19 +73,31 @@
   function renderVerdict(state, result) {
     const box = $("verdict");
     box.className = "verdict " + result.verdict.toLowerCase();
+    $("verdict-icon").textContent = VERDICT_ICONS[result.verdict] || "";
     $("verdict-label").textContent = result.verdict;
     const kind = result.calibration.calibrated ? "calibrated fake probability " : "raw score (uncalibrated) ";
     const probability = result.fake_probability === null ? "" :
       kind + result.fake_probability.toFixed(3) + " (" + bounds(result.thresholds) + ")";
     let detail;
     if (result.verdict === "INCONCLUSIVE") {
-      detail = (result.reason ? result.reason.message : "") + (probability ? " · " + probability : "");
+      detail = probability;  // why it is not decided is the summary's, right below
     } else {
       detail = "confidence " + percent(result.confidence) + " · " + probability;
     }
     $("verdict-detail").textContent = detail;
-    $("probability-meaning").textContent = "The number is the " + result.calibration.meaning + ". " +
-      result.calibration.inconclusive_means + ". Thresholds from the " + result.thresholds.source + ".";
+    const summary = result.summary;
+    $("summary-headline").textContent = summary.headline;
+    ["meaning", "why", "coverage"].forEach((part) => {
+      $("summary-" + part).textContent = summary[part] || "";
+      $("summary-" + part).hidden = !summary[part];
+    });
+    const inconclusive = result.verdict === "INCONCLUSIVE" ? result.calibration.inconclusive_means + ". " : "";
+    const sources = { checkpoint: "the checkpoint's calibration", settings: "the site's settings",
+      option: "the command line", uncalibrated: "defaults, as the checkpoint carries no calibration",
+      "ensemble mean": "the mean of the ensemble's checkpoints' thresholds" };
+    const meaning = result.calibration.meaning.replace(/^the /, "");
+    $("probability-meaning").textContent = "The number is the " + meaning + ". " + inconclusive + "Thresholds from " +
+      (sources[result.thresholds.source] || result.thresholds.source) + ".";
     const warnings = $("warnings");
     warnings.replaceChildren(...result.warnings.map((w) => el("li", {}, w)));
     const ck = state.checkpoint || result.checkpoint;
@@ -80,7 +105,8 @@
       ck.accuracy !== null && ck.accuracy !== undefined ? percent(ck.accuracy) + " reported accuracy" : "no reported accuracy";
     const what = result.ensemble ? "Ensemble " + result.ensemble.name + " of " + result.ensemble.members.length +
       " checkpoints, the first " : "Checkpoint ";
-    $("checkpoint-line").textContent = what + ck.name + " · " + ck.sequence_length + " frames per window · " +
+    const frames = ck.sequence_length === 1 ? "each face on its own" : ck.sequence_length + " frames per window";
+    $("checkpoint-line").textContent = what + ck.name + " · " + frames + " · " +
       accuracy + (state.reused ? " · same video analysed before: result reused" : "");
   }
 
@@ -105,12 +131,14 @@
   }
 
   function renderTimeline(result) {
-    const width = 800, height = 190, left = 40, right = 10, top = 10, bottom = 30;
+    // Drawn at the width it is shown at, so its labels keep their size on a phone.
+    const width = Math.max(300, Math.min(800, $("timeline").clientWidth || 800));
+    const height = 190, left = 40, right = 10, top = 10, bottom = 30;
     const duration = Math.max(result.video.duration, 0.001);
     const x = (t) => left + ((width - left - right) * t) / duration;
     const y = (p) => top + (height - top - bottom) * (1 - p);
-    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
-      "aria-label": "fake probability of each window over the video's time" });
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "group",
+      "aria-label": "fake probability of each window over the video's time; choose a window to play it" });
     const t = result.thresholds;
     chart.append(svg("rect", { x: left, width: width - left - right, y: y(t.fake), height: Math.max(0, y(t.real) - y(t.fake)),
       fill: "#f6efd9", class: "uncertain-band" }, undefined));
@@ -123,17 +151,17 @@
       chart.append(svg("line", { x1: left, x2: width - right, y1: y(p), y2: y(p), stroke: colour,
         "stroke-dasharray": "4 4", class: "threshold" }));
       chart.append(svg("text", { x: width - right, y: y(p) + (name === "FAKE" ? -3 : 11), "text-anchor": "end",
-        "font-size": 10, fill: colour }, name + " " + p.toFixed(2)));
+        "font-size": 10, fill: colour }, name + " " + p3(p)));
     });
     const colours = { fake: "#c62f2f", real: "#19824a", uncertain: "#b7791f" };
-    const ticks = Math.min(10, Math.ceil(duration));
+    const ticks = Math.min(width < 500 ? 5 : 10, Math.ceil(duration));
     for (let i = 0; i <= ticks; i++) {
       const t = (duration * i) / ticks;
-      chart.append(svg("text", { x: x(t), y: height - 10, "text-anchor": "middle", "font-size": 11, fill: "#5b6673" },
+      chart.append(svg("text", { x: x(t), y: height - 10, "text-anchor": i === ticks ? "end" : "middle", "font-size": 11, fill: "#5b6673" },
         t.toFixed(1) + "s"));
     }
     result.windows.forEach((w) => {
-      const group = svg("g", { class: "window", "data-window": w.index, tabindex: 0 });
+      const group = svg("g", { class: "window", "data-window": w.index, tabindex: 0, role: "button" });
       const x0 = x(w.start_time), x1 = Math.max(x(w.end_time), x0 + 3);
       let title;
       if (w.status === "scored") {
@@ -146,8 +174,8 @@
         title = `window ${w.index}: ${seconds(w.start_time)}–${seconds(w.end_time)}, ${w.status.replace("_", " ")}`;
       }
       group.append(svg("title", {}, title));
-      group.addEventListener("click", () => seek(w.start_time));
-      group.addEventListener("keydown", (e) => { if (e.key === "Enter") seek(w.start_time); });
+      group.setAttribute("aria-label", "Play " + title);
+      activate(group, () => seek(w.start_time));
       chart.append(group);
     });
     const playhead = svg("line", { x1: left, x2: left, y1: top, y2: height - bottom, stroke: "#2557d6", "stroke-width": 1.5 });
@@ -176,12 +204,15 @@
       const [x0, y0, x1, y1] = track.boxes[0];
       const person = verdictOf[track.person_id];
       const kind = person ? ({ FAKE: "fake", REAL: "real" }[person.verdict] || "uncertain") : "uncertain";
-      const label = "Face " + (track.track_id + 1) + ": " + (person ? person.verdict : "") + " " +
-        track.fake_probability.toFixed(2);
+      const label = personLabel(result, track.person_id) + ": " + (person ? person.verdict : "") + " " +
+        p3(track.fake_probability);
       shapes.push(svg("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "face-box " + kind,
         "stroke-width": stroke, "data-face": track.track_id }));
-      shapes.push(svg("text", { x: x0, y: Math.max(y0 - stroke * 2, stroke * 8), class: "face-label " + kind,
-        "font-size": stroke * 8 }, label));
+      // Above the box where there is room, else just inside its top edge (never over the photo's top edge).
+      const size = stroke * 8;
+      const labelY = y0 - stroke * 2 >= size ? y0 - stroke * 2 : y0 + size + stroke;
+      shapes.push(svg("text", { x: x0 + (labelY > y0 ? stroke * 2 : 0), y: labelY, class: "face-label " + kind,
+        "font-size": size }, label));
     });
     boxes.replaceChildren(...shapes);
   }
@@ -191,19 +222,21 @@
     const items = result.people.map((person) => {
       const card = el("div", { class: "person" });
       if (person.thumbnail_url) {
-        card.append(el("img", { src: person.thumbnail_url, alt: "person " + person.person_id, loading: "lazy" }));
+        card.append(el("img", { src: person.thumbnail_url, alt: personLabel(result, person.person_id) + "'s face",
+          loading: "lazy" }));
       }
       const verdictClass = { FAKE: "fake", REAL: "real" }[person.verdict] || "uncertain";
+      card.append(el("div", { class: "person-name" }, personLabel(result, person.person_id)));
       card.append(el("div", { class: "score " + verdictClass },
-        person.verdict + " · " + person.fake_probability.toFixed(3)));
+        (VERDICT_ICONS[person.verdict] || "") + " " + person.verdict + " · " + p3(person.fake_probability)));
       if (person.window_probabilities.length > 1) {
         const low = Math.min(...person.window_probabilities), high = Math.max(...person.window_probabilities);
         card.append(el("div", { class: person.reason === "windows_disagree" ? "disagree" : "muted" },
           "windows from " + low.toFixed(2) + " to " + high.toFixed(2) +
           (person.reason === "windows_disagree" ? ": they disagree, so no REAL verdict" : "")));
       }
-      card.append(el("div", { class: "muted" }, photo ? "Face " + (person.person_id + 1) :
-        "Person " + person.person_id + " · windows " + person.windows.join(", ")));
+      if (!photo) card.append(el("div", { class: "muted" }, "windows " + person.windows.map((w) => "#" + w).join(", ")));
+      card.dataset.person = person.person_id + 1;
       return card;
     });
     const none = photo ? "No face was found in the photo." : "No face was scored.";
@@ -212,12 +245,16 @@
 
   function renderWindows(result) {
     const rows = result.windows.map((w) => {
-      const row = el("div", { class: "window-row", "data-window": w.index, title: "Play this window" });
+      const row = el("div", { class: "window-row", "data-window": w.index, title: "Play this window", tabindex: 0,
+        role: "button", "aria-label": `Play window #${w.index}, ${seconds(w.start_time)} to ${seconds(w.end_time)}` });
       const faces = el("div", { class: "faces" });
-      w.tracks.forEach((track) => {
+      [...w.tracks].sort((a, b) => a.person_id - b.person_id).forEach((track) => {
         if (track.thumbnail_url) {
-          faces.append(el("img", { src: track.thumbnail_url, loading: "lazy",
-            alt: `face ${track.track_id} in window ${w.index}` }));
+          const face = el("figure", { class: "face", "data-person": track.person_id + 1 });
+          face.append(el("img", { src: track.thumbnail_url, loading: "lazy",
+            alt: `${personLabel(result, track.person_id)} in window #${w.index}` }),
+          el("figcaption", {}, `${personLabel(result, track.person_id)} · ${p3(track.fake_probability)}`));
+          faces.append(face);
         }
       });
       const meta = el("div", { class: "meta" });
@@ -225,8 +262,9 @@
         `${w.start_frame}–${w.end_frame}`));
       if (w.status === "scored") {
         const p = w.fake_probability;
-        meta.append(el("span", { class: "score " + band(p, result.thresholds) },
-          "fake probability " + p.toFixed(3)));
+        const zone = band(p, result.thresholds);
+        const words = { fake: "FAKE range", real: "REAL range", uncertain: "between the thresholds" }[zone];
+        meta.append(el("span", { class: "score " + zone }, "fake probability " + p3(p) + " (" + words + ")"));
         meta.append(el("span", { class: "muted" }, " · " + w.tracks.length + " face(s)"));
       } else {
         const why = { no_face: "no face found", face_lost: "faces not visible in every frame",
@@ -237,20 +275,22 @@
         meta.append(el("div", { class: "muted" }, w.frames_without_face.length + " frame(s) without a face"));
       }
       row.append(faces, meta);
-      row.addEventListener("click", () => seek(w.start_time));
+      activate(row, () => seek(w.start_time));
       return row;
     });
     $("windows").replaceChildren(...rows);
   }
 
   function renderTimings(state, result) {
-    const names = { probe: "reading the video", decode: isPhoto(result) ? "reading the photo" : "decoding frames", detect: "finding faces",
+    const photo = isPhoto(result);
+    const names = { probe: photo ? "checking the photo" : "reading the video",
+      decode: photo ? "reading the photo" : "decoding frames", detect: "finding faces",
       crop: "cropping", network: "the network", heatmaps: "heat maps", total: "total",
       checkpoint_load: "loading the checkpoint" };
     const rows = Object.entries(names)
-      .filter(([key]) => typeof result.timings[key] === "number" || typeof state.timings[key] === "number")
+      .filter(([key]) => typeof result.timings[key] === "number")
       .map(([key, name]) => {
-        const value = typeof state.timings[key] === "number" ? state.timings[key] : result.timings[key];
+        const value = result.timings[key];
         const tr = el("tr");
         tr.append(el("th", {}, name), el("td", {}, seconds(value)));
         return tr;
@@ -333,6 +373,22 @@
         }
         timer = setTimeout(poll, 3000);  // a network hiccup: keep trying, more slowly
       });
+  }
+
+  // "Copy link": the page's own address (the only way back to it), or shared through the phone's share sheet.
+  const copy = $("copy-link");
+  if (copy) {
+    copy.addEventListener("click", () => {
+      const url = copy.dataset.url;
+      const said = (text) => { $("copy-note").textContent = text; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(url).then(() => said("Link copied."), () => said(url));
+      } else if (navigator.share) {
+        navigator.share({ url }).catch(() => said(url));
+      } else {
+        said(url);
+      }
+    });
   }
 
   const initial = JSON.parse(document.getElementById("initial-state").textContent);

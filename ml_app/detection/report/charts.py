@@ -16,6 +16,8 @@ from reportlab.graphics.shapes import Drawing, Line, Rect, String
 from reportlab.graphics.shapes import Image as DrawnImage
 from reportlab.lib import colors
 
+from ..naming import person_label, probability_text
+
 FAKE_COLOUR = colors.HexColor("#c62f2f")
 REAL_COLOUR = colors.HexColor("#19824a")
 UNCERTAIN_COLOUR = colors.HexColor("#b7791f")
@@ -58,7 +60,7 @@ def timeline(result: Mapping[str, Any], width: float = 480, height: float = 170,
         drawing.add(String(left - 4, y(p) - 3, f"{p:.1f}", fontName=font, fontSize=7, textAnchor="end"))
     for name, value, colour, shift in (("FAKE", fake, FAKE_COLOUR, 2), ("REAL", real, REAL_COLOUR, -8)):
         drawing.add(Line(left, y(value), width - right, y(value), strokeColor=colour, strokeDashArray=[3, 3]))
-        label = f"{name} {value:.2f}"
+        label = f"{name} {probability_text(value)}"
         drawing.add(
             String(
                 width - right, y(value) + shift, label, fontName=font, fontSize=7, fillColor=colour, textAnchor="end"
@@ -114,7 +116,8 @@ def photo_with_boxes(
         person = people.get(track["person_id"]) or {}
         colour = verdict_colour(person.get("verdict"))
         drawing.add(Rect(x0, shown_h - y1, x1 - x0, y1 - y0, fillColor=None, strokeColor=colour, strokeWidth=2))
-        label = f"Face {track['track_id'] + 1}: {person.get('verdict', '')} {float(track['fake_probability']):.2f}"
+        probability = probability_text(track["fake_probability"])
+        label = f"{person_label(result, track['person_id'])}: {person.get('verdict', '')} {probability}"
         drawing.add(
             String(x0 + 2, min(shown_h - y0 + 3, shown_h - 9), label, fontName=font, fontSize=8, fillColor=colour)
         )

@@ -19,6 +19,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import KeepInFrame, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
 from ..files import atomic_write
+from ..naming import is_photo
+from ..summary import summarize
 from . import charts, people, wording
 from .layout import FRAME_HEIGHT, MARGINS, PAGE_WIDTH, fonts, grid, para, rows_table, styles
 from .provenance import provenance_rows
@@ -45,7 +47,8 @@ def title_page(source: ReportSource) -> list[Any]:
     story += [rows_table(identity), Spacer(1, 10)]
     style = ParagraphStyle("this-verdict", parent=styles()["verdict"], textColor=charts.verdict_colour(verdict))
     story.append(Paragraph(escape(verdict), style))
-    story.append(para(wording.verdict_explanation(result)))
+    said = summarize(result)
+    story += [para(str(said[key])) for key in ("headline", "meaning", "why", "coverage") if said[key]]
     if (result.get("checkpoint") or {}).get("untrained"):
         story.append(para(wording.UNTRAINED, "notice"))
     story.append(rows_table(wording.probability_rows(result)))
@@ -86,7 +89,7 @@ def _ensemble(ensemble: Mapping[str, Any] | None) -> list[Any]:
 def evidence_pages(source: ReportSource) -> list[Any]:
     """The checkpoint, the media, and the timeline or the photo."""
     result = source.result
-    photo = wording.is_photo(result)
+    photo = is_photo(result)
     story: list[Any] = [para("The checkpoint that gave the verdict", "h2")]
     story.append(rows_table(wording.checkpoint_rows(result.get("checkpoint") or {})))
     story.append(para("The photo" if photo else "The video", "h2"))

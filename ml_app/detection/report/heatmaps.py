@@ -10,6 +10,7 @@ from typing import Any
 
 from reportlab.platypus import Table
 
+from ..naming import person_label
 from .layout import PAGE_WIDTH, para, picture
 from .source import ReportSource
 
@@ -35,7 +36,7 @@ def heatmap_flowables(source: ReportSource, seen: Sequence[tuple[Mapping[str, An
             continue
         crop = picture(source.crop_file(files.get("heatmap_crop")), SIZE, SIZE) or ""
         frame = f", frame {frames[key]}" if key in frames else ""
-        caption = para(f"window #{key[0]}{frame}", "small")
+        caption = para(f"{person_label(source.result, int(track['person_id']))}, window #{key[0]}{frame}", "small")
         cells.append(Table([[crop, overlay], [caption, ""]], style=[("SPAN", (0, 1), (1, 1))]))
     if not cells:
         return []

@@ -12,6 +12,7 @@ from typing import Any
 from reportlab.lib.units import mm
 from reportlab.platypus import Spacer, Table
 
+from ..naming import is_photo, person_label
 from . import wording
 from .heatmaps import heatmap_flowables
 from .layout import PAGE_WIDTH, grid, para, picture, strip_grid
@@ -44,13 +45,13 @@ def summary(source: ReportSource, limit: int) -> list[Any]:
     """Everyone found, one row each, and which of them have a page."""
     result = source.result
     everyone = list(result.get("people") or [])
-    heading = "The faces in the photo" if wording.is_photo(result) else "The people found"
+    heading = "The faces in the photo" if is_photo(result) else "The people found"
     if not everyone:
-        nobody = "No face was found in the photo." if wording.is_photo(result) else "No face was scored."
+        nobody = "No face was found in the photo." if is_photo(result) else "No face was scored."
         return [para(heading, "h2"), para(nobody)]
     rows = [
         [
-            wording.person_label(result, int(p["person_id"])),
+            person_label(result, int(p["person_id"])),
             p.get("verdict"),
             _p(p.get("fake_probability")),
             ", ".join(str(w) for w in p.get("windows") or []),
@@ -61,7 +62,7 @@ def summary(source: ReportSource, limit: int) -> list[Any]:
     story: list[Any] = [para(heading, "h2"), grid(["who", "verdict", "fake probability", "windows", "spread"], rows)]
     shown = shown_people(result, limit)
     if len(shown) < len(everyone):
-        left_out = [wording.person_label(result, int(p["person_id"])) for p in everyone if p not in shown]
+        left_out = [person_label(result, int(p["person_id"])) for p in everyone if p not in shown]
         story.append(
             para(
                 f"Pages follow for the {len(shown)} most suspicious of {len(everyone)} people; {len(left_out)} more "
@@ -76,7 +77,7 @@ def windows_table(result: Mapping[str, Any]) -> list[Any]:
     rows = []
     for window in result.get("windows") or []:
         faces = ", ".join(
-            f"{wording.person_label(result, int(t['person_id']))}: {_p(t['fake_probability'])}"
+            f"{person_label(result, int(t['person_id']))}: {_p(t['fake_probability'])}"
             for t in window.get("tracks") or []
         )
         rows.append(
@@ -115,7 +116,7 @@ def _person_lines(result: Mapping[str, Any], person: Mapping[str, Any]) -> list[
             f"(raw {_p(person.get('raw_probability'))})"
         ),
     ]
-    if not wording.is_photo(result):
+    if not is_photo(result):
         probabilities = person.get("window_probabilities") or []
         spread = f"; from {min(probabilities):.2f} to {max(probabilities):.2f}" if len(probabilities) > 1 else ""
         lines.append(
@@ -129,7 +130,7 @@ def _person_lines(result: Mapping[str, Any], person: Mapping[str, Any]) -> list[
 
 
 def _rows(source: ReportSource, seen: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[list[Any]]:
-    photo = wording.is_photo(source.result)
+    photo = is_photo(source.result)
     rows = []
     for window, track in seen[:MAX_ROWS]:
         files = source.track_files(int(window["index"]), int(track["track_id"]))
@@ -151,7 +152,7 @@ def _rows(source: ReportSource, seen: Sequence[tuple[Mapping[str, Any], Mapping[
 
 
 def _table(source: ReportSource, seen: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[Any]:
-    if wording.is_photo(source.result):
+    if is_photo(source.result):
         header = ["crop", "face", "box (pixels)", "fake probability", "raw score"]
         widths = [16 * mm, 22 * mm, 50 * mm, 30 * mm, PAGE_WIDTH - 118 * mm]
     else:
@@ -167,7 +168,7 @@ def _table(source: ReportSource, seen: Sequence[tuple[Mapping[str, Any], Mapping
 
 def _strip(source: ReportSource, seen: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[Any]:
     """Every crop the network saw in the person's most suspicious window (a video's; a photo has one crop)."""
-    if wording.is_photo(source.result) or not seen:
+    if is_photo(source.result) or not seen:
         return []
     window, track = max(seen, key=lambda pair: float(pair[1]["fake_probability"]))
     files = source.track_files(int(window["index"]), int(track["track_id"]))
@@ -185,7 +186,7 @@ def person_page(source: ReportSource, person: Mapping[str, Any], number: int, to
     person_id = int(person["person_id"])
     seen = _appearances(result, person_id)
     head: list[Any] = [
-        para(wording.person_label(result, person_id), "h2"),
+        para(person_label(result, person_id), "h2"),
         para(f"Person page {number} of {total}", "small"),
         *_person_lines(result, person),
     ]

@@ -10,16 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..naming import is_photo, probability_text
+
 Row = tuple[str, str]
 
-REASON_HEADLINES = {
-    "no_face": "no face was found",
-    "face_not_tracked": "no face could be followed through a whole window",
-    "too_few_frames": "the video is too short for one window",
-    "uncertain": "the evidence is between the thresholds",
-    "windows_disagree": "one person's windows disagree",
-    "members_disagree": "the ensemble's checkpoints disagree",
-}
 THRESHOLD_SOURCES = {
     "checkpoint": "the checkpoint, fitted on its validation data",
     "settings": "the site's settings (FAKE_THRESHOLD, REAL_THRESHOLD)",
@@ -30,17 +24,8 @@ THRESHOLD_SOURCES = {
 UNTRAINED = "The checkpoint is untrained (random weights): this verdict means nothing."
 
 
-def is_photo(result: Mapping[str, Any]) -> bool:
-    return (result.get("video") or {}).get("kind") == "image"
-
-
-def person_label(result: Mapping[str, Any], person_id: int) -> str:
-    """As the result page names them: faces of a photo from 1, people of a video from 0."""
-    return f"Face {person_id + 1}" if is_photo(result) else f"Person {person_id}"
-
-
-def _number(value: Any, digits: int = 3) -> str:
-    return "–" if value is None else f"{float(value):.{digits}f}"
+def _number(value: Any) -> str:
+    return probability_text(value)
 
 
 def _percent(value: Any) -> str:
@@ -53,32 +38,6 @@ def thresholds_text(result: Mapping[str, Any]) -> str:
     return (
         f"REAL at or below {_number(thresholds.get('real'))}, FAKE at or above {_number(thresholds.get('fake'))}, "
         f"INCONCLUSIVE in between (set by {THRESHOLD_SOURCES.get(source, source)})"
-    )
-
-
-def inconclusive_why(result: Mapping[str, Any]) -> str:
-    """'Why INCONCLUSIVE: ...', the reason's headline and the analysis' own message."""
-    reason = result.get("reason") or {}
-    headline = REASON_HEADLINES.get(str(reason.get("code")), "the evidence does not decide")
-    return f"Why INCONCLUSIVE: {headline}. {reason.get('message', '')}".strip()
-
-
-def verdict_explanation(result: Mapping[str, Any]) -> str:
-    """The verdict's reason in plain words."""
-    verdict = result.get("verdict")
-    if verdict == "INCONCLUSIVE":
-        return inconclusive_why(result)
-    thresholds = result.get("thresholds") or {}
-    probability = _number(result.get("fake_probability"))
-    whom = "the photo's faces" if is_photo(result) else "the people found"
-    if verdict == "FAKE":
-        return (
-            f"At least one of {whom} looks manipulated to this model: the most suspicious one has a fake probability "
-            f"of {probability}, at or above the FAKE threshold {_number(thresholds.get('fake'))}."
-        )
-    return (
-        f"None of {whom} looks manipulated to this model: the most suspicious one has a fake probability of "
-        f"{probability}, at or below the REAL threshold {_number(thresholds.get('real'))}, and all were called REAL."
     )
 
 

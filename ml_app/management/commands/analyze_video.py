@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, VideoError
 from ml_app.detection.gradcam import preload
 from ml_app.detection.heatmaps import HEATMAP_MODES
+from ml_app.detection.naming import person_number
 from ml_app.detection.video import probe_video
 from ml_app.management.link_option import fetched_path
 from ml_app.management.report_option import add_report_argument, check_report_path, write_report_option
@@ -237,7 +238,7 @@ def format_summary(
     for window in result.windows:
         where = f"    #{window.index:<2} {window.start_time:6.2f}-{window.end_time:6.2f} s  "
         if window.status == "scored":
-            faces = ", ".join(f"face {t.track_id}: {t.fake_probability:.3f}" for t in window.tracks)
+            faces = ", ".join(f"person {person_number(t.person_id)}: {t.fake_probability:.3f}" for t in window.tracks)
             lines.append(where + f"fake probability {window.fake_probability:.3f}  ({faces})")
         else:
             explanation = {
@@ -250,8 +251,8 @@ def format_summary(
         windows = ", ".join(str(i) for i in person.windows)
         torn = f"; windows disagree by {person.disagreement:.2f}" if person.reason == "windows_disagree" else ""
         lines.append(
-            f"  person {person.person_id}: {person.verdict}, fake probability {person.fake_probability:.3f} "
-            f"(windows {windows}{torn})"
+            f"  person {person_number(person.person_id)}: {person.verdict}, fake probability "
+            f"{person.fake_probability:.3f} (windows {windows}{torn})"
         )
     return "\n".join([*lines, closing_lines(result, ("probe", "decode", "detect", "crop", "network"), crops_dir)])
 
