@@ -18,7 +18,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import jobs, retention
+from . import jobs, retention, worker_presence
 from .detection.stages import Stage
 from .models import Analysis
 
@@ -144,6 +144,7 @@ def _watchdog_loop() -> None:
     purged_at = time.monotonic()
     while not _watchdog_stop.wait(interval):
         try:
+            worker_presence.beat(jobs.worker_name())
             jobs.recover_stale()
             if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
                 purged_at = time.monotonic()
@@ -158,6 +159,8 @@ def _watchdog_loop() -> None:
 def _on_worker_ready(**_kwargs) -> None:
     """A starting worker recovers what a dead one left behind (jobs and stale media), then keeps watching."""
     try:
+        worker_presence.beat(jobs.worker_name())
+        worker_presence.forget_old()
         counts = jobs.recover_stale()
         waiting = jobs.requeue_waiting()
         purged = retention.purge()
@@ -171,3 +174,9 @@ def _on_worker_ready(**_kwargs) -> None:
 @worker_shutdown.connect
 def _on_worker_shutdown(**_kwargs) -> None:
     _watchdog_stop.set()
+    try:
+        worker_presence.gone(jobs.worker_name())
+    except Exception:
+        log.exception("Could not remove the worker's heartbeat")
+    finally:
+        close_old_connections()
