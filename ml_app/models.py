@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
@@ -72,6 +73,12 @@ class Checkpoint(models.Model):
     def file_path(self) -> Path:
         path = Path(self.path)
         return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+    def clean(self) -> None:
+        if self.is_active and self.challenger_share is not None:
+            raise ValidationError(
+                {"challenger_share": "This file is the active checkpoint (the champion); a challenger is another file."}
+            )
 
     @property
     def accuracy_label(self) -> str:

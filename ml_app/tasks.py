@@ -18,7 +18,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import jobs, retention, worker_presence
+from . import challenger, jobs, retention, worker_presence
 from .detection.stages import Stage
 from .models import Analysis
 
@@ -96,7 +96,8 @@ def _run(analysis_id: str, attempt: int) -> None:
             "checkpoint_load": sum(one.load_seconds for one in loaded) if freshly_loaded else 0.0,
             "checkpoint_cached": not freshly_loaded,
         }
-        jobs.finish(analysis_id, attempt, result_data, timings)
+        if jobs.finish(analysis_id, attempt, result_data, timings):  # the user's result is stored: then the challenger
+            challenger.score(analysis, result_data, timings.get("total"))
     except DetectionError as exc:
         jobs.fail(analysis_id, attempt, exc.code, exc.message)
     except SoftTimeLimitExceeded:
