@@ -45,7 +45,22 @@ def report_source(analysis: Analysis) -> ReportSource:
         photo=photo,
         analysis_id=str(analysis.pk),
         reused=analysis.reused_from_id is not None,
+        origin=origin_rows(analysis),
     )
+
+
+def origin_rows(analysis: Analysis) -> tuple[tuple[str, str], ...]:
+    """Where a file fetched from a link came from, as the report's rows (none for an upload)."""
+    if not analysis.source_url:
+        return ()
+    rows = [("Fetched from", analysis.source_url)]
+    if analysis.final_url and analysis.final_url != analysis.source_url:
+        rows.append(("File address", analysis.final_url))
+    if analysis.source_title:
+        rows.append(("Page title", analysis.source_title))
+    if analysis.fetched_at:
+        rows.append(("Fetched at", analysis.fetched_at.strftime("%Y-%m-%d %H:%M:%S UTC")))
+    return tuple(rows)
 
 
 def report_filename(analysis: Analysis) -> str:

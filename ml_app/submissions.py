@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import analysis_events, jobs
+from . import analysis_events, jobs, link_submissions
 from .api.errors import CLOSE, refusal_from
 from .api.throttling import site_upload_wait
 from .detection.stages import Stage
@@ -86,10 +86,18 @@ def submit(request: HttpRequest) -> Analysis:
     unless it became the analysis' video (ml_app.middleware removes the rest).
     """
     try:
+        user = getattr(request, "user", None)
+        owner = user if user is not None and user.is_authenticated else None
+        read_body(request)
+        link = link_submissions.requested_link(request)
+        if link:  # a link instead of a file: fetched by the worker (ml_app.link_fetch_job)
+            handler = _handler(request)
+            link_submissions.check_link(request, link, handler.video_parts if handler is not None else 0)
+            length, ensemble = _length_and_ensemble(request)
+            return link_submissions.queue_link(link, length, ensemble, owner, check_queue=_locked_queue_check)
         upload, length, ensemble = receive(request)
         validated, choice = validate(upload, length, ensemble)
-        user = getattr(request, "user", None)
-        return store(validated, choice, owner=user if user is not None and user.is_authenticated else None)
+        return store(validated, choice, owner=owner)
     except UploadRejected as error:
         record_rejection(request, error)
         raise
@@ -205,12 +213,16 @@ def receive(request: HttpRequest) -> tuple[HashedUpload, int, str]:
             )
         raise UploadRejected("no_file", "Choose a video or a photo to upload.")
     check_name(upload.name)
+    return (upload, *_length_and_ensemble(request))
+
+
+def _length_and_ensemble(request: HttpRequest) -> tuple[int, str]:
     raw_length = request.POST.get("sequence_length") or ""
     length = number(raw_length) if raw_length.strip() else settings.DEFAULT_SEQUENCE_LENGTH
     if length is None:
         shown = "".join(ch for ch in raw_length[:20] if ch.isprintable())
         raise UploadRejected("invalid_sequence_length", f"'{shown}' is not a sequence length.", field="sequence_length")
-    return upload, length, (request.POST.get("ensemble") or "").strip()
+    return length, (request.POST.get("ensemble") or "").strip()
 
 
 def chosen_length(request: HttpRequest) -> int | None:
@@ -262,6 +274,11 @@ def store(validated: ValidatedUpload, choice: ModelChoice, owner=None) -> Analys
     except BaseException:
         shutil.rmtree(analysis.media_dir, ignore_errors=True)  # nothing of a failed store stays on disk
         raise
+
+
+def _locked_queue_check() -> None:
+    _lock_queue()
+    _check_queue()
 
 
 def _lock_queue() -> None:

@@ -54,6 +54,12 @@ def _run(analysis_id: str, attempt: int) -> None:
     from .verdict_rule import analyse, with_provenance
 
     analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
+    if analysis.source_url and not analysis.video:  # a link: fetched first, then analysed like an upload
+        from .link_fetch_job import fetch_link
+
+        if not fetch_link(analysis, attempt):
+            return
+        analysis = Analysis.objects.select_related("checkpoint", "ensemble").get(pk=analysis_id)
     members = _members(analysis)
     if not members or not all(member.file_path.is_file() for member in members):
         jobs.fail(
@@ -96,8 +102,7 @@ def _run(analysis_id: str, attempt: int) -> None:
             "checkpoint_load": sum(one.load_seconds for one in loaded) if freshly_loaded else 0.0,
             "checkpoint_cached": not freshly_loaded,
         }
-        if jobs.finish(analysis_id, attempt, result_data, timings):  # the user's result is stored: then the challenger
-            challenger.score(analysis, result_data, timings.get("total"))
+        _finish(analysis, attempt, result_data, timings)
     except DetectionError as exc:
         jobs.fail(analysis_id, attempt, exc.code, exc.message)
     except SoftTimeLimitExceeded:
@@ -132,6 +137,12 @@ def _run(analysis_id: str, attempt: int) -> None:
             f"The analysis failed unexpectedly ({type(exc).__name__}: {exc}). The error is logged on the worker; "
             "retry, or report it with this analysis' address.",
         )
+
+
+def _finish(analysis: Analysis, attempt: int, result_data: dict, timings: dict) -> None:
+    """Store the user's result; then, for the analyses in its share, the challenger scores the video too."""
+    if jobs.finish(str(analysis.pk), attempt, result_data, timings):
+        challenger.score(analysis, result_data, timings.get("total"))
 
 
 # --- the watchdog, in the worker's main process ---------------------------------------------------------------------

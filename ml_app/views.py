@@ -30,7 +30,7 @@ from .registry import active_checkpoints, active_ensembles
 from .uploads import UploadRejected
 
 _CROP_NAME = re.compile(r"^[A-Za-z0-9_]+\.(jpg|png)$")  # crops and thumbnails (JPEG), heat maps (PNG)
-_FORM_FIELDS = ("video", "sequence_length", "ensemble")  # the upload form's fields that show their own errors
+_FORM_FIELDS = ("video", "url", "sequence_length", "ensemble")  # the upload form's fields that show their own errors
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -60,6 +60,7 @@ def upload_context(error: UploadRejected | None = None, chosen: int | None = Non
         "extensions": settings.ALLOWED_VIDEO_EXTENSIONS,
         "image_extensions": settings.ALLOWED_IMAGE_EXTENSIONS,
         "photo_model": checkpoints.get(FRAME_MODEL_LENGTH),
+        "url_analysis": settings.URL_ANALYSIS,
         "accept": ",".join(f".{e}" for e in [*settings.ALLOWED_VIDEO_EXTENSIONS, *settings.ALLOWED_IMAGE_EXTENSIONS])
         + ",video/*",
         "error": error if error is not None and error.field not in _FORM_FIELDS else None,

@@ -241,6 +241,15 @@ ALLOWED_VIDEO_EXTENSIONS = env_list("ALLOWED_VIDEO_EXTENSIONS", list(VIDEO_EXTEN
 # pixel limit checked before decoding (a decompression bomb is refused, not unpacked).
 ALLOWED_IMAGE_EXTENSIONS = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_MEGAPIXELS", DEFAULT_MAX_PIXELS // 1_000_000) * 1_000_000
+# Links (issue 31): a URL instead of a file, fetched by the worker through the one guarded fetcher (ml_app.fetching).
+# URL_FETCH_ALLOW_PRIVATE lets it reach loopback, private and link-local addresses (tests, intranet installs):
+# anyone who can submit a link can then make the server fetch from your internal network. Cloud-metadata
+# addresses stay refused. URL_PAGE_EXTRACTORS: yt-dlp's extractors for pages ("default": every site it knows).
+URL_ANALYSIS = env_bool("URL_ANALYSIS", True)
+URL_FETCH_ALLOW_PRIVATE = env_bool("URL_FETCH_ALLOW_PRIVATE", False)
+URL_FETCH_TIMEOUT = env_int("URL_FETCH_TIMEOUT", 300)  # seconds for the whole fetch: the page and the file
+URL_FETCH_MIN_RATE = env_int("URL_FETCH_MIN_RATE", 10 * 1024)  # bytes a second, averaged over 30 s, or it is cut
+URL_PAGE_EXTRACTORS = env_list("URL_PAGE_EXTRACTORS", ["default"])
 # Waiting analyses beyond this are refused (503, Retry-After) instead of queued; 0 lifts the bound.
 MAX_QUEUED_ANALYSES = env_int("MAX_QUEUED_ANALYSES", 100)
 # Analyses (with their video and crops) and records of refused uploads older than this are deleted by the worker

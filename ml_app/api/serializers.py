@@ -10,8 +10,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..detection.stages import Stage
 from ..models import Analysis, Checkpoint
+from .link_source import URL_HELP, SourceField, stage_label
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -30,6 +30,7 @@ class AnalysisCreateSerializer(serializers.Serializer):
         help_text="the video or photo (jpg, png, webp) file (multipart); the same limits as the upload page",
     )
     image = serializers.FileField(required=False, help_text="a photo may come as 'image' instead of 'video'")
+    url = serializers.CharField(required=False, help_text=URL_HELP)
     sequence_length = serializers.IntegerField(
         required=False, help_text="frames per window; one of the lengths listed by /api/v1/checkpoints/"
     )
@@ -271,7 +272,7 @@ class AnalysisCheckpointSerializer(serializers.ModelSerializer):
         fields = ["name", "sequence_length", "backbone", "accuracy", "untrained", "sha256"]
 
 
-class AnalysisSerializer(serializers.ModelSerializer):
+class AnalysisSerializer(SourceField, serializers.ModelSerializer):
     # Declared rather than derived from the model: derived integers carry the database's range, and the schema must
     # not depend on which database generated it.
     size_bytes = serializers.IntegerField(read_only=True)
@@ -288,6 +289,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
     checkpoint = AnalysisCheckpointSerializer(allow_null=True)
     error = serializers.SerializerMethodField()
     reused = serializers.SerializerMethodField(help_text="the same file was analysed with the same checkpoint before")
+    source = serializers.SerializerMethodField(help_text="for a file submitted as a link: where it came from")
     result = serializers.SerializerMethodField()
 
     class Meta:
@@ -314,6 +316,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "finished_at",
             "error",
             "reused",
+            "source",
             "verdict",
             "fake_probability",
             "result",
@@ -338,7 +341,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_stage_label(self, analysis: Analysis) -> str:
-        return Stage.label_of(analysis.stage)
+        return stage_label(analysis)
 
     @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
     def get_error(self, analysis: Analysis) -> dict | None:

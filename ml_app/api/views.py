@@ -29,7 +29,8 @@ _NOT_FOUND = {404: OpenApiResponse(ErrorSerializer, description="no analysis of 
 _UPLOAD_ERRORS = {
     400: OpenApiResponse(
         ErrorSerializer,
-        description="not a usable video or photo, an unknown sequence length, or a form that cannot be read",
+        description="not a usable video or photo, an unknown sequence length, a form that cannot be read, or a link "
+        "that is refused at once (not http(s), a refused address, a file and a link together, links switched off)",
     ),
     408: OpenApiResponse(ErrorSerializer, description="the body stalled or came in too slowly"),
     411: OpenApiResponse(ErrorSerializer, description="no Content-Length (a chunked upload)"),
@@ -102,8 +103,10 @@ class AnalysisViewSet(
         return queryset.order_by("-created_at")
 
     @extend_schema(
-        summary="Upload a video or a photo for analysis",
+        summary="Upload a video or a photo for analysis, or send a link to one",
         description="Multipart form with `video` (a video, or a jpg/png/webp photo; a photo may also come as `image`) "
+        "or `url` (an http(s) link to a video or photo, or to a page that shows one video; exactly one of a file or "
+        "`url`; the worker fetches it in the stage `fetching`, and a failure to fetch is the analysis' `error`) "
         "and optionally `sequence_length` or `ensemble` (videos only: a photo is scored by the active frame model). "
         "Answers 202 at once: the analysis runs in the background; poll its `url` until `status` is `done` or "
         "`failed`.",

@@ -130,6 +130,105 @@ class NoCheckpointForLength(CheckpointError):
     code = "no_checkpoint_for_length"
 
 
+# --- links (ml_app.fetching) ---------------------------------------------------------------------------------------
+
+
+class FetchError(DetectionError):
+    """A link that could not be fetched (raised by ``ml_app.fetching``); the message is for who pasted it."""
+
+    code = "fetch_error"
+
+
+class InvalidURL(FetchError):
+    code = "invalid_url"
+
+
+class RefusedAddress(FetchError):
+    """The host resolves to an address the fetcher does not connect to; ``reason`` names which kind."""
+
+    code = "address_refused"
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
+class HostNotFound(FetchError):
+    code = "host_not_found"
+
+
+class ConnectionFailed(FetchError):
+    code = "connection_failed"
+
+
+class TooManyRedirects(FetchError):
+    code = "too_many_redirects"
+
+
+class HTTPStatusError(FetchError):
+    """The server answered with an error status; ``status`` holds it."""
+
+    code = "http_error"
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(HTTPStatusError):
+    code = "not_found"
+
+
+class AccessDenied(HTTPStatusError):
+    """401 or 403: the page needs a login, or the site refuses downloads."""
+
+    code = "access_denied"
+
+
+class TooLarge(FetchError):
+    code = "too_large"
+
+
+class FetchTimeout(FetchError):
+    code = "timeout"
+
+
+class SlowTransfer(FetchError):
+    code = "too_slow"
+
+
+class NotMedia(FetchError):
+    """The link serves something that is neither a video, a photo nor a web page (JSON, a PDF, a zip)."""
+
+    code = "not_media"
+
+
+class NoVideoFound(FetchError):
+    """A web page where yt-dlp found no video."""
+
+    code = "no_video_found"
+
+
+class LoginRequired(FetchError):
+    code = "login_required"
+
+
+class NotASingleVideo(FetchError):
+    """A playlist, a channel, or a page with several videos."""
+
+    code = "not_a_single_video"
+
+
+class LiveStream(FetchError):
+    code = "live_stream"
+
+
+class LinkedVideoTooLong(FetchError):
+    """The page says how long the video is, and that is over the limit: nothing is downloaded."""
+
+    code = "too_long"
+
+
 # --- configuration --------------------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ class Stage(StrEnum):
 
     QUEUED = "queued"
     REQUEUED = "requeued"
+    FETCHING = "fetching"
     LOADING = "loading"
     PROBE = "probe"
     WINDOWS = "windows"
@@ -43,6 +44,7 @@ class Stage(StrEnum):
 _LABELS: dict[Stage, str] = {
     Stage.QUEUED: "Waiting for a worker",
     Stage.REQUEUED: "Waiting for a worker (retry)",
+    Stage.FETCHING: "Fetching the video",
     Stage.LOADING: "Loading the model",
     Stage.PROBE: "Reading the video",
     Stage.WINDOWS: "Finding and following faces",

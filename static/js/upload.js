@@ -97,8 +97,11 @@
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const problem = check(input.files[0]);
+    const link = form.elements.namedItem("url");
+    const linked = Boolean(link && link.value.trim());
     clearErrors();
+    if (linked && input.files[0]) { showFieldError("url", "Send either a file or a link, not both."); return; }
+    const problem = linked ? "" : check(input.files[0]);
     if (problem) { showFieldError("video", problem); return; }
     const request = new XMLHttpRequest();
     request.open("POST", form.action);
@@ -107,7 +110,7 @@
       if (!e.lengthComputable) return;
       const percent = Math.round((100 * e.loaded) / e.total);
       fill.style.width = percent + "%";
-      label.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Checking the file…";
+      label.textContent = linked ? "Sending the link…" : percent < 100 ? "Uploading… " + percent + "%" : "Checking the file…";
     });
     request.addEventListener("load", () => {
       let body = null;

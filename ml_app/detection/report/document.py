@@ -36,7 +36,7 @@ def title_page(source: ReportSource) -> list[Any]:
     result = source.result
     verdict = str(result.get("verdict"))
     story: list[Any] = [para("Deepfake analysis report", "h1")]
-    identity = [("File", source.media_name), ("Analysed at", _when(source.analysed_at))]
+    identity = [("File", source.media_name), *source.origin, ("Analysed at", _when(source.analysed_at))]
     if source.analysis_id:
         identity.insert(1, ("Analysis", source.analysis_id))
     if source.reused:

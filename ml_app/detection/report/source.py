@@ -35,6 +35,7 @@ class ReportSource:
     photo: np.ndarray | None = None  # a photo's upright RGB pixels, for the page with its boxes
     analysis_id: str | None = None
     reused: bool = False  # the site reused an earlier analysis of the same file with the same checkpoint
+    origin: tuple[tuple[str, str], ...] = ()  # for a file fetched from a link: (label, value) rows of where from
 
     def crop_file(self, name: Any) -> Path | None:
         """A file save_crops wrote, or None when there is none (no crops kept, deleted, or an odd name)."""

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ml_app.detection.defaults import FRAME_MODEL_LENGTH
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, ImageError
 from ml_app.detection.images import inspect_image
+from ml_app.management.link_option import fetched_path
 from ml_app.management.report_option import add_report_argument, check_report_path, write_report_option
 
 from .analyze_video import (
@@ -43,7 +44,7 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", help="photo to analyse")
+        parser.add_argument("path", help="photo to analyse, or an http(s) link to one")
         parser.add_argument(
             "--checkpoint",
             help="frame model file to use; by default the registry's active frame model, as on the site (without a "
@@ -57,6 +58,10 @@ class Command(BaseCommand):
         add_threshold_arguments(parser)
 
     def handle(self, *args, **options) -> None:
+        with fetched_path(options, self.stderr):  # a link is fetched first, as the site's worker fetches one
+            self._handle(**options)
+
+    def _handle(self, **options) -> None:
         check_report_path(options)
         try:  # a bad photo is reported before the network is even imported (its headers: no decoding twice)
             inspect_image(options["path"], settings.MAX_IMAGE_PIXELS)

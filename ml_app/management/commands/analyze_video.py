@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, VideoError
 from ml_app.detection.heatmaps import HEATMAP_MODES
 from ml_app.detection.video import probe_video
+from ml_app.management.link_option import fetched_path
 from ml_app.management.report_option import add_report_argument, check_report_path, write_report_option
 
 if TYPE_CHECKING:
@@ -79,7 +80,9 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", help="video file to analyse")
+        parser.add_argument(
+            "path", help="video file to analyse, or an http(s) link to a video or to a page that shows one"
+        )
         parser.add_argument(
             "--sequence-length",
             type=int,
@@ -110,6 +113,10 @@ class Command(BaseCommand):
         add_threshold_arguments(parser)
 
     def handle(self, *args, **options) -> None:
+        with fetched_path(options, self.stderr):  # a link is fetched first, as the site's worker fetches one
+            self._handle(**options)
+
+    def _handle(self, **options) -> None:
         if options["max_windows"] < 1 or options["batch_size"] < 1:
             raise CommandError("--max-windows and --batch-size must be at least 1")
         check_report_path(options)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ml_app', '0005_ensembles'),
+        ('ml_app', '0006_analysis_source_url'),
     ]
 
     operations = [
