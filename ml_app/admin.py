@@ -192,10 +192,10 @@ class EnsembleAdmin(admin.ModelAdmin):
     """Several checkpoints offered as one choice on the upload page and in the API (their calibrated answers are
     averaged). Members by length follow whichever checkpoint is active for it."""
 
-    list_display = ["name", "is_active", "members_now", "notes"]
+    list_display = ["name", "is_active", "members_now", "challenger_length", "challenger_share", "notes"]
     list_filter = ["is_active"]
     filter_horizontal = ["members"]
-    fields = ["name", "is_active", "lengths", "members", "notes"]
+    fields = ["name", "is_active", "lengths", "members", "challenger_length", "challenger_share", "notes"]
 
     @admin.display(description="members now")
     def members_now(self, entry: Ensemble) -> str:

@@ -98,6 +98,15 @@ class Ensemble(models.Model):
     lengths = models.JSONField(default=list, blank=True, help_text="sequence lengths: their active checkpoints")
     members = models.ManyToManyField(Checkpoint, blank=True, related_name="ensembles", help_text="particular files")
     is_active = models.BooleanField(default=True, db_index=True)
+    challenger_length = models.PositiveIntegerField(
+        null=True, blank=True, help_text="challenges the active checkpoint of this length (with a challenger share)"
+    )
+    challenger_share = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(100)],
+        help_text="the percentage of that length's analyses it also scores (0-100); empty if not a challenger",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

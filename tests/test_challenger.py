@@ -135,3 +135,36 @@ def test_the_comparison_matches_the_stored_results(active_checkpoint, challenger
     active_checkpoint.refresh_from_db()
     assert challenger_checkpoint.is_active and challenger_checkpoint.challenger_share is None
     assert not active_checkpoint.is_active
+
+
+@pytest.mark.django_db
+def test_an_ensemble_can_be_the_challenger(active_checkpoint, tmp_path, one_face_video, settings):
+    import shutil
+
+    from ml_app.detection.files import combined_sha256
+    from ml_app.models import Ensemble
+
+    members = [
+        register(small_checkpoint(tmp_path / f"member{i}_10_frames.pt", sequence_length=10), "models_dir")
+        for i in range(2)
+    ]
+    ensemble = Ensemble.objects.create(name="pair", challenger_length=10, challenger_share=100)
+    ensemble.members.set(members)
+    analysis = Analysis.objects.create(
+        original_name="clip.mp4",
+        video="analyses/x/video.mp4",
+        sha256="0" * 64,
+        sequence_length=10,
+        checkpoint=active_checkpoint,
+        checkpoint_sha256=active_checkpoint.sha256,
+        status=Analysis.Status.DONE,
+        verdict="REAL",
+        fake_probability=0.3,
+    )
+    analysis.video_path.parent.mkdir(parents=True)
+    shutil.copy(one_face_video, analysis.video_path)
+    record = challenger.score(analysis, {"verdict": "REAL"}, 1.0)
+    assert record is not None and not record.error_code, record and record.error_message
+    assert record.challenger_name == "ensemble pair" and record.checkpoint is None
+    assert record.challenger_sha256 == combined_sha256([m.sha256 for m in members])
+    assert record.verdict in ("REAL", "FAKE", "INCONCLUSIVE") and record.agrees == (record.verdict == "REAL")
