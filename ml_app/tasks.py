@@ -148,6 +148,7 @@ def _finish(analysis: Analysis, attempt: int, result_data: dict, timings: dict) 
 # --- the watchdog, in the worker's main process ---------------------------------------------------------------------
 
 _watchdog_stop = threading.Event()
+_watchdog_thread: list[threading.Thread] = []
 PURGE_EVERY_SECONDS = 3600
 
 
@@ -180,12 +181,15 @@ def _on_worker_ready(**_kwargs) -> None:
     finally:
         close_old_connections()
     _watchdog_stop.clear()
-    threading.Thread(target=_watchdog_loop, name="analysis-watchdog", daemon=True).start()
+    _watchdog_thread[:] = [threading.Thread(target=_watchdog_loop, name="analysis-watchdog", daemon=True)]
+    _watchdog_thread[0].start()
 
 
 @worker_shutdown.connect
 def _on_worker_shutdown(**_kwargs) -> None:
     _watchdog_stop.set()
+    for thread in _watchdog_thread:  # its pass in progress ends first, so no heartbeat follows the removal
+        thread.join(timeout=15)
     try:
         worker_presence.gone(jobs.worker_name())
     except Exception:
