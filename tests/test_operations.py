@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -52,11 +53,13 @@ def test_liveness_answers_without_touching_the_database(client, django_assert_nu
 
 def test_readiness_and_metrics_with_a_real_worker(client, active_checkpoint, one_face_video, tmp_path, settings):
     settings.DEFAULT_SEQUENCE_LENGTH = 10
+    settings.ANALYSIS_STALE_SECONDS = 6  # the worker reports every 2 s; a killed one is noticed within 6 s
     status, body = ready(client)
     assert status == 503 and body["failing"] == ["worker"], body
     assert "no worker has reported" in body["checks"]["worker"]
     broker = make_broker("filesystem", tmp_path)
-    with use_broker(broker), running_worker(broker, tmp_path / "worker.log", {"LOG_FORMAT": "json"}) as worker:
+    extra = {"LOG_FORMAT": "json", "ANALYSIS_STALE_SECONDS": "6"}
+    with use_broker(broker), running_worker(broker, tmp_path / "worker.log", extra) as worker:
         wait_for(lambda: ready(client)[0] == 200, 30, what="the worker's first heartbeat")
         status, body = ready(client)
         assert body == {
@@ -89,10 +92,21 @@ def test_readiness_and_metrics_with_a_real_worker(client, active_checkpoint, one
         events = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
         done = [event for event in events if event.get("event") == "analysis_done"]
         assert done and done[0]["analysis"] == str(analysis.pk) and done[0]["verdict"] == analysis.verdict
-    # A worker that stops cleanly removes its heartbeat: nobody will analyse what is queued now.
-    assert not WorkerHeartbeat.objects.exists()
-    status, body = ready(client)
-    assert status == 503 and body["failing"] == ["worker"]
+        # The worker dies (SIGKILL, as the OOM killer would): its heartbeat grows old, and readiness says so.
+        worker.kill()
+        wait_for(lambda: ready(client)[0] == 503, 30, what="readiness to notice the dead worker")
+        status, body = ready(client)
+        assert body["failing"] == ["worker"] and "no worker has reported in the last 6 s" in body["checks"]["worker"]
+        assert metric(client.get("/metrics").content.decode(), "deepfake_workers_live") == 0
+
+
+def test_a_worker_that_stops_cleanly_removes_its_heartbeat(active_checkpoint, tmp_path):
+    broker = make_broker("filesystem", tmp_path)
+    with use_broker(broker), running_worker(broker, tmp_path / "worker.log") as worker:
+        wait_for(WorkerHeartbeat.objects.exists, 30, what="the heartbeat")
+        worker.process.send_signal(signal.SIGTERM)  # the main process only: Celery's warm shutdown
+        worker.process.wait(timeout=30)
+    assert not WorkerHeartbeat.objects.exists(), worker.log()[-2000:]
 
 
 def test_readiness_names_a_missing_checkpoint_and_a_silent_worker(client, site_dirs, settings):
