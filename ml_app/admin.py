@@ -15,11 +15,11 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import jobs
+from . import challenger, challenger_stats, jobs
 from .admin_tables import settings_table
 from .detection.errors import DetectionError
 from .detection.files import plain_file_mode
-from .models import Analysis, Checkpoint, Ensemble, RejectedUpload
+from .models import Analysis, ChallengerResult, Checkpoint, Ensemble, RejectedUpload
 from .registry import activate_checkpoint, register_upload, validate_new_file
 
 
@@ -70,6 +70,7 @@ class CheckpointAdmin(admin.ModelAdmin):
         "name",
         "sequence_length",
         "is_active",
+        "challenger_share",
         "backbone",
         "image_size",
         "accuracy_shown",
@@ -81,7 +82,7 @@ class CheckpointAdmin(admin.ModelAdmin):
     ]
     list_filter = ["is_active", "sequence_length", "backbone", "untrained", "source"]
     search_fields = ["name", "sha256", "path"]
-    actions = ["activate", "deactivate"]
+    actions = ["activate", "deactivate", "promote_challenger"]
     readonly_fields = [
         "name",
         "path",
@@ -111,7 +112,7 @@ class CheckpointAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["upload", "activate", "notes"]
-        return [*self.readonly_fields, "notes"]
+        return [*self.readonly_fields, "challenger_share", "notes"]
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
@@ -141,6 +142,18 @@ class CheckpointAdmin(admin.ModelAdmin):
                 continue
             activate_checkpoint(entry)
             self.message_user(request, f"'{entry}' is now active for {entry.sequence_length} frames.")
+
+    @admin.action(description="Promote the challenger to champion (active for its length)")
+    def promote_challenger(self, request, queryset):
+        for entry in queryset:
+            if entry.challenger_share is None:
+                self.message_user(request, f"'{entry}' is not a challenger.", messages.ERROR)
+                continue
+            if not entry.file_path.is_file():
+                self.message_user(request, f"'{entry}' has no file at {entry.file_path}.", messages.ERROR)
+                continue
+            challenger.promote(entry)
+            self.message_user(request, f"'{entry}' is now the champion for {entry.sequence_length} frames.")
 
     @admin.action(description="Deactivate")
     def deactivate(self, request, queryset):
@@ -180,10 +193,10 @@ class EnsembleAdmin(admin.ModelAdmin):
     """Several checkpoints offered as one choice on the upload page and in the API (their calibrated answers are
     averaged). Members by length follow whichever checkpoint is active for it."""
 
-    list_display = ["name", "is_active", "members_now", "notes"]
+    list_display = ["name", "is_active", "members_now", "challenger_length", "challenger_share", "notes"]
     list_filter = ["is_active"]
     filter_horizontal = ["members"]
-    fields = ["name", "is_active", "lengths", "members", "notes"]
+    fields = ["name", "is_active", "lengths", "members", "challenger_length", "challenger_share", "notes"]
 
     @admin.display(description="members now")
     def members_now(self, entry: Ensemble) -> str:
@@ -305,3 +318,23 @@ class RejectedUploadAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ChallengerResult)
+class ChallengerResultAdmin(admin.ModelAdmin):
+    """Each challenger answer, with the per-pair comparison above the list (ml_app/challenger_stats.py); filter
+    "agrees: No" for the disagreements to review."""
+
+    change_list_template = "admin/ml_app/challengerresult/change_list.html"
+    list_display = ["created_at", "analysis", "champion_name", "challenger_name", "verdict", "agrees", "seconds"]
+    list_filter = ["agrees", "challenger_name", "champion_name"]
+    readonly_fields = [f.name for f in ChallengerResult._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "pairs": challenger_stats.compare()})

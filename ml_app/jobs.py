@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from project_settings.celery import app as celery_app
 
+from . import analysis_events
 from .detection.stages import Stage, progress_percent
 from .models import Analysis
 
@@ -81,7 +82,7 @@ def _refetchable(analysis: Analysis) -> bool:
 def claim(analysis_id: str, attempt: int) -> bool:
     """Take the analysis for this attempt; False if another delivery or worker already has it."""
     now = timezone.now()
-    return bool(
+    claimed = bool(
         Analysis.objects.filter(pk=analysis_id, status=Analysis.Status.QUEUED, attempts=attempt - 1).update(
             status=Analysis.Status.RUNNING,
             attempts=attempt,
@@ -94,6 +95,9 @@ def claim(analysis_id: str, attempt: int) -> bool:
             error_message="",
         )
     )
+    if claimed:
+        analysis_events.emit("started", analysis_id, attempt=attempt, worker=worker_name())
+    return claimed
 
 
 def _mine(analysis_id: str, attempt: int):
@@ -151,7 +155,7 @@ class ProgressReporter:
 def finish(analysis_id: str, attempt: int, result_data: dict, timings: dict, stage: Stage = Stage.DONE) -> bool:
     """The verdict saved: done. ``stage`` HEATMAPS: done, with heat maps still being drawn (ml_app.heatmap_phase),
     whose own progress starts at 0."""
-    return bool(
+    finished = bool(
         _mine(analysis_id, attempt).update(
             status=Analysis.Status.DONE,
             stage=stage,
@@ -164,11 +168,16 @@ def finish(analysis_id: str, attempt: int, result_data: dict, timings: dict, sta
             finished_at=timezone.now(),
         )
     )
+    if finished:
+        analysis_events.emit(
+            "done", analysis_id, verdict=result_data["verdict"], seconds=round(float(timings.get("total", 0.0)), 3)
+        )
+    return finished
 
 
 def fail(analysis_id: str, attempt: int, code: str, message: str) -> bool:
     log.warning("Analysis %s failed (%s): %s", analysis_id, code, message)
-    return bool(
+    failed = bool(
         _mine(analysis_id, attempt).update(
             status=Analysis.Status.FAILED,
             stage=Stage.FAILED,
@@ -177,6 +186,9 @@ def fail(analysis_id: str, attempt: int, code: str, message: str) -> bool:
             finished_at=timezone.now(),
         )
     )
+    if failed:
+        analysis_events.emit("failed", analysis_id, error_code=code)
+    return failed
 
 
 # --- the watchdog ---------------------------------------------------------------------------------------------------
@@ -200,6 +212,7 @@ def recover_stale(queryset=None) -> dict[str, int]:
                 "responding. Retrying.",
             ):
                 counts["requeued"] += 1
+                analysis_events.emit("requeued", analysis.pk, attempt=analysis.attempts + 1)
                 enqueue_on_commit(analysis.pk, analysis.attempts + 1)
         elif running.update(
             status=Analysis.Status.FAILED,
@@ -211,6 +224,7 @@ def recover_stale(queryset=None) -> dict[str, int]:
             finished_at=timezone.now(),
         ):
             counts["failed"] += 1
+            analysis_events.emit("failed", analysis.pk, error_code="worker_lost")
     if any(counts.values()):
         log.warning("Watchdog: %s", counts)
     return counts

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 
-from . import jobs
+from . import analysis_events, jobs
 from .detection.errors import FetchError
 from .fetching import check_url
 from .models import Analysis
@@ -69,4 +69,5 @@ def queue_link(link: str, length: int, ensemble: str, owner=None, check_queue=No
             check_queue()
         analysis.save()
         jobs.enqueue_on_commit(analysis.pk, 1)
+    analysis_events.emit("submitted", analysis.pk, media="link", length=length)
     return analysis

@@ -7,6 +7,8 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.signals import post_delete
@@ -42,6 +44,12 @@ class Checkpoint(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.UPLOAD)
     is_active = models.BooleanField(default=False, db_index=True)
+    challenger_share = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(100)],
+        help_text="the challenger of its length: the percentage of analyses it also scores (0-100); empty if not",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -50,7 +58,12 @@ class Checkpoint(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["sequence_length"], condition=Q(is_active=True), name="one_active_checkpoint_per_length"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["sequence_length"],
+                condition=Q(challenger_share__isnull=False),
+                name="one_challenger_per_length",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -60,6 +73,12 @@ class Checkpoint(models.Model):
     def file_path(self) -> Path:
         path = Path(self.path)
         return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+    def clean(self) -> None:
+        if self.is_active and self.challenger_share is not None:
+            raise ValidationError(
+                {"challenger_share": "This file is the active checkpoint (the champion); a challenger is another file."}
+            )
 
     @property
     def accuracy_label(self) -> str:
@@ -79,6 +98,15 @@ class Ensemble(models.Model):
     lengths = models.JSONField(default=list, blank=True, help_text="sequence lengths: their active checkpoints")
     members = models.ManyToManyField(Checkpoint, blank=True, related_name="ensembles", help_text="particular files")
     is_active = models.BooleanField(default=True, db_index=True)
+    challenger_length = models.PositiveIntegerField(
+        null=True, blank=True, help_text="challenges the active checkpoint of this length (with a challenger share)"
+    )
+    challenger_share = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(100)],
+        help_text="the percentage of that length's analyses it also scores (0-100); empty if not a challenger",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -217,3 +245,50 @@ class RejectedUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.original_name or 'upload'}: {self.code}"
+
+
+class ChallengerResult(models.Model):
+    """The challenger's answer for an analysis the champion answered: stored for comparison, never shown to users."""
+
+    analysis = models.OneToOneField(Analysis, on_delete=models.CASCADE, related_name="challenger_result")
+    checkpoint = models.ForeignKey(Checkpoint, null=True, on_delete=models.SET_NULL, related_name="challenges")
+    champion_name = models.CharField(max_length=200)
+    champion_sha256 = models.CharField(max_length=64, db_index=True)
+    challenger_name = models.CharField(max_length=200)
+    challenger_sha256 = models.CharField(max_length=64, db_index=True)
+    verdict = models.CharField(max_length=12, blank=True)
+    fake_probability = models.FloatField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="the challenger's analysis time")
+    champion_seconds = models.FloatField(null=True, blank=True, help_text="the champion's analysis time")
+    agrees = models.BooleanField(null=True, help_text="same verdict as the champion; empty if the challenger failed")
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.challenger_name} vs {self.champion_name}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker process that reported recently (readiness and metrics read these; the worker's watchdog writes)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServiceCounter(models.Model):
+    """A count of events that leave no other row behind (requests for a host this site does not serve), shared by
+    every web process."""
+
+    name = models.CharField(max_length=100, unique=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}"

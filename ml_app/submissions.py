@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import jobs, link_submissions
+from . import analysis_events, jobs, link_submissions
 from .api.errors import CLOSE, refusal_from
 from .api.throttling import site_upload_wait
 from .detection.stages import Stage
@@ -268,9 +268,11 @@ def store(validated: ValidatedUpload, choice: ModelChoice, owner=None) -> Analys
             if reusing and _copy_evidence(earlier, analysis):
                 _reuse(analysis, earlier)
                 analysis.save()
+                analysis_events.emit("submitted", analysis.pk, media=analysis.media, reused=True)
                 return analysis
             analysis.save()
             jobs.enqueue_on_commit(analysis.pk, 1)
+            analysis_events.emit("submitted", analysis.pk, media=analysis.media, length=analysis.sequence_length)
             return analysis
     except BaseException:
         shutil.rmtree(analysis.media_dir, ignore_errors=True)  # nothing of a failed store stays on disk

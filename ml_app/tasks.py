@@ -18,7 +18,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import heatmap_phase, jobs, retention
+from . import challenger, heatmap_phase, jobs, retention, worker_presence
 from .detection.stages import Stage
 from .models import Analysis
 
@@ -119,9 +119,7 @@ def _run(analysis_id: str, attempt: int) -> None:
             "checkpoint_load": sum(one.load_seconds for one in loaded) if freshly_loaded else 0.0,
             "checkpoint_cached": not freshly_loaded,
         }
-        saved = jobs.finish(analysis_id, attempt, result_data, timings, Stage.HEATMAPS if pending else Stage.DONE)
-        if saved and pending:
-            heatmap_phase.draw(analysis_id, result, loaded, analysis.crops_dir)
+        _finish(analysis, attempt, (result, loaded, pending), result_data, timings)
     except DetectionError as exc:
         jobs.fail(analysis_id, attempt, exc.code, exc.message)
     except SoftTimeLimitExceeded:
@@ -173,9 +171,21 @@ def _on_process_start(**_kwargs) -> None:
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
 
 
+def _finish(analysis: Analysis, attempt: int, maps: tuple, result_data: dict, timings: dict) -> None:
+    """Store the user's result (done, or done with heat maps still to draw when ``maps``' plan has some); draw them;
+    then, for the analyses in its share, the challenger scores the video too, after everything the user waits for."""
+    result, loaded, pending = maps
+    if not jobs.finish(str(analysis.pk), attempt, result_data, timings, Stage.HEATMAPS if pending else Stage.DONE):
+        return
+    if pending:
+        heatmap_phase.draw(str(analysis.pk), result, loaded, analysis.crops_dir)
+    challenger.score(analysis, result_data, timings.get("total"))
+
+
 # --- the watchdog, in the worker's main process ---------------------------------------------------------------------
 
 _watchdog_stop = threading.Event()
+_watchdog_thread: list[threading.Thread] = []
 PURGE_EVERY_SECONDS = 3600
 
 
@@ -184,6 +194,7 @@ def _watchdog_loop() -> None:
     purged_at = time.monotonic()
     while not _watchdog_stop.wait(interval):
         try:
+            worker_presence.beat(jobs.worker_name())
             jobs.recover_stale()
             if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
                 purged_at = time.monotonic()
@@ -198,6 +209,8 @@ def _watchdog_loop() -> None:
 def _on_worker_ready(**_kwargs) -> None:
     """A starting worker recovers what a dead one left behind (jobs and stale media), then keeps watching."""
     try:
+        worker_presence.beat(jobs.worker_name())
+        worker_presence.forget_old()
         counts = jobs.recover_stale()
         waiting = jobs.requeue_waiting()
         purged = retention.purge()
@@ -205,9 +218,18 @@ def _on_worker_ready(**_kwargs) -> None:
     finally:
         close_old_connections()
     _watchdog_stop.clear()
-    threading.Thread(target=_watchdog_loop, name="analysis-watchdog", daemon=True).start()
+    _watchdog_thread[:] = [threading.Thread(target=_watchdog_loop, name="analysis-watchdog", daemon=True)]
+    _watchdog_thread[0].start()
 
 
 @worker_shutdown.connect
 def _on_worker_shutdown(**_kwargs) -> None:
     _watchdog_stop.set()
+    for thread in _watchdog_thread:  # its pass in progress ends first, so no heartbeat follows the removal
+        thread.join(timeout=15)
+    try:
+        worker_presence.gone(jobs.worker_name())
+    except Exception:
+        log.exception("Could not remove the worker's heartbeat")
+    finally:
+        close_old_connections()

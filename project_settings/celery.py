@@ -11,3 +11,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project_settings.settings")
 app = Celery("deepfake_detector")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+if os.environ.get("LOG_FORMAT") == "json":
+    from celery.signals import setup_logging
+
+    @setup_logging.connect
+    def _keep_django_logging(**_kwargs) -> None:
+        """With LOG_FORMAT=json the worker logs through Django's LOGGING (one JSON object per line) instead of
+        Celery's own format: a receiver of this signal tells Celery to leave logging alone."""

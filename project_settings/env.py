@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +79,39 @@ def env_path(name: str, default: Path) -> Path:
 
 
 def secret_key(state_dir: Path) -> str:
-    """DJANGO_SECRET_KEY, or a random key kept in the state folder so sessions survive restarts on one machine."""
+    """DJANGO_SECRET_KEY, or a random key kept in the state folder so sessions survive restarts on one machine.
+
+    Several processes may start at once on an empty folder (run.sh runs collectstatic beside migrate): each writes
+    its candidate whole into a temporary file and links it into place, which succeeds for one of them only; every
+    other process reads the key the winner linked. A reader never sees a partly written key.
+    """
     key = os.environ.get("DJANGO_SECRET_KEY")
     if key:
         return key
     path = state_dir / "secret_key"
-    if path.is_file():
-        return path.read_text().strip()
+    existing = _read_key(path)
+    if existing:
+        return existing
     state_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(key)
-    return key
+    candidate = secrets.token_urlsafe(50)
+    descriptor, temporary = tempfile.mkstemp(prefix=".secret_key-", dir=state_dir)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(candidate)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process linked its key first: that one counts
+            os.link(temporary, path)  # atomic: the name appears with the whole key in it, or not at all
+    finally:
+        os.unlink(temporary)
+    winner = _read_key(path)
+    if not winner:
+        raise ImproperlyConfigured(f"The secret key file in the state folder is empty: {path.name}")
+    return winner
+
+
+def _read_key(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""

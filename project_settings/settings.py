@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A Host not in ALLOWED_HOSTS: a plain 400, counted, before anything else reads the header (ml_app/host_guard.py).
+    "ml_app.host_guard.HostGuardMiddleware",
     # Outermost: after every request, whatever its fate, no upload part that was not kept stays on disk; request-level
     # failures (a body Django refuses to read, a refused upload) are answered in the one error shape.
     "ml_app.middleware.RequestFailureMiddleware",
@@ -152,13 +154,34 @@ CSRF_FAILURE_VIEW = "ml_app.views.csrf_failure"  # the one error shape for scrip
 SECRET_KEY_FROM_ENVIRONMENT = bool(os.environ.get("DJANGO_SECRET_KEY"))
 BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 
+# --- operators: logs and metrics (README, "Operating the site") ----------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (analysis events carry their fields: event, analysis, status, ...).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "ml_app.log_format.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    # One line per analysis event (submitted, started, done, failed), whatever LOG_LEVEL says of the rest.
+    "loggers": {"ml_app.events": {"level": env_str("ANALYSIS_EVENT_LOG_LEVEL", "INFO")}},
 }
+# /metrics (Prometheus): open to these addresses or networks, and to callers sending "Authorization: Bearer
+# <METRICS_TOKEN>"; with both empty the endpoint is off.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+try:
+    import ipaddress
+
+    for _network in METRICS_ALLOWED_IPS:
+        ipaddress.ip_network(_network, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
 
 # --- detection ------------------------------------------------------------------------------------------------------
 # Checkpoints: MODEL_MAPPING ({"20": "models/file.pt"}, JSON) names them per sequence length; lengths it leaves out are

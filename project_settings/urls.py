@@ -8,7 +8,9 @@ from django.urls import include, path
 from django.views.defaults import bad_request, page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from ml_app import health
 from ml_app.api.errors import json_not_found, json_server_error, refusal_from
+from ml_app.metrics import metrics_view
 from ml_app.views import refused
 
 admin.site.site_header = "Deepfake detector administration"
@@ -28,6 +30,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
+    path("health/", health.live, name="health-live"),
+    path("health/ready/", health.ready, name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("ml_app.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
