@@ -292,23 +292,16 @@ class RecipeSteps:
             return True
         output = self.work / "present" / target.stem
         if not (output / "report.json").is_file():
-            manifest = self._test_manifest(run)
+            size = run["candidate"]["image_size"]
+            found = [self.work / f"clips_{size}" / "manifest.json", self.work / "unpacked" / "clips" / "manifest.json"]
             try:
-                if manifest is None:
-                    raise CommandError("no preprocessing folder of the run's crop size")
-                self._evaluate(target, manifest, "test", output)
-            except CommandError as exc:
+                self._evaluate(target, next(path for path in found if path.is_file()), "test", output)
+            except (CommandError, StopIteration) as exc:
                 self.say(f"{length} frames: the present {target.name} cannot be measured on the test split ({exc}).")
                 return True
         better, why = replaces(run["test"], json.loads((output / "report.json").read_text()))
         self.say(f"{length} frames: {'replacing' if better else 'keeping'} {target.name}: {why}.")
         return better
-
-    def _test_manifest(self, run: dict[str, Any]) -> Path | None:
-        size = run["candidate"]["image_size"]
-        manifest = self.work / f"clips_{size}" / "manifest.json"
-        unpacked = self.work / "unpacked" / "clips" / "manifest.json"
-        return manifest if manifest.is_file() else unpacked if unpacked.is_file() else None
 
 
 def fingerprint(path: Path) -> str:

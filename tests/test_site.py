@@ -798,7 +798,7 @@ def test_production_static_files_are_fingerprinted_and_served(tmp_path):
     code = (
         "import django; django.setup();"
         "from django.templatetags.static import static; from django.test import Client;"
-        "url = static('js/result.js'); response = Client().get(url);"
+        "url = static('js/result.js'); response = Client(HTTP_HOST='localhost').get(url);"
         "print(url, response.status_code, response.headers.get('Cache-Control'))"
     )
     out = subprocess.run(

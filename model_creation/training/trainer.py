@@ -160,15 +160,16 @@ class Trainer:
         return float(gathered[0] / max(1, gathered[2])), float(gathered[1] / max(1, gathered[2]))
 
     def _validate(self) -> np.ndarray:
-        """Fake probability of every validation clip, scored by all ranks and gathered."""
+        """Fake probability of every validation clip, scored by all ranks and gathered. In float32, as the app and
+        ``evaluate_model`` score: calibrations and thresholds are fitted on these scores, so they must be the scores
+        inference will give (mixed precision is for the training steps only)."""
         model = self.network
         model.eval()
         fake_index = self.data.preprocessing.fake_index
         indices, scores = [], []
         with torch.inference_mode():
             for clips, _, index in self.data.val_loader:
-                with self._autocast():
-                    logits = model(clips.to(self.dist.device))
+                logits = model(clips.to(self.dist.device))
                 scores.extend(fake_probabilities(logits.float(), fake_index).cpu().tolist())
                 indices.extend(index.tolist())
         result = np.zeros(len(self.data.val_set))
