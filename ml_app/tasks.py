@@ -119,7 +119,7 @@ def _run(analysis_id: str, attempt: int) -> None:
             "checkpoint_load": sum(one.load_seconds for one in loaded) if freshly_loaded else 0.0,
             "checkpoint_cached": not freshly_loaded,
         }
-        _finish(analysis, attempt, (result, loaded, pending), result_data, timings)
+        _finish(analysis, attempt, result_data, timings, maps=(result, loaded) if pending else None)
     except DetectionError as exc:
         jobs.fail(analysis_id, attempt, exc.code, exc.message)
     except SoftTimeLimitExceeded:
@@ -171,14 +171,14 @@ def _on_process_start(**_kwargs) -> None:
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
 
 
-def _finish(analysis: Analysis, attempt: int, maps: tuple, result_data: dict, timings: dict) -> None:
-    """Store the user's result (done, or done with heat maps still to draw when ``maps``' plan has some); draw them;
-    then, for the analyses in its share, the challenger scores the video too, after everything the user waits for."""
-    result, loaded, pending = maps
-    if not jobs.finish(str(analysis.pk), attempt, result_data, timings, Stage.HEATMAPS if pending else Stage.DONE):
+def _finish(analysis: Analysis, attempt: int, result_data: dict, timings: dict, maps: tuple | None) -> None:
+    """Store the user's result (done, or done with heat maps still to draw when ``maps``, the result and its loaded
+    models, is given); draw them; then, for the analyses in its share, the challenger scores the video too, after
+    everything the user waits for."""
+    if not jobs.finish(str(analysis.pk), attempt, result_data, timings, Stage.HEATMAPS if maps else Stage.DONE):
         return
-    if pending:
-        heatmap_phase.draw(str(analysis.pk), result, loaded, analysis.crops_dir)
+    if maps:
+        heatmap_phase.draw(str(analysis.pk), *maps, analysis.crops_dir)
     challenger.score(analysis, result_data, timings.get("total"))
 
 

@@ -294,9 +294,12 @@ class RecipeSteps:
         if not (output / "report.json").is_file():
             size = run["candidate"]["image_size"]
             found = [self.work / f"clips_{size}" / "manifest.json", self.work / "unpacked" / "clips" / "manifest.json"]
+            manifest = next((path for path in found if path.is_file()), None)
             try:
-                self._evaluate(target, next(path for path in found if path.is_file()), "test", output)
-            except (CommandError, StopIteration) as exc:
+                if manifest is None:
+                    raise CommandError(f"no {size} px preprocessing folder in {self.work}")
+                self._evaluate(target, manifest, "test", output)
+            except CommandError as exc:
                 self.say(f"{length} frames: the present {target.name} cannot be measured on the test split ({exc}).")
                 return True
         better, why = replaces(run["test"], json.loads((output / "report.json").read_text()))

@@ -37,12 +37,18 @@ def figures(test: dict[str, Any]) -> dict[str, Any]:
     return {"auc": auc, "outcomes": outcomes, **decision_figures(outcomes)}
 
 
+def _finite(value: Any) -> float | None:
+    """A figure as a float, None when it is missing or not a number (an AUC of one class)."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
 def rank(test: dict[str, Any]) -> tuple[float, ...]:
     """The sort key of "better" (larger is better)."""
     found = figures(test)
 
     def finite(value: Any, default: float) -> float:
-        return float(value) if isinstance(value, int | float) and math.isfinite(value) else default
+        number = _finite(value)
+        return default if number is None else number
 
     return (
         -found["outcomes"]["REAL"].get("FAKE", 0),
@@ -62,19 +68,18 @@ def replaces(new: dict[str, Any], present: dict[str, Any]) -> tuple[bool, str]:
     """Whether a rebuilt model may replace the file already shipped for its slot, both measured on the same test
     split: only if it ranks the videos better (video AUC higher by more than ``CHOICE_MARGIN``, the noise between
     runs) and makes no more wrong verdicts; and why, in words."""
-    new_auc, old_auc = figures(new)["auc"], figures(present)["auc"]
+    new_auc, old_auc = _finite(figures(new)["auc"]), _finite(figures(present)["auc"])
     new_wrong, old_wrong = wrong_verdicts(new), wrong_verdicts(present)
-    better = isinstance(new_auc, int | float) and math.isfinite(new_auc)
-    better = better and (
-        not isinstance(old_auc, int | float) or not math.isfinite(old_auc) or new_auc > old_auc + CHOICE_MARGIN
-    )
-    verdict = better and new_wrong <= old_wrong
-    return verdict, (
-        f"test video AUC {new_auc:.3f} against the present file's {old_auc:.3f}, "
+    ranks_better = new_auc is not None and (old_auc is None or new_auc > old_auc + CHOICE_MARGIN)
+
+    def shown(auc: float | None) -> str:
+        return "n/a" if auc is None else f"{auc:.3f}"
+
+    why = (
+        f"test video AUC {shown(new_auc)} against the present file's {shown(old_auc)}, "
         f"{new_wrong} wrong verdicts against {old_wrong}"
-        if isinstance(new_auc, float) and isinstance(old_auc, float)
-        else f"{new_wrong} wrong verdicts against {old_wrong}"
     )
+    return ranks_better and new_wrong <= old_wrong, why
 
 
 def ensemble_scores(runs: list[dict[str, Any]]) -> dict[str, Any]:
