@@ -6,6 +6,9 @@
                                                                 # the default model in models/, beside random ResNeXt50
     .venv/bin/python bench/bench_pipeline.py --shipped --baseline --lengths 20 --clips dfdc_abqwwspghj --no-prefetch
                                                                 # issue 11's ratio, the original app, decoding A/B
+    .venv/bin/python bench/bench_pipeline.py --shipped --lengths 20 --clips dfdc_abqwwspghj --torch-backbone \
+        --inline-descriptors --repeat 3
+                                                                # issue 29: onnxruntime's backbone against PyTorch's
 
 Each measurement runs in a fresh process (so peak memory is that video's): it loads a random-initialised ResNeXt50 +
 LSTM checkpoint (with --shipped: the default MobileNetV2 + LSTM checkpoints in models/), analyses the video once
@@ -16,7 +19,11 @@ machine in the same invocation, and the table gives the ratio original / ours.
 Every whole-video row also times decoding every frame of the clip once with PyAV, in the same process (twice around
 the warm analysis, with PyAV's default threading and with frame threads), for issue 11's ratio: whole-video analysis
 / decoding every frame. With --no-prefetch each whole-video row is measured again without decoding ahead in a thread
-(``overlap_decoding=False``), in the same run, for the gain of that alone.
+(``overlap_decoding=False``), in the same run, for the gain of that alone; with --torch-backbone, again scored by
+PyTorch's backbone instead of onnxruntime's (``load_detector_model(onnx_backbone=False)``); with
+--inline-descriptors, with the face descriptors computed in the analysing process after decoding, as before issue 29
+(``describe_in_process=False``). On a machine whose speed
+drifts (a shared VM), --repeat 5 times each row five times, interleaved with the decodings, and reports the median.
 Writes bench/out/results.json and prints Markdown tables. Not part of CI.
 """
 
@@ -37,10 +44,9 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
 from bench.fresh_process import child_result  # noqa: E402
+from bench.pipeline_tables import render, render_decode_ratio, render_model_ratios  # noqa: E402
 
 DEFAULT_SAMPLES = REPO.parent / "shared" / "data" / "samples" / "videos"
-STAGES = ("probe", "decode", "decode_wait", "detect", "crop", "network")
-RATIO_TARGET = 1.3  # issue 11: whole-video default analysis at most 1.3x decoding every frame of the clip once
 
 
 def decode_every_frame(video: str, thread_type: str | None = None) -> float:
@@ -58,31 +64,48 @@ def decode_every_frame(video: str, thread_type: str | None = None) -> float:
         return time.perf_counter() - started
 
 
-def measure(video: str, checkpoint: str, max_windows: int, prefetch: bool = True) -> dict:
-    """Runs inside a fresh process: load, analyse twice, report; a whole-video row also decodes every frame, before
-    and after the warm analysis."""
+def measure(
+    video: str,
+    checkpoint: str,
+    max_windows: int,
+    prefetch: bool = True,
+    onnx_backbone: bool = True,
+    repeat: int = 1,
+    describe_in_process: bool = True,
+) -> dict:
+    """Runs inside a fresh process: load, analyse once (first), then ``repeat`` times (warm: the run with the median
+    total is reported); a whole-video row also decodes every frame before and after each warm analysis."""
     import torch
 
     from ml_app.detection.model_loading import load_detector_model
     from ml_app.detection.prediction import analyze_video
 
     started = time.perf_counter()
-    loaded = load_detector_model(checkpoint, "cpu")
+    loaded = load_detector_model(checkpoint, "cpu", onnx_backbone=onnx_backbone)
     load_seconds = time.perf_counter() - started
-    options = {"max_windows": max_windows, "keep_crops": False, "overlap_decoding": prefetch}
+    options = {
+        "max_windows": max_windows,
+        "keep_crops": False,
+        "overlap_decoding": prefetch,
+        "describe_in_process": describe_in_process,
+    }
     first = analyze_video(video, loaded, **options)
     decode_all: dict[str, list[float]] = {"default": [], "frame threads": []}
     whole = max_windows > 1
-    if whole:
-        decode_all["default"].append(decode_every_frame(video))
-        decode_all["frame threads"].append(decode_every_frame(video, "AUTO"))
-    cpu = time.process_time()
-    warm = analyze_video(video, loaded, **options)
-    cpu = time.process_time() - cpu
-    if whole:
-        decode_all["frame threads"].append(decode_every_frame(video, "AUTO"))
-        decode_all["default"].append(decode_every_frame(video))
+    runs = []
+    for _ in range(max(1, repeat)):
+        if whole:
+            decode_all["default"].append(decode_every_frame(video))
+            decode_all["frame threads"].append(decode_every_frame(video, "AUTO"))
+        cpu = time.process_time()
+        result = analyze_video(video, loaded, **options)
+        runs.append((result, time.process_time() - cpu))
+        if whole:
+            decode_all["frame threads"].append(decode_every_frame(video, "AUTO"))
+            decode_all["default"].append(decode_every_frame(video))
+    warm, cpu = sorted(runs, key=lambda run: run[0].timings["total"])[len(runs) // 2]
     return {
+        "warm_runs": [run.timings["total"] for run, _ in runs],
         "checkpoint_load": load_seconds,
         "first": first.timings,
         "warm": warm.timings,
@@ -190,21 +213,29 @@ def measure_ours(
     samples: Path,
     shipped: bool,
     no_prefetch: bool = False,
+    torch_backbone: bool = False,
+    repeat: int = 1,
+    inline_descriptors: bool = False,
 ) -> list[dict]:
     """Every clip, length, mode (one window, the default number of windows) and model, each in a fresh process;
-    with ``no_prefetch`` also the whole video without decoding ahead, right after the row with it."""
+    with ``no_prefetch`` also the whole video without decoding ahead, and with ``torch_backbone`` also scored by
+    PyTorch's backbone instead of onnxruntime's, right after the row with both."""
     from ml_app.detection.defaults import DEFAULT_MAX_WINDOWS
 
-    modes = [("one window", 1, True), ("whole video", DEFAULT_MAX_WINDOWS, True)]
+    modes = [("one window", 1, []), ("whole video", DEFAULT_MAX_WINDOWS, [])]
     if no_prefetch:
-        modes.append(("whole video, no prefetch", DEFAULT_MAX_WINDOWS, False))
+        modes.append(("whole video, no prefetch", DEFAULT_MAX_WINDOWS, ["--no-prefetch"]))
+    if torch_backbone:
+        modes.append(("whole video, PyTorch backbone", DEFAULT_MAX_WINDOWS, ["--torch-backbone"]))
+    if inline_descriptors:
+        modes.append(("whole video, descriptors in this process", DEFAULT_MAX_WINDOWS, ["--inline-descriptors"]))
     rows = []
     for clip in clips:
         for length in lengths:
-            for mode, windows, prefetch in modes:
+            for mode, windows, flags in modes:
                 for model, checkpoints in models.items():
                     command = [__file__, "--measure", str(clip), str(checkpoints[length]), str(windows)]
-                    result, wall = run_child([*command, *([] if prefetch else ["--no-prefetch"])])
+                    result, wall = run_child([*command, *flags, "--repeat", str(repeat)])
                     result.update(clip=str(clip.relative_to(samples)), length=length, mode=mode, process_wall=wall)
                     if shipped:
                         result["model"] = model
@@ -226,10 +257,6 @@ def measure_baseline(clips: list[Path], samples: Path, out: Path) -> list[dict]:
         baselines.append(original)
         print(f"original {clip.name} N={length}: {original['timings']['total']:.1f} s", file=sys.stderr)
     return baselines
-
-
-def fmt(seconds: float) -> str:
-    return f"{seconds:.2f}"
 
 
 def main() -> None:
@@ -259,12 +286,37 @@ def main() -> None:
         metavar="REV",
         help="with --shipped: also the shipped files of an earlier commit (e.g. HEAD~1), timed in the same run",
     )
+    parser.add_argument(
+        "--torch-backbone",
+        action="store_true",
+        help="also time each whole video scored by PyTorch's backbone (not onnxruntime's)",
+    )
+    parser.add_argument(
+        "--inline-descriptors",
+        action="store_true",
+        help="also time each whole video with face descriptors computed in the analysing process, after decoding",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="warm analyses per row, each between two decodings of every frame (the median run is reported)",
+    )
     parser.add_argument("--measure", nargs=3, metavar=("VIDEO", "CHECKPOINT", "MAX_WINDOWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.measure:
         video, checkpoint, windows = args.measure
-        print(json.dumps(measure(video, checkpoint, int(windows), prefetch=not args.no_prefetch)))
+        measured = measure(
+            video,
+            checkpoint,
+            int(windows),
+            not args.no_prefetch,
+            not args.torch_backbone,
+            args.repeat,
+            not args.inline_descriptors,
+        )
+        print(json.dumps(measured))
         return
 
     clips = [c for c in sorted(args.samples.rglob("*.mp4")) if not args.clips or any(k in c.name for k in args.clips)]
@@ -280,7 +332,13 @@ def main() -> None:
             models = {"default MobileNetV2, CenterFace": centerface, **models}
         if args.before:
             models = {**models, f"default at {args.before}": checkpoints_before(args.before, args.lengths, args.out)}
-    rows = measure_ours(clips, args.lengths, models, args.samples, args.shipped, args.no_prefetch)
+    flags = {
+        "no_prefetch": args.no_prefetch,
+        "torch_backbone": args.torch_backbone,
+        "repeat": args.repeat,
+        "inline_descriptors": args.inline_descriptors,
+    }
+    rows = measure_ours(clips, args.lengths, models, args.samples, args.shipped, **flags)
     baselines = measure_baseline(clips, args.samples, args.out) if args.baseline else []
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -299,103 +357,6 @@ def main() -> None:
 
 def _load_average() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def render_decode_ratio(rows: list[dict]) -> str:
-    """Issue 11: whole-video analysis (warm) / decoding every frame of the clip once with PyAV, from one process."""
-    lines = [
-        "| clip | N | mode | model | whole video, warm | its CPU seconds | decode every frame: PyAV default "
-        f"| frame threads | ratio (target {RATIO_TARGET}x) | ratio to frame-threaded decoding | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        decode_all = row.get("decode_all", {})
-        if not decode_all.get("default"):
-            continue
-        plain = sum(decode_all["default"]) / len(decode_all["default"])
-        threaded = sum(decode_all["frame threads"]) / len(decode_all["frame threads"])
-        total = row["warm"]["total"]
-        lines.append(
-            f"| {row['clip']} | {row['length']} | {row['mode']} | {row.get('model', 'random ResNeXt50')} | "
-            f"**{fmt(total)}** | {fmt(row['warm_cpu'])} | "
-            f"{' / '.join(fmt(v) for v in decode_all['default'])} | "
-            f"{' / '.join(fmt(v) for v in decode_all['frame threads'])} | "
-            f"**{total / plain:.2f}x** | {total / threaded:.2f}x | {row['peak_rss_mb']:.0f} |"
-        )
-    return "\n".join(lines)
-
-
-def render_model_ratios(rows: list[dict]) -> str:
-    """Random ResNeXt50 seconds / default MobileNetV2 seconds, per clip, length and mode, from one run."""
-    lines = [
-        "| clip | N | mode | default MobileNetV2, warm | random ResNeXt50, warm | ratio | network stage ratio |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    by_key = {(r["clip"], r["length"], r["mode"], r["model"]): r for r in rows}
-    for (clip, length, mode, model), light in by_key.items():
-        if model != "default MobileNetV2":
-            continue
-        heavy = by_key[(clip, length, mode, "random ResNeXt50")]
-        light_net, heavy_net = light["warm"].get("network", 0.0), heavy["warm"].get("network", 0.0)
-        lines.append(
-            f"| {clip} | {length} | {mode} | {fmt(light['warm']['total'])} | {fmt(heavy['warm']['total'])} | "
-            f"{heavy['warm']['total'] / light['warm']['total']:.2f}x | "
-            + (f"{heavy_net / light_net:.1f}x |" if light_net else "n/a |")
-        )
-    return "\n".join(lines)
-
-
-def render(rows: list[dict], baselines: list[dict], machine: str) -> str:
-    lines = [f"Machine: {machine}. Seconds; peak memory of the whole process.", ""]
-    lines.append(
-        "| clip | N | mode | "
-        + ("model | " if any("model" in row for row in rows) else "")
-        + "windows (scored) | frames | "
-        + " | ".join(STAGES)
-        + " | end to end, warm | first analysis "
-        "| + checkpoint load | process wall | peak RSS MB |"
-    )
-    lines.append("|" + "---|" * (11 + len(STAGES) - 1 + any("model" in row for row in rows)))
-    for row in rows:
-        warm = row["warm"]
-        lines.append(
-            f"| {row['clip']} | {row['length']} | {row['mode']} | "
-            + (f"{row['model']} | " if "model" in row else "")
-            + f"{row['windows']} ({row['windows_scored']}) | "
-            f"{row['frames_analysed']} | "
-            + " | ".join(fmt(warm.get(stage, 0.0)) for stage in STAGES)
-            + f" | **{fmt(warm['total'])}** | {fmt(row['first']['total'])} | {fmt(row['checkpoint_load'])} | "
-            f"{fmt(row['process_wall'])} | {row['peak_rss_mb']:.0f} |"
-        )
-    if baselines:
-        lines += [
-            "",
-            "Original app's pipeline on the same machine, same run (first N frames, model loaded per request):",
-            "",
-        ]
-        lines.append(
-            "| clip | N | original end to end | its decode / detect / model load / network | original peak RSS MB "
-            "| ours, one window (warm / first + load) | ratio | ours, whole video (warm) | ratio |"
-        )
-        lines.append("|---|---|---|---|---|---|---|---|---|")
-        for base in baselines:
-            ours = {
-                r["mode"]: r
-                for r in rows
-                if (r["clip"], r["length"]) == (base["clip"], base["length"]) and "MobileNet" not in r.get("model", "")
-            }
-            one, whole = ours["one window"], ours["whole video"]
-            first_plus_load = one["first"]["total"] + one["checkpoint_load"]
-            t = base["timings"]
-            lines.append(
-                f"| {base['clip']} | {base['length']} | **{fmt(t['total'])}** | "
-                f"{fmt(t['decode'])} / {fmt(t['detect'])} / {fmt(t['model_load'])} / {fmt(t['network'])} | "
-                f"{base['peak_rss_mb']:.0f} | "
-                f"{fmt(one['warm']['total'])} / {fmt(first_plus_load)} | "
-                f"{t['total'] / one['warm']['total']:.1f}x / {t['total'] / first_plus_load:.1f}x | "
-                f"{fmt(whole['warm']['total'])} | {t['total'] / whole['warm']['total']:.1f}x |"
-            )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

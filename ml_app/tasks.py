@@ -159,10 +159,14 @@ def _run(analysis_id: str, attempt: int) -> None:
 @worker_process_init.connect
 def _on_process_start(**_kwargs) -> None:
     """In each pool process, before its first job, in the background (Celery gives a starting process seconds to
-    report): grad-cam imported, so that no analysis pays that import (seconds) while someone waits."""
+    report): grad-cam imported, so that no analysis pays that import (seconds) while someone waits, and the process
+    that computes face descriptors beside the analysis started."""
 
     def warm() -> None:
+        from .detection import descriptor_process
         from .detection.gradcam import preload
+
+        descriptor_process.warm()
 
         if settings.DETECTION_HEATMAPS != "off":
             preload()

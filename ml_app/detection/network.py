@@ -1,7 +1,6 @@
 """The classifier: a CNN turns each face crop into features, an LSTM reads them in order, a linear layer decides.
 
-``forward`` takes ``(batch, time, 3, H, W)`` and runs the LSTM with ``batch_first=True``, so windows in a batch never
-see each other's frames (the original app's LSTM read its batch axis as time). Two heads:
+``forward`` takes ``(batch, time, 3, H, W)``; ``batch_first=True``: windows never see each other's frames. Heads:
 
 * ``mean``: the LSTM's outputs averaged over time, then linear: two logits per window (this project's models);
 * ``legacy_last_frame``: what the original app's code computes: every frame goes through the LSTM as its own
@@ -321,9 +320,8 @@ def load_imagenet_weights(trunk: nn.Module, name: str, source: str | os.PathLike
     return str(path)
 
 
-# Frames per backbone call when scoring (validation, evaluation, the app): 2.2-2.4 times faster per frame than one
-# call of 320 frames on this project's 2-core CPU (bench/bench_frame_speed.py); a one-off sweep of 8-128 frames found
-# 8-16 a little faster still, 64 and more slower.
+# Frames per backbone call when scoring: 2.2-2.4 times faster per frame than one call of 320 frames on 2 cores
+# (bench/bench_frame_speed.py; 8-16 a little faster still, 64 and more slower).
 INFERENCE_CHUNK = 32
 
 
@@ -380,14 +378,18 @@ class DeepfakeDetector(nn.Module):
             return self.pool(self.backbone(frames)).flatten(1)
         return torch.cat([self.pool(self.backbone(part)).flatten(1) for part in frames.split(INFERENCE_CHUNK)])
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """``(batch, time, 3, H, W)`` -> logits ``(batch, 2)``."""
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:  # (batch, time, 3, H, W) -> logits (batch, 2)
+        clips = self.backbone_clips(clips)
+        return self.head(self.frame_features(clips.flatten(0, 1)).view(*clips.shape[:2], -1))
+
+    def backbone_clips(self, clips: torch.Tensor) -> torch.Tensor:
+        """The frames of ``(batch, time, 3, H, W)`` clips that reach the backbone (``legacy_last_frame``: the last)."""
         if clips.dim() != 5:
             raise ValueError(f"expected (batch, time, 3, H, W), got shape {tuple(clips.shape)}")
-        if self.config.head == "legacy_last_frame":
-            clips = clips[:, -1:]
-        batch, steps = clips.shape[:2]
-        features = self.frame_features(clips.flatten(0, 1)).view(batch, steps, -1)
+        return clips[:, -1:] if self.config.head == "legacy_last_frame" else clips
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-frame features ``(batch, time, features)`` -> logits ``(batch, 2)``: everything after the backbone."""
         if self.lstm is None:  # a frame model: log of the frames' mean probabilities (see the module's docstring)
             per_frame = torch.log_softmax(self.classifier(self.dropout(features)).float(), dim=-1)
             # the frame count as a tensor, so that an ONNX export keeps the time axis dynamic

@@ -17,6 +17,7 @@ from .calibration import ScoreRule, score_rule
 from .checkpoints import CheckpointFile
 from .decision import decide, link_people, too_short_reason
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_WINDOWS
+from .descriptor_process import WindowDescriptors
 from .model_loading import LoadedModel
 from .prefetch import WindowPrefetcher
 from .results import AnalysisResult, TrackScore, WindowResult
@@ -93,6 +94,7 @@ def analyze_video(
     info: VideoInfo | None = None,
     overlap_network: bool = True,
     overlap_decoding: bool = True,
+    describe_in_process: bool = True,
 ) -> AnalysisResult:
     """Analyse one video with a loaded checkpoint. Raises a VideoError for files that are not usable video.
 
@@ -100,8 +102,9 @@ def analyze_video(
     probabilities. ``info`` is the video's probe when the caller already has it (validation usually probes first).
     ``rule`` is the calibration and thresholds (default: the checkpoint's own, see :func:`.calibration.score_rule`).
     With ``overlap_network`` the network scores finished windows while later ones are decoded and searched for faces;
-    with ``overlap_decoding`` a thread decodes the next frames while faces are searched for in the current ones. The
-    stage timings then add up to more than the total. Neither changes a result.
+    with ``overlap_decoding`` a thread decodes the next frames while faces are searched for in the current ones; with
+    ``describe_in_process`` the descriptors that link people are computed in a helper process as windows finish
+    (``descriptor_process``). The stage timings then add up to more than the total. None of them changes a result.
     """
     started = time.perf_counter()
     timer = StageTimer()
@@ -130,7 +133,8 @@ def analyze_video(
         return result
 
     scorer = BatchScorer(loaded, batch_size, timer, background=overlap_network)
-    collected: list[tuple[WindowResult, WindowFaces]] = []
+    descriptors = WindowDescriptors(loaded.detector, use_process=describe_in_process)
+    collected: list[WindowResult] = []
     with VideoReader(info, timer=timer) as reader:
         source: FrameSource
         with WindowPrefetcher(reader, plans, timer) if overlap_decoding else nullcontext(reader) as source:
@@ -144,21 +148,18 @@ def analyze_video(
                     track = _track(faces, track_id, sequence, prep.colour_order, keep_crops)
                     window.tracks.append(track)
                     scorer.add(sequence, score_of(track, rule))
-                collected.append((window, faces))
+                collected.append(window)
+                descriptors.add(window.index, {t.track_id: faces.identity(t.track_id) for t in window.tracks})
         warning = _truncation_warning(reader.ended_at, info)
         if warning:
             result.warnings.append(warning)
     report(Stage.NETWORK, 0.95)
-    scorer.flush()  # the last sequences are scored while the faces are described for linking people
+    scorer.flush()  # the last sequences are scored while the last faces are described for linking people
 
     with timer.stage("detect"):
-        descriptors = [
-            (window.index, {t.track_id: faces.descriptor(t.track_id, loaded.detector) for t in window.tracks})
-            for window, faces in collected
-        ]
-        people_of = link_people(descriptors)
+        people_of = link_people(descriptors.collect())
     scorer.finish()
-    result.windows = [window for window, _ in collected]
+    result.windows = collected
     decide(result, people_of)
     report(Stage.DONE, 1.0)
     result.timings = {**timer.seconds, "total": time.perf_counter() - started}

@@ -75,7 +75,7 @@ class BatchScorer:
         prep = self.loaded.checkpoint.preprocessing
         with torch.inference_mode():
             clips = crops_to_tensor(np.stack([crops for _, crops in batch]), prep).to(self.loaded.device)
-            probabilities = fake_probabilities(self.loaded.model(clips), prep.fake_index).cpu().tolist()
+            probabilities = fake_probabilities(self.loaded.scoring(clips), prep.fake_index).cpu().tolist()
         for (sink, _), probability in zip(batch, probabilities, strict=True):
             sink(float(probability))
         return time.perf_counter() - started

@@ -74,10 +74,15 @@ class WindowFaces:
     def frame_indices(self) -> list[int]:
         return [index for index, _ in self.frames]
 
-    def descriptor(self, track_id: int, detector: FaceDetector) -> np.ndarray:
-        """The face descriptor of a track, from its detected frame nearest the window's middle."""
+    def identity(self, track_id: int) -> tuple[np.ndarray, Box]:
+        """The patch around a track's face, from its detected frame nearest the window's middle, and the face's box
+        in it: what its descriptor is computed from."""
         _, patch, box = self.identity_patch[track_id]
-        return detector.encode(patch, box)
+        return patch, box
+
+    def descriptor(self, track_id: int, detector: FaceDetector) -> np.ndarray:
+        """The face descriptor of a track (see ``identity``)."""
+        return detector.encode(*self.identity(track_id))
 
     def to_window(self, complete: list[int]) -> WindowResult:
         """The window's evidence without scores: where it lies, what was found, and its status given the

@@ -11,16 +11,38 @@ turns them into the detector, for preprocessing and analysis alike.
 
 from __future__ import annotations
 
-from ..preprocessing import DetectorSettings
+from typing import TYPE_CHECKING, Any
+
 from .base import Detection, FaceDetector
-from .centerface import CenterFaceDetector
-from .dlib_backend import FaceRecognitionDetector
+
+if TYPE_CHECKING:
+    from ..preprocessing import DetectorSettings
+    from .centerface import CenterFaceDetector
+    from .dlib_backend import FaceRecognitionDetector
 
 __all__ = ["CenterFaceDetector", "Detection", "FaceDetector", "FaceRecognitionDetector", "build_detector"]
+
+
+def __getattr__(name: str) -> Any:
+    """The backends are imported when first asked for, not with the package: the descriptor process
+    (``descriptor_process``) imports ``dlib_models`` from here and must not pay for PyTorch, which they import."""
+    if name == "CenterFaceDetector":
+        from .centerface import CenterFaceDetector
+
+        return CenterFaceDetector
+    if name == "FaceRecognitionDetector":
+        from .dlib_backend import FaceRecognitionDetector
+
+        return FaceRecognitionDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_detector(settings: DetectorSettings) -> FaceDetector:
     """The detector a checkpoint's settings ask for (models load once per process and are shared)."""
     if settings.backend == "centerface":
+        from .centerface import CenterFaceDetector
+
         return CenterFaceDetector(settings)
+    from .dlib_backend import FaceRecognitionDetector
+
     return FaceRecognitionDetector(settings)

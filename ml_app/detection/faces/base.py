@@ -5,13 +5,15 @@ that ``detect_near`` searches, picking the candidate that continues a face)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from ..geometry import Box
-from ..preprocessing import DetectorSettings
+
+if TYPE_CHECKING:  # not at run time: the descriptor process imports this package without PyTorch
+    from ..preprocessing import DetectorSettings
 
 Landmarks = tuple[tuple[float, float], ...]
 

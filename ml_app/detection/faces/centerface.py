@@ -184,6 +184,8 @@ def load_net(path: Path | None = None) -> CenterFaceNet:
 class CenterFaceDetector:
     """The CenterFace backend: full scans on a copy scaled to ``max_side``, local re-detection on small patches."""
 
+    encodes_with_dlib = True  # ``encode`` is ``dlib_models.face_descriptor``: the descriptor process runs it
+
     def __init__(self, settings: DetectorSettings, net: CenterFaceNet | None = None):
         if settings.backend != "centerface":
             raise ValueError(f"CenterFaceDetector needs centerface settings, not {settings.backend!r}")

@@ -24,6 +24,8 @@ _ROI_HOG_THRESHOLD = -0.4  # a face is known to be near: accept weaker HOG respo
 class FaceRecognitionDetector:
     """face_recognition's HOG detector (``model="hog"``) or its CNN (MMOD) detector (``model="cnn"``)."""
 
+    encodes_with_dlib = True  # ``encode`` is ``dlib_models.face_descriptor``: the descriptor process runs it
+
     def __init__(self, settings: DetectorSettings):
         if settings.backend != "face_recognition":
             raise ValueError(f"FaceRecognitionDetector needs face_recognition settings, not {settings.backend!r}")

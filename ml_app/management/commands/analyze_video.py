@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ml_app.detection import descriptor_process
 from ml_app.detection.errors import CheckpointError, ConfigurationError, DetectionError, VideoError
 from ml_app.detection.gradcam import preload
 from ml_app.detection.heatmaps import HEATMAP_MODES
@@ -53,8 +54,9 @@ def add_heatmap_argument(parser: CommandParser) -> None:
 
 
 def import_early(heatmaps: str) -> None:
-    """When maps will be drawn: grad-cam's import (seconds) in the background while the video is analysed, not
-    after it."""
+    """The face descriptor process started, and when maps will be drawn grad-cam's import (seconds) begun, in the
+    background while the checkpoint loads and the video is analysed, not after it."""
+    descriptor_process.warm()
     if heatmaps != "off":
         threading.Thread(target=preload, name="heatmaps-import", daemon=True).start()
 
