@@ -79,7 +79,22 @@ def test_without_a_helper_the_faces_are_described_here(two_face_video, tiny_chec
     loaded = load_detector_model(tiny_checkpoint, "cpu")
     reference = analyze_video(two_face_video, loaded, max_windows=3, keep_crops=False, describe_in_process=False)
     descriptor_process._stop()  # the running helper ends; the next one cannot start
+    monkeypatch.setattr(descriptor_process, "_failures", [0])  # the count this test leaves is its own
     monkeypatch.setattr(descriptor_process.sys, "executable", "/nonexistent/python")
     result = analyze_video(two_face_video, loaded, max_windows=3, keep_crops=False)
     assert _people(result) == _people(reference)
     assert "no helper process" in caplog.text
+
+
+def test_after_repeated_failures_the_faces_are_described_here_for_good(two_face_video, tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr(descriptor_process, "MAX_FAILURES", 1)
+    monkeypatch.setattr(descriptor_process, "_failures", [0])
+    loaded = load_detector_model(tiny_checkpoint, "cpu")
+    reference = analyze_video(two_face_video, loaded, max_windows=3, keep_crops=False, describe_in_process=False)
+    first = descriptor_process.helper()
+    assert first is not None
+    os.kill(first.process.pid, signal.SIGKILL)
+    first.process.wait(timeout=10)
+    result = analyze_video(two_face_video, loaded, max_windows=3, keep_crops=False)
+    assert _people(result) == _people(reference)
+    assert descriptor_process.helper() is None  # no new helper is started in this process any more

@@ -19,6 +19,7 @@ import atexit
 import itertools
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -37,6 +38,7 @@ from .geometry import Box
 log = logging.getLogger(__name__)
 
 ANSWER_SECONDS = 60.0  # a descriptor takes 0.1 s; one not back by then is computed here instead
+MAX_FAILURES = 3  # helpers that may fail in one process before its faces are described here for good
 _PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -71,7 +73,9 @@ class DescriptorHelper:
         self._lock = threading.Lock()
         self._pending: dict[int, Future[np.ndarray]] = {}
         self._numbers = itertools.count()
+        self._outbox: queue.SimpleQueue[tuple[int, np.ndarray, Box] | None] = queue.SimpleQueue()
         self.broken: BaseException | None = None
+        threading.Thread(target=self._write, name="descriptor-requests", daemon=True).start()
         threading.Thread(target=self._read, name="descriptor-answers", daemon=True).start()
 
     def submit(self, patch: np.ndarray, box: Box) -> Future[np.ndarray]:
@@ -82,13 +86,18 @@ class DescriptorHelper:
                 raise HelperGone(str(self.broken))
             number = next(self._numbers)
             self._pending[number] = future
-            try:
-                self._send.send((number, patch, box))
-            except OSError as exc:
-                self._pending.pop(number, None)
-                self.broken = exc
-                raise HelperGone(str(exc)) from exc
+        self._outbox.put((number, patch, box))  # sent by the writer thread: the analysis never waits on the pipe
         return future
+
+    def _write(self) -> None:
+        try:
+            while (request := self._outbox.get()) is not None:
+                self._send.send(request)
+        except OSError as exc:  # the helper is gone: the reader fails what is pending when its pipe ends
+            with self._lock:
+                self.broken = self.broken or exc
+        finally:
+            self._send.close()
 
     def _read(self) -> None:
         try:
@@ -113,8 +122,7 @@ class DescriptorHelper:
         """End the helper: it reads the end of its requests and exits (killed if it has not within 2 s)."""
         with self._lock:
             self.broken = self.broken or HelperGone("closed")
-            if not self._send.closed:
-                self._send.close()
+        self._outbox.put(None)  # the writer closes the pipe: the helper reads its end and exits
         try:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -124,17 +132,24 @@ class DescriptorHelper:
 
 _lock = threading.Lock()
 _helpers: list[DescriptorHelper] = []
+_failures = [0]
 
 
 def helper() -> DescriptorHelper | None:
-    """This process's descriptor helper, started on first use (again after one broke); None if none can start."""
+    """This process's descriptor helper, started on first use (again after one broke, up to ``MAX_FAILURES``
+    times); None if none can start."""
     with _lock:
         if _helpers and _helpers[0].broken is None:
             return _helpers[0]
-        _helpers.clear()
+        if _helpers:  # it ended since it was last asked for
+            _count_failure()
+            _helpers.pop().close()
+        if _failures[0] >= MAX_FAILURES:
+            return None
         try:
             _helpers.append(DescriptorHelper())
         except OSError as exc:
+            _failures[0] = MAX_FAILURES
             log.warning("Face descriptors are computed in this process: no helper process (%s)", exc)
             return None
         return _helpers[0]
@@ -150,7 +165,17 @@ def _discard(broken: DescriptorHelper, reason: BaseException) -> None:
     with _lock:
         if _helpers and _helpers[0] is broken:
             _helpers.clear()
+            _count_failure()
     broken.close()
+
+
+def _count_failure() -> None:
+    """One more helper failed (the caller holds ``_lock``); past ``MAX_FAILURES`` none is started again."""
+    _failures[0] += 1
+    if _failures[0] == MAX_FAILURES:
+        log.warning(
+            "%d face descriptor processes failed: faces are described in this process from now on", MAX_FAILURES
+        )
 
 
 @atexit.register
