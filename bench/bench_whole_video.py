@@ -16,6 +16,7 @@ Not part of CI.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -47,8 +48,6 @@ def main() -> None:
     args = parser.parse_args()
     if not args.clip.is_file():
         sys.exit(f"no clip at {args.clip}")
-
-    import os
 
     from ml_app.detection import descriptor_process
     from ml_app.detection.model_loading import load_detector_model
