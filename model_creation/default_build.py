@@ -29,10 +29,13 @@ from model_creation.training.default_recipe import (
     CHOICE_MARGIN,
     FIXED,
     RECIPE,
+    SCREEN_SEEDS,
     Candidate,
     choose,
     experiments,
     final_frame_candidate,
+    screen_seeds,
+    seed_spread,
     sequence_candidates,
 )
 from model_creation.training.manifest import load_manifest
@@ -49,6 +52,11 @@ class RecipeThree(RecipeSteps):
         photos = self.options.get("photos")
         if photos is not None and photos < 0:
             raise CommandError(f"--photos must be 0 (none) or a number of photos, not {photos}.")
+        count = self.options.get("screen_seeds")
+        try:
+            seeds = screen_seeds(self.options["seed"], SCREEN_SEEDS if count is None else int(count))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         wanted = self.options["backbones"]
         backbones = [c for c in BACKBONE_CANDIDATES if not wanted or c.key in wanted]
         if not backbones:
@@ -69,11 +77,9 @@ class RecipeThree(RecipeSteps):
             "candidates": {},
             "loso": {},
         }
-        for candidate in backbones:
-            report["candidates"][candidate.key] = self.train_and_test(candidate, FIXED, manifests)
-        held_out = {key: run["held_out"]["auc"] for key, run in report["candidates"].items()}
-        seconds = {key: run["train_seconds"] for key, run in report["candidates"].items()}
-        chosen = next(c for c in backbones if c.key == choose(held_out, seconds))
+        held_out, seconds = self._screen(backbones, seeds, manifests, report)
+        spent = sum(sum(spread["train_seconds"]) for spread in report["screen_seeds"].values())
+        chosen = next(c for c in backbones if c.key == choose(held_out, seconds, spent))
         report["chosen_backbone"] = chosen.to_dict()
         self.say(
             f"Chosen by held-out video AUC, a costlier candidate only by more than {CHOICE_MARGIN} and within the "
@@ -97,6 +103,29 @@ class RecipeThree(RecipeSteps):
         self.say(tables)
         self.say(f"Report: {self.work / 'build.json'}; this run took {report['this_run_seconds'] / 60:.1f} min.")
         return report
+
+    def _screen(
+        self, backbones: list[Candidate], seeds: list[int], manifests: dict[int, Path], report: dict[str, Any]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Each candidate screened once per seed (``--screen-seeds``); the first seed's run stands for it in the
+        tables, the spread over seeds in ``report["screen_seeds"]``. The mean held-out AUC and the mean train seconds
+        of a run, by candidate, for the choice."""
+        report["screen_seeds"] = {}
+        for candidate in backbones:
+            runs = [self.train_and_test(candidate, FIXED, manifests, seed=seed) for seed in seeds]
+            report["candidates"][candidate.key] = runs[0]
+            report["screen_seeds"][candidate.key] = seed_spread(runs)
+        spreads = report["screen_seeds"]
+        held_out = {key: spread["held_out_auc"]["mean"] for key, spread in spreads.items()}
+        seconds = {key: sum(spread["train_seconds"]) / len(seeds) for key, spread in spreads.items()}
+        if len(seeds) > 1:
+            self.say(
+                "Screening over seeds "
+                + ", ".join(map(str, seeds))
+                + ": mean held-out video AUC "
+                + ", ".join(f"{key} {value:.3f}" for key, value in held_out.items())
+            )
+        return held_out, seconds
 
     def _lengths(self, manifest: Path) -> list[int]:
         """The sequence lengths asked for that the clips are long enough for (a pack keeps fewer frames)."""

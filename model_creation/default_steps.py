@@ -3,14 +3,12 @@ recipe's settings, reused when its outputs are already in the work folder with t
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import tarfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.core.management.base import CommandError
 
 from model_creation.build_commands import BuildCommand
@@ -27,6 +25,7 @@ from model_creation.training.default_recipe import (
     experiment_manifest,
 )
 from model_creation.training.manifest import load_manifest
+from model_creation.training.run_summary import clip_median, report_medians, run_summary, train_seconds
 
 DETECTOR = "centerface"
 VALIDATION_FRACTION = 0.2
@@ -108,29 +107,38 @@ class RecipeSteps:
     # --- training, calibration, testing ---------------------------------------------------------------------------
 
     def train_and_test(
-        self, candidate: Candidate, experiment: str, manifests: dict[int, Path], calibrate_from: Path | None = None
+        self,
+        candidate: Candidate,
+        experiment: str,
+        manifests: dict[int, Path],
+        calibrate_from: Path | None = None,
+        seed: int | None = None,
     ) -> dict[str, Any]:
         """Train one candidate in one experiment, calibrate it (on ``calibrate_from``'s out-of-fold scores, or on its
-        own validation split) and test it, or reuse the run that did exactly that."""
+        own validation split) and test it, or reuse the run that did exactly that. ``seed``: another seed than
+        ``--seed`` (a repeated screening run, in a folder of its own)."""
         name = candidate.key if experiment == FIXED else f"{candidate.key}__{experiment}"
+        if seed is not None and seed != self.options["seed"]:
+            name += f"__seed{seed}"
+        seed = self.options["seed"] if seed is None else seed
         run_dir = self.work / "runs" / name
         manifest = manifests[candidate.image_size]
         clips = SEQUENCE_CLIPS_PER_VIDEO.get(candidate.length, 0) if candidate.stage == "sequence" else 0
         if experiment != FIXED or clips:
             manifest = experiment_manifest(manifest, experiment, self.work / "manifests" / f"{name}.json", clips)
         everything = calibrate_from is not None  # the final model: every non-test video trains
-        settings = self._settings(candidate, experiment, manifest, calibrate_from)
+        settings = self._settings(candidate, experiment, manifest, calibrate_from, seed)
         if not self._reusable(run_dir, settings):
             self.say(f"Training {name} ({self._epochs(candidate)} epochs) ...")
             val = ("--val-fraction", 0 if everything else VALIDATION_FRACTION)
-            self.command._run("train_model", *self._train_args(candidate, manifest, run_dir, name), *val)
+            self.command._run("train_model", *self._train_args(candidate, manifest, run_dir, name, seed), *val)
             self.command._run("calibrate_model", run_dir / "best.pt", "--scores", calibrate_from or run_dir)
             self.say(f"Testing {name} ...")
             self._evaluate(run_dir / "best.pt", manifest, "test", run_dir / "test")
             (run_dir / "recipe.json").write_text(json.dumps(settings, indent=2))
         else:
             self.say(f"Reusing {run_dir} (the same candidate, data and seed).")
-        summary = run_summary(run_dir, candidate, experiment)
+        summary = {**run_summary(run_dir, candidate, experiment), "seed": seed}
         video = summary["test"]["overall"]["video"]
         self.say(
             f"  {name}: {summary['train_seconds'] / 60:.1f} min, held-out video AUC "
@@ -156,14 +164,14 @@ class RecipeSteps:
             self.say(f"Reusing {run_dir} (the same cross-validation).")
         items, raw = scores_of(score_files([run_dir]))
         calibration = calibrate_out_of_fold(items, raw)
-        seconds = sum(_train_seconds(folder) for folder in sorted(run_dir.glob("fold_*")))
+        seconds = sum(train_seconds(folder) for folder in sorted(run_dir.glob("fold_*")))
         return {
             "run_dir": str(run_dir),
             "candidate": candidate.to_dict(),
             "folds": folds,
             "train_seconds": seconds,
             "out_of_fold": {"thresholds": calibration.thresholds.to_dict(), **calibration.metrics},
-            "raw_real_median": _clip_median(items, raw, "REAL"),
+            "raw_real_median": clip_median(items, raw, "REAL"),
         }
 
     def photo_check(self, run_dir: Path, candidate: Candidate, cross_validation: dict[str, Any]) -> dict[str, Any]:
@@ -182,9 +190,9 @@ class RecipeSteps:
         test = json.loads((run_dir / "test" / "report.json").read_text())
         items, raw = scores_of(score_files([Path(cross_validation["run_dir"])]))
         return {
-            "photo_faces": _report_medians(photo, "REAL"),
-            "test_real_video_faces": _report_medians(test, "REAL"),
-            "out_of_fold_real_video_faces_raw": _clip_median(items, raw, "REAL"),
+            "photo_faces": report_medians(photo, "REAL"),
+            "test_real_video_faces": report_medians(test, "REAL"),
+            "out_of_fold_real_video_faces_raw": clip_median(items, raw, "REAL"),
         }
 
     def _evaluate(self, checkpoint: Path, manifest: Path, split: str, output: Path) -> None:
@@ -198,7 +206,12 @@ class RecipeSteps:
         return int(self.options["epochs"] or candidate.epochs)
 
     def _settings(
-        self, candidate: Candidate, experiment: str, manifest: Path, calibrate_from: Path | None
+        self,
+        candidate: Candidate,
+        experiment: str,
+        manifest: Path,
+        calibrate_from: Path | None,
+        seed: int | None = None,
     ) -> dict[str, Any]:
         photos = self.photos_for(candidate)
         return {
@@ -209,7 +222,7 @@ class RecipeSteps:
             "starts_from": fingerprint(self.frame_model) if candidate.length > 1 and self.frame_model else None,
             **({"extra_train": fingerprint(photos)} if photos else {}),
             "calibrated_on": fingerprint_scores(calibrate_from) if calibrate_from else "its validation split",
-            "seed": self.options["seed"],
+            "seed": self.options["seed"] if seed is None else seed,
             "epochs": self._epochs(candidate),
         }
 
@@ -223,13 +236,16 @@ class RecipeSteps:
         """The photo manifest a candidate also trains on: a frame model's, when the recipe takes photos."""
         return self.photos.get(candidate.image_size) if candidate.length == 1 else None
 
-    def _train_args(self, candidate: Candidate, manifest: Path, run_dir: Path, name: str) -> list[Any]:
+    def _train_args(
+        self, candidate: Candidate, manifest: Path, run_dir: Path, name: str, seed: int | None = None
+    ) -> list[Any]:
+        seed = self.options["seed"] if seed is None else seed
         args: list[Any] = [
             *("--manifest", manifest, "--output", run_dir, "--force", "--name", name),
             *("--backbone", candidate.backbone, "--pretrained", self._pretrained(candidate)),
             *("--synthesize-fakes", "sbi", "--reencode", "--monitor", "none", "--calibration", "none"),
             *("--epochs", self._epochs(candidate), "--batch-size", candidate.batch_size),
-            *("--lr", candidate.lr, "--seed", self.options["seed"], "--workers", self.options["workers"]),
+            *("--lr", candidate.lr, "--seed", seed, "--workers", self.options["workers"]),
             *("--no-progress", "--no-tensorboard", "--device", self._device()),
         ]
         photos = self.photos_for(candidate)
@@ -321,79 +337,3 @@ def fingerprint_scores(folder: Path) -> str:
     from model_creation.training.out_of_fold import score_files
 
     return hashlib.sha256("".join(fingerprint(path) for path in score_files([folder])).encode()).hexdigest()
-
-
-def _train_seconds(run_dir: Path) -> float:
-    with open(run_dir / "history.csv", newline="") as handle:
-        return sum(float(row["seconds"]) for row in csv.DictReader(handle))
-
-
-def _clip_median(items: list, raw: np.ndarray, label: str) -> float | None:
-    from model_creation.training.out_of_fold import is_self_blended
-
-    values = [s for item, s in zip(items, raw, strict=True) if item.video.label == label and not is_self_blended(item)]
-    return float(np.median(values)) if values else None
-
-
-def _report_medians(report: dict[str, Any], label: str) -> dict[str, Any]:
-    """Median raw and calibrated clip score of one class in an evaluate_model report (its ``clip_scores``)."""
-    table = report.get("clip_scores") or {"columns": [], "rows": []}
-    column = {name: index for index, name in enumerate(table["columns"])}
-    rows = [row for row in table["rows"] if row[column["label"]] == label]
-    if not rows:
-        return {}
-    return {
-        "clips": len(rows),
-        "raw": float(np.median([row[column["raw"]] for row in rows])),
-        "calibrated": float(np.median([row[column["calibrated"]] for row in rows])),
-    }
-
-
-def run_summary(run_dir: Path, candidate: Candidate, experiment: str) -> dict[str, Any]:
-    """What the card states of one run, read back from its files."""
-    import torch
-
-    from model_creation.training.out_of_fold import score_files, scores_of
-    from model_creation.training.validation_scores import VALIDATION_SCORES
-
-    with open(run_dir / "history.csv", newline="") as handle:
-        epochs = list(csv.DictReader(handle))
-    payload = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True, mmap=True)
-    calibration = payload.get("calibration") or {}
-    held_out: dict[str, Any] = {"auc": float("nan")}
-    if (run_dir / VALIDATION_SCORES).is_file() and json.loads((run_dir / VALIDATION_SCORES).read_text())["rows"]:
-        held_out = _held_out_figures(*scores_of(score_files([run_dir])))
-    return {
-        "run_dir": str(run_dir),
-        "candidate": candidate.to_dict(),
-        "experiment": experiment,
-        "epochs_run": len(epochs),
-        "train_seconds": sum(float(row["seconds"]) for row in epochs),
-        "held_out": held_out,
-        "calibration": {
-            "thresholds": calibration.get("thresholds"),
-            "fitted_on": {k: v for k, v in (calibration.get("fitted_on") or {}).items() if k != "scores"},
-            "metrics": calibration.get("metrics"),
-        },
-        "photo_draw": (payload.get("training") or {}).get("photo_draw"),
-        "precision": (payload.get("training") or {}).get("precision"),
-        "test": json.loads((run_dir / "test" / "report.json").read_text()),
-    }
-
-
-def _held_out_figures(items: list, raw: np.ndarray) -> dict[str, Any]:
-    """Video AUC of held-out real videos against held-out real manipulations (self-blended copies left out), and
-    against the self-blended copies apart."""
-    from model_creation.training.evaluate import level_scores
-    from model_creation.training.metrics import roc_auc
-    from model_creation.training.out_of_fold import is_self_blended
-
-    def auc(chosen: list[int]) -> float:
-        rows = level_scores([items[i] for i in chosen], raw[chosen].tolist(), "video")
-        return roc_auc([label for _, label, _ in rows], [score for _, _, score in rows])
-
-    real = [i for i, item in enumerate(items) if item.video.label == "REAL"]
-    manipulated = [i for i, item in enumerate(items) if item.video.label == "FAKE" and not is_self_blended(item)]
-    blended = [i for i, item in enumerate(items) if is_self_blended(item)]
-    videos = {item.video.video_id for item in items}
-    return {"auc": auc(real + manipulated), "self_blended_auc": auc(real + blended), "videos": len(videos)}

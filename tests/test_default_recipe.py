@@ -26,6 +26,8 @@ from model_creation.training.default_recipe import (
     experiment_manifest,
     experiment_split,
     experiments,
+    screen_seeds,
+    seed_spread,
 )
 from model_creation.training.manifest import load_manifest
 
@@ -120,6 +122,42 @@ def test_the_choice_keeps_to_the_training_budget():
     assert choose(validated, slow) == second
     # when nothing fits, the cheapest is trained rather than nothing
     assert choose(validated, {key: TRAINING_BUDGET_SECONDS for key in validated}) == first
+    # screened with two seeds each: twice the time spent, and the rest of the costliest no longer fits
+    spent = 2 * sum(quick.values())
+    assert spent + STAGES_AFTER_SCREENING * quick[third] > TRAINING_BUDGET_SECONDS
+    assert choose(validated, quick, spent) == second
+
+
+def test_repeated_screening_seeds_and_their_spread():
+    assert screen_seeds(0, 1) == [0] and screen_seeds(5, 3) == [5, 6, 7]
+    with pytest.raises(ValueError, match="at least 1"):
+        screen_seeds(0, 0)
+
+    def run(seed: int, held_out: float, test: float) -> dict:
+        return {
+            "seed": seed,
+            "held_out": {"auc": held_out},
+            "test": {"overall": {"video": {"auc": test}}},
+            "train_seconds": 60.0,
+        }
+
+    spread = seed_spread([run(0, 0.6, 0.7), run(1, 0.8, float("nan")), run(2, 0.7, 0.5)])
+    assert spread["seeds"] == [0, 1, 2] and spread["train_seconds"] == [60.0] * 3
+    assert spread["held_out_auc"]["mean"] == pytest.approx(0.7) and spread["held_out_auc"]["sd"] == pytest.approx(0.1)
+    # a run whose test split had one class has no AUC: the mean is over the others, the gap stays visible
+    assert spread["test_auc"]["mean"] == pytest.approx(0.6) and math.isnan(spread["test_auc"]["each"][1])
+    assert math.isnan(seed_spread([run(0, 0.6, 0.7)])["held_out_auc"]["sd"]), "one run has no spread"
+    report = {
+        "candidates": {"mobilenet_v2_160_frame": _run("mobilenet_v2_160_frame", 1, 0.91)},
+        "chosen_backbone": {"backbone": "mobilenet_v2", "image_size": 160},
+        "screen_seeds": {"mobilenet_v2_160_frame": spread},
+    }
+    tables = card_tables(report)
+    assert "| mobilenet_v2_160_frame | 0, 1, 2 | 0.700 ± 0.100 (0.600, 0.800, 0.700) | 0.600 ± 0.141 (0.700, n/a," in (
+        tables
+    )
+    report["screen_seeds"] = {"mobilenet_v2_160_frame": seed_spread([run(0, 0.6, 0.7)])}
+    assert "Screening repeated" not in card_tables(report), "one seed: no table of seeds"
 
 
 def _tiny_build(tree: Path, work: Path, models: Path, *extra: str) -> str:
@@ -128,7 +166,7 @@ def _tiny_build(tree: Path, work: Path, models: Path, *extra: str) -> str:
         "build_default_model",
         *("--data", str(tree), "--work", str(work), "--install-dir", str(models)),
         *("--backbones", "mobilenet_v2_112_frame", "--lengths", "10", "--epochs", "1"),
-        *("--windows", "2", "--hidden-size", "8", "--workers", "0", "--folds", "2"),
+        *("--windows", "2", "--hidden-size", "8", "--workers", "0", "--folds", "2", "--screen-seeds", "1"),
         *extra,
         stdout=out,
         stderr=StringIO(),
@@ -442,3 +480,25 @@ def test_a_rebuilt_model_replaces_a_shipped_one_only_if_it_ranks_better_and_is_w
     assert not replaces(test(0.80, 0, 1), present)[0], "a better rank with one more wrong verdict is refused"
     better, why = replaces(test(0.55, 2, 15), present)
     assert not better and why == "test video AUC 0.550 against the present file's 0.670, 17 wrong verdicts against 0"
+
+
+@pytest.mark.django_db
+@pytest.mark.timeout(900)
+def test_screening_repeated_with_another_seed_trains_one_more_run_and_reuses_the_rest(tree, tmp_path, first_build):
+    """Last in this module: it adds a run to the shared build's work folder (nothing installed)."""
+    work, models, _ = first_build
+    output = _tiny_build(tree, work, models, "--screen-seeds", "2", "--no-loso", "--no-install")
+    assert output.count("Training") == 1 and "Training mobilenet_v2_112_frame__seed1" in output
+    assert "Reusing" in output and "Screening over seeds 0, 1: mean held-out video AUC" in output
+    report = json.loads((work / "build.json").read_text())
+    spread = report["screen_seeds"]["mobilenet_v2_112_frame"]
+    assert spread["seeds"] == [0, 1] and len(spread["held_out_auc"]["each"]) == 2
+    assert report["candidates"]["mobilenet_v2_112_frame"]["seed"] == 0, "the first seed's run stands in the tables"
+    again = work / "runs" / "mobilenet_v2_112_frame__seed1"
+    assert json.loads((again / "recipe.json").read_text())["seed"] == 1
+    training = torch.load(again / "best.pt", map_location="cpu", weights_only=True)["training"]
+    assert training["config"]["seed"] == 1
+    assert "Screening repeated with other seeds" in (work / "card_table.md").read_text()
+    with pytest.raises(CommandError, match="at least 1"):  # said before any preprocessing or training
+        _tiny_build(tree, tmp_path / "work", models, "--screen-seeds", "0", "--no-loso", "--no-install")
+    assert not (tmp_path / "work").exists()

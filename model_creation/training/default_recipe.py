@@ -107,14 +107,17 @@ TRAINING_BUDGET_SECONDS = 130 * 60
 STAGES_AFTER_SCREENING = 14.0
 
 
-def choose(validated: dict[str, float], screen_seconds: dict[str, float] | None = None) -> str:
-    """The candidate the rest of the recipe trains, from the screening's AUCs (and train seconds per run).
+def choose(
+    validated: dict[str, float], screen_seconds: dict[str, float] | None = None, spent: float | None = None
+) -> str:
+    """The candidate the rest of the recipe trains, from the screening's AUCs (with repeated seeds: their means) and
+    train seconds per run.
 
     Table order is cost order. A candidate is eligible if it beats every cheaper one by more than
-    ``CHOICE_MARGIN`` (the cheapest finished one always is), and affordable if the screening's time plus
-    ``STAGES_AFTER_SCREENING`` of its own screening runs fit ``TRAINING_BUDGET_SECONDS``; the best eligible and
-    affordable one is chosen, or the cheapest when none is affordable. A candidate without an AUC (one class) beats
-    none and is beaten by any.
+    ``CHOICE_MARGIN`` (the cheapest finished one always is), and affordable if the screening's time (``spent``,
+    default: one run of each) plus ``STAGES_AFTER_SCREENING`` of its own screening runs fit
+    ``TRAINING_BUDGET_SECONDS``; the best eligible and affordable one is chosen, or the cheapest when none is
+    affordable. A candidate without an AUC (one class) beats none and is beaten by any.
     """
     order = [candidate.key for candidate in BACKBONE_CANDIDATES]
     finished = [key for key in order if key in validated]
@@ -131,7 +134,8 @@ def choose(validated: dict[str, float], screen_seconds: dict[str, float] | None 
         if all(auc(key) > auc(cheaper) + CHOICE_MARGIN for cheaper in finished[:index])
     ]
     if screen_seconds is not None:
-        spent = sum(screen_seconds.get(key, 0.0) for key in finished)
+        if spent is None:
+            spent = sum(screen_seconds.get(key, 0.0) for key in finished)
         affordable = [
             key
             for key in eligible
@@ -139,6 +143,36 @@ def choose(validated: dict[str, float], screen_seconds: dict[str, float] | None 
         ]
         eligible = affordable or eligible[:1]
     return max(eligible, key=lambda key: (auc(key), -order.index(key)))
+
+
+# Screening runs per candidate, each with its own seed (and so its own validation draw): one run's held-out AUC moved
+# from 0.30 to 0.71 with the seed alone (models/README.md, "Seeds: how much one run says"), ten times CHOICE_MARGIN.
+SCREEN_SEEDS = 3
+
+
+def screen_seeds(first: int, count: int) -> list[int]:
+    """The seeds of a candidate's repeated screening runs: ``--seed`` and the ones after it."""
+    if count < 1:
+        raise ValueError(f"--screen-seeds must be at least 1, not {count}.")
+    return [first + offset for offset in range(count)]
+
+
+def seed_spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One candidate's screening runs with different seeds: each seed's held-out and test video AUC, their means
+    and standard deviations (what one run's difference between two candidates must be judged against)."""
+
+    def spread(values: list[float]) -> dict[str, Any]:
+        finite = [value for value in values if math.isfinite(value)]
+        mean = sum(finite) / len(finite) if finite else math.nan
+        sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else math.nan
+        return {"each": values, "mean": mean, "sd": sd}
+
+    return {
+        "seeds": [run["seed"] for run in runs],
+        "held_out_auc": spread([float(run["held_out"]["auc"]) for run in runs]),
+        "test_auc": spread([float(run["test"]["overall"]["video"].get("auc", math.nan)) for run in runs]),
+        "train_seconds": [run["train_seconds"] for run in runs],
+    }
 
 
 # --- experiments: which videos train and which test ------------------------------------------------------------------
