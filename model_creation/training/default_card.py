@@ -220,8 +220,8 @@ def card_tables(report: dict[str, Any]) -> str:
         *models_table(report),
         "",
         f"Chosen: {chosen.get('backbone')} at {chosen.get('image_size')} px (by held-out video AUC against real "
-        f"fakes; a costlier candidate must beat every cheaper one by more than {CHOICE_MARGIN} and fit the training "
-        "budget).",
+        f"fakes{', the mean over its screening seeds' if seed_lines(report) else ''}; a costlier candidate must "
+        f"beat every cheaper one by more than {CHOICE_MARGIN} and fit the training budget).",
         "",
         *(
             ["Screening repeated with other seeds (the choice takes the mean held-out AUC):", "", *seeds, ""]
