@@ -29,7 +29,6 @@ from model_creation.training.default_recipe import (
     CHOICE_MARGIN,
     FIXED,
     RECIPE,
-    SCREEN_SEEDS,
     Candidate,
     choose,
     experiments,
@@ -52,9 +51,8 @@ class RecipeThree(RecipeSteps):
         photos = self.options.get("photos")
         if photos is not None and photos < 0:
             raise CommandError(f"--photos must be 0 (none) or a number of photos, not {photos}.")
-        count = self.options.get("screen_seeds")
         try:
-            seeds = screen_seeds(self.options["seed"], SCREEN_SEEDS if count is None else int(count))
+            seeds = screen_seeds(self.options["seed"], self.options["screen_seeds"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         wanted = self.options["backbones"]
@@ -78,8 +76,7 @@ class RecipeThree(RecipeSteps):
             "loso": {},
         }
         held_out, seconds = self._screen(backbones, seeds, manifests, report)
-        spent = sum(sum(spread["train_seconds"]) for spread in report["screen_seeds"].values())
-        chosen = next(c for c in backbones if c.key == choose(held_out, seconds, spent))
+        chosen = next(c for c in backbones if c.key == choose(held_out, seconds, runs_each=len(seeds)))
         report["chosen_backbone"] = chosen.to_dict()
         self.say(
             f"Chosen by held-out video AUC, a costlier candidate only by more than {CHOICE_MARGIN} and within the "

@@ -123,9 +123,8 @@ def test_the_choice_keeps_to_the_training_budget():
     # when nothing fits, the cheapest is trained rather than nothing
     assert choose(validated, {key: TRAINING_BUDGET_SECONDS for key in validated}) == first
     # screened with two seeds each: twice the time spent, and the rest of the costliest no longer fits
-    spent = 2 * sum(quick.values())
-    assert spent + STAGES_AFTER_SCREENING * quick[third] > TRAINING_BUDGET_SECONDS
-    assert choose(validated, quick, spent) == second
+    assert 2 * sum(quick.values()) + STAGES_AFTER_SCREENING * quick[third] > TRAINING_BUDGET_SECONDS
+    assert choose(validated, quick, runs_each=2) == second
 
 
 def test_repeated_screening_seeds_and_their_spread():

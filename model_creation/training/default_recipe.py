@@ -107,15 +107,13 @@ TRAINING_BUDGET_SECONDS = 130 * 60
 STAGES_AFTER_SCREENING = 14.0
 
 
-def choose(
-    validated: dict[str, float], screen_seconds: dict[str, float] | None = None, spent: float | None = None
-) -> str:
+def choose(validated: dict[str, float], screen_seconds: dict[str, float] | None = None, runs_each: int = 1) -> str:
     """The candidate the rest of the recipe trains, from the screening's AUCs (with repeated seeds: their means) and
     train seconds per run.
 
     Table order is cost order. A candidate is eligible if it beats every cheaper one by more than
-    ``CHOICE_MARGIN`` (the cheapest finished one always is), and affordable if the screening's time (``spent``,
-    default: one run of each) plus ``STAGES_AFTER_SCREENING`` of its own screening runs fit
+    ``CHOICE_MARGIN`` (the cheapest finished one always is), and affordable if the screening's time (``runs_each``
+    runs of every candidate, one per seed) plus ``STAGES_AFTER_SCREENING`` of its own screening runs fit
     ``TRAINING_BUDGET_SECONDS``; the best eligible and affordable one is chosen, or the cheapest when none is
     affordable. A candidate without an AUC (one class) beats none and is beaten by any.
     """
@@ -134,8 +132,7 @@ def choose(
         if all(auc(key) > auc(cheaper) + CHOICE_MARGIN for cheaper in finished[:index])
     ]
     if screen_seconds is not None:
-        if spent is None:
-            spent = sum(screen_seconds.get(key, 0.0) for key in finished)
+        spent = runs_each * sum(screen_seconds.get(key, 0.0) for key in finished)
         affordable = [
             key
             for key in eligible
