@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,7 @@ class RecipeThree(RecipeSteps):
             seeds = screen_seeds(self.options["seed"], self.options["screen_seeds"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        wanted = self.options["backbones"]
-        backbones = [c for c in BACKBONE_CANDIDATES if not wanted or c.key in wanted]
-        if not backbones:
-            raise CommandError(f"--backbones names none of {', '.join(c.key for c in BACKBONE_CANDIDATES)}.")
+        backbones = self._backbones()
         if self.options.get("pack"):
             manifests, photo_sources = self.unpack_crops(Path(self.options["pack"]))
             backbones = [c for c in backbones if c.image_size in manifests]
@@ -100,6 +98,19 @@ class RecipeThree(RecipeSteps):
         self.say(tables)
         self.say(f"Report: {self.work / 'build.json'}; this run took {report['this_run_seconds'] / 60:.1f} min.")
         return report
+
+    def _backbones(self) -> list[Candidate]:
+        """The table's backbone candidates that ``--backbones`` asks for, with ``--frames-per-clip`` if given."""
+        wanted = self.options["backbones"]
+        backbones = [c for c in BACKBONE_CANDIDATES if not wanted or c.key in wanted]
+        if not backbones:
+            raise CommandError(f"--backbones names none of {', '.join(c.key for c in BACKBONE_CANDIDATES)}.")
+        frames = self.options.get("frames_per_clip")
+        if frames is None:
+            return backbones
+        if frames < 1:
+            raise CommandError(f"--frames-per-clip must be at least 1, not {frames}.")
+        return [replace(c, frames_per_clip=frames) for c in backbones]
 
     def _screen(
         self, backbones: list[Candidate], seeds: list[int], manifests: dict[int, Path], report: dict[str, Any]

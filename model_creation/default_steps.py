@@ -252,7 +252,7 @@ class RecipeSteps:
         if photos is not None:
             args += ["--extra-train", photos, "--photos-per-epoch", candidate.photos_per_epoch]
         if candidate.length == 1:
-            return [*args, "--frame-model"]
+            return [*args, "--frame-model", "--frames-per-clip", candidate.frames_per_clip]
         return [*args, "--sequence-length", candidate.length, "--hidden-size", self.options["hidden_size"]]
 
     def _pretrained(self, candidate: Candidate) -> str:

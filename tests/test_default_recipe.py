@@ -20,14 +20,17 @@ from model_creation.training.default_recipe import (
     BACKBONE_CANDIDATES,
     CHOICE_MARGIN,
     FRAME_WINDOW,
+    FRAMES_PER_CLIP,
     STAGES_AFTER_SCREENING,
     TRAINING_BUDGET_SECONDS,
     choose,
     experiment_manifest,
     experiment_split,
     experiments,
+    final_frame_candidate,
     screen_seeds,
     seed_spread,
+    sequence_candidates,
 )
 from model_creation.training.manifest import load_manifest
 
@@ -127,6 +130,13 @@ def test_the_choice_keeps_to_the_training_budget():
     assert choose(validated, quick, runs_each=2) == second
 
 
+def test_frame_models_see_several_frames_of_each_clip_an_epoch_and_sequence_models_runs_of_them():
+    assert {candidate.frames_per_clip for candidate in BACKBONE_CANDIDATES} == {FRAMES_PER_CLIP} and FRAMES_PER_CLIP > 1
+    final = final_frame_candidate(BACKBONE_CANDIDATES[0])
+    assert final.frames_per_clip == FRAMES_PER_CLIP and final.to_dict()["frames_per_clip"] == FRAMES_PER_CLIP
+    assert [c.frames_per_clip for c in sequence_candidates(final, [10, 20])] == [1, 1]
+
+
 def test_repeated_screening_seeds_and_their_spread():
     assert screen_seeds(0, 1) == [0] and screen_seeds(5, 3) == [5, 6, 7]
     with pytest.raises(ValueError, match="at least 1"):
@@ -168,6 +178,7 @@ def _tiny_build(tree: Path, work: Path, models: Path, *extra: str) -> str:
         *("--data", str(tree), "--work", str(work), "--install-dir", str(models)),
         *("--backbones", "mobilenet_v2_112_frame", "--lengths", "10", "--epochs", "1"),
         *("--windows", "2", "--hidden-size", "8", "--workers", "0", "--folds", "2", "--screen-seeds", "1"),
+        *("--frames-per-clip", "2"),
         *extra,
         stdout=out,
         stderr=StringIO(),
@@ -236,6 +247,8 @@ def test_recipe_three_end_to_end_and_reused_when_run_again(tree, tmp_path, first
         training = torch.load(Path(run_dir) / "best.pt", map_location="cpu", weights_only=True)["training"]
         used = [Path(extra["manifest"]) for extra in training["extra_train"]]
         assert used == ([] if key.endswith("_10") else [work / "photos_112" / "manifest.json"]), key
+        frames = 1 if key.endswith("_10") else 2  # the tiny build's --frames-per-clip; sequence models take runs
+        assert training["config"]["frames_per_clip"] == frames, f"{key}: the frames of each clip an epoch"
         settings = json.loads((Path(run_dir) / "recipe.json").read_text())
         assert ("extra_train" in settings) == (not key.endswith("_10")), key
     tables = (work / "card_table.md").read_text()
@@ -245,8 +258,13 @@ def test_recipe_three_end_to_end_and_reused_when_run_again(tree, tmp_path, first
     # run again: every step is reused, the figures are the same
     again = _tiny_build(tree, work, models)
     assert again.count("Reusing") == 7 and "Training" not in again
-    # the files installed by the first run are there now: the same models do not rank better, so they are kept
-    assert "10 frames: keeping default_mobilenet_v2_10_frames.pt: test video AUC" in again
+    # the files installed by the first run are there now: each is measured on the test split and replaced only if
+    # the rebuilt model ranks better by the margin (the installed copy is half precision, so a tiny random model's
+    # near-tied scores may order differently; the decision must be the one the two measurements give)
+    present = json.loads((work / "present" / "default_mobilenet_v2_10_frames" / "report.json").read_text())
+    assert present["overall"]["video"]["n"] == fixed["n"], "the present file is measured on the same test split"
+    better, why = replaces(report["candidates"][slot]["test"], present)
+    assert f"10 frames: {'replacing' if better else 'keeping'} default_mobilenet_v2_10_frames.pt: {why}." in again
     assert json.loads((work / "build.json").read_text())["loso"] == report["loso"]
     # a second rebuild from nothing, in another folder, gives the same test figures
     other = _tiny_build(tree, tmp_path / "work2", tmp_path / "models2", "--no-loso")
@@ -502,4 +520,6 @@ def test_screening_repeated_with_another_seed_trains_one_more_run_and_reuses_the
     assert "Screening repeated with other seeds" in (work / "card_table.md").read_text()
     with pytest.raises(CommandError, match="at least 1"):  # said before any preprocessing or training
         _tiny_build(tree, tmp_path / "work", models, "--screen-seeds", "0", "--no-loso", "--no-install")
+    with pytest.raises(CommandError, match="--frames-per-clip must be at least 1, not 0"):
+        _tiny_build(tree, tmp_path / "work", models, "--frames-per-clip", "0", "--no-loso", "--no-install")
     assert not (tmp_path / "work").exists()

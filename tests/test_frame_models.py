@@ -349,6 +349,30 @@ def test_from_video_clips_training_takes_one_random_frame_and_validation_the_who
     assert len(chosen) > 1, "another frame of the clip on other epochs, even without augmentation"
 
 
+def test_frames_per_clip_gives_each_clip_that_many_frames_an_epoch_one_from_each_stretch(video_clips, tmp_path):
+    common = {"manifest": str(video_clips), "output": str(tmp_path), "backbone": "custom_cnn", "workers": 0}
+    one = load_training_data(TrainConfig(**common, frame_model=True, augment=False), setup("cpu"), lambda m: None)
+    said: list[str] = []
+    config = TrainConfig(**common, frame_model=True, augment=False, frames_per_clip=3)
+    data = load_training_data(config, setup("cpu"), said.append)
+    assert len(data.train_set) == 3 * len(one.train_set), "every training clip three times (no photos here)"
+    assert len(data.val_set) == len(one.val_set), "validation scores each clip once, as before"
+    assert any("3 frames of each video clip" in line for line in said)
+    stored = np.load(data.manifest.clip_path(data.train_set.items[0].clip))["crops"]  # 6 frames: stretches of 2
+    copies = [i for i, item in enumerate(data.train_set.items) if item.clip == data.train_set.items[0].clip]
+    assert [data.train_set.items[i].part for i in copies] == [0, 1, 2]
+    for epoch in range(6):
+        data.train_set.set_epoch(epoch)
+        frames = [data.train_set.crops(i)[0] for i in copies]
+        chosen = [next(t for t in range(len(stored)) if np.array_equal(stored[t], f)) for f in frames]
+        assert [t // 2 for t in chosen] == [0, 1, 2], f"epoch {epoch}: one frame from each third of the clip"
+    assert torch.allclose(data.class_weights, one.class_weights), "copies of every clip keep the classes' balance"
+    with pytest.raises(TrainError, match="--frames-per-clip is for frame models"):
+        TrainConfig(**common, sequence_length=4, frames_per_clip=2)
+    with pytest.raises(TrainError, match="--frames-per-clip must be at least 1"):
+        TrainConfig(**common, frame_model=True, frames_per_clip=0)
+
+
 def test_a_frame_model_trained_on_video_clips(video_run, video_clips):
     output, log = video_run
     checkpoint = load_checkpoint(output / "best.pt")

@@ -53,6 +53,8 @@ class TrainConfig:
     extra_train: list[str] = field(default_factory=list)
     # photo faces of --extra-train drawn afresh each epoch, each with its self-blended twin (0: all of them, always)
     photos_per_epoch: int = 0
+    # a frame model: frames of each video clip an epoch, one from each of as many equal stretches of the clip
+    frames_per_clip: int = 1
     degrade_photos: bool = True  # photo faces (both classes) degraded like video faces (training.degrade)
     cache_crops: bool = True  # decoded crops cached beside the clip files once (model_creation.training.crop_cache)
     sequence_length: int | None = None  # None: the manifest's window length; 1 (or frame_model): a frame model
@@ -148,7 +150,14 @@ class TrainConfig:
         """``--sequence-length 1`` means a frame model and a frame model means length 1; LSTM settings refused."""
         if self.sequence_length == 1:
             self.frame_model = True
+        if self.frames_per_clip < 1:
+            raise TrainError("--frames-per-clip must be at least 1.")
         if not self.frame_model:
+            if self.frames_per_clip != 1:
+                raise TrainError(
+                    "--frames-per-clip is for frame models (--frame-model): a sequence model learns from a run of "
+                    "consecutive frames, not from frames one by one."
+                )
             return
         if self.sequence_length not in (None, 1):
             raise TrainError(

@@ -1,15 +1,15 @@
 """Clips from a manifest as tensors, normalised by the same ``crops_to_tensor`` the app uses.
 
 A stored clip may be longer than the model's sequence length: training takes a random run of consecutive frames,
-evaluation the middle one. A frame model (sequence length 1) trains on one random frame of each clip per epoch and
-is scored on the middle run of a window's frames (its network averages their probabilities, as when it analyses a
-video; see :func:`scoring_length`). Crops are normalised with the *model's* preprocessing, which may normalise
-differently from the manifest (a backbone's own mean/std): stored crops are uint8, so only the crop settings must
-agree. An item marked ``synthetic="sbi"`` is turned into a self-blended fake when loaded, and a face from a photo
-(``photo``) is then degraded like a face from a video (:mod:`.degrade`). Crops come from the folder's decoded
-cache when it has one (:mod:`.crop_cache`). Randomness comes from a
-generator seeded with (seed, epoch, index), so an epoch is the same whichever worker process loads which item, and a
-resumed run repeats exactly what an uninterrupted one would do.
+evaluation the middle one. A frame model (sequence length 1) trains on one random frame of each clip per epoch (or
+several, one from each stretch of it: :func:`frames_of_each_clip`) and is scored on the middle run of a window's
+frames (its network averages their probabilities, as when it analyses a video; see :func:`scoring_length`). Crops
+are normalised with the *model's* preprocessing, which may normalise differently from the manifest (a backbone's
+own mean/std): stored crops are uint8, so only the crop settings must agree. An item marked ``synthetic="sbi"`` is
+turned into a self-blended fake when loaded, and a face from a photo (``photo``) is then degraded like a face from a
+video (:mod:`.degrade`). Crops come from the folder's decoded cache when it has one (:mod:`.crop_cache`).
+Randomness comes from a generator seeded with (seed, epoch, index), so an epoch is the same whichever worker
+process loads which item, and a resumed run repeats exactly what an uninterrupted one would do.
 """
 
 from __future__ import annotations
@@ -36,6 +36,23 @@ class ClipItem:
     clip: ClipRecord
     synthetic: str = ""  # "sbi": a self-blended fake made from this real clip when it is loaded
     photo: bool = False  # a face from a photo (an --extra-train manifest of images): degraded like a video face
+    part: int = 0  # with ``parts`` > 1: the item draws its frames from this stretch of the clip (0 .. parts - 1)
+    parts: int = 1
+
+
+def frames_of_each_clip(items: list[ClipItem], count: int) -> list[ClipItem]:
+    """``items`` with each video clip (not a photo, not a self-blended twin) ``count`` times, each copy drawing its
+    frames from its own stretch of the clip, so a frame model sees ``count`` different frames of every video an
+    epoch instead of one; the self-blended twins and photos stay as they are, the smaller part of what it learns."""
+    if count == 1:
+        return items
+    out = []
+    for item in items:
+        if item.photo or item.synthetic:
+            out.append(item)
+        else:
+            out.extend(replace(item, part=part, parts=count) for part in range(count))
+    return out
 
 
 SELF_BLENDED = "self-blended"
@@ -114,7 +131,11 @@ class ClipDataset(Dataset):
             raise ValueError(f"{item.clip.file} holds {held} frames, fewer than {length}")
         rng = np.random.default_rng([self.seed, self.epoch, index])
         spare = held - length
-        start = int(rng.integers(0, spare + 1)) if self.random_start else spare // 2
+        if not self.random_start:
+            start = spare // 2
+        else:  # within the item's stretch of the clip (the whole clip for an item of one part)
+            low, high = (spare + 1) * item.part // item.parts, (spare + 1) * (item.part + 1) // item.parts
+            start = int(rng.integers(low, max(high, low + 1)))
         crops = read_frames(path, start, length)
         if item.synthetic == "sbi":  # blended before augmentation, as a real fake would have been
             crops = sbi.self_blend(crops, self.preprocessing, sbi.sample_params(self.sbi_settings, rng))

@@ -21,7 +21,7 @@ from ml_app.detection.preprocessing import Preprocessing
 
 from .augment import AugmentSettings
 from .config import TrainConfig, TrainError
-from .dataset import ClipDataset, ClipItem, scoring_length, with_self_blended
+from .dataset import ClipDataset, ClipItem, frames_of_each_clip, scoring_length, with_self_blended
 from .distributed import Distributed
 from .evaluate import usable_items
 from .manifest import Manifest, load_manifest
@@ -230,7 +230,10 @@ def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[st
     augment = AugmentSettings.for_training(config.augment, config.reencode)
     random_start = True if config.frame_model else None  # a frame model: one random frame per clip and epoch
     degrade = degrade_settings(config, manifest, items[TRAIN], say)
-    train_set = ClipDataset(manifest, items[TRAIN], length, augment, config.seed, prep, random_start, degrade)
+    train_items = frames_of_each_clip(items[TRAIN], config.frames_per_clip)
+    if config.frames_per_clip > 1:
+        say(f"Each epoch takes {config.frames_per_clip} frames of each video clip, one from each stretch of it.")
+    train_set = ClipDataset(manifest, train_items, length, augment, config.seed, prep, random_start, degrade)
     val_length = scoring_length(config.frame_model, length, manifest)
     val_set = ClipDataset(manifest, items[VAL], val_length, None, config.seed, prep)
     if config.cache_crops:

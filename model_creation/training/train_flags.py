@@ -50,13 +50,20 @@ def add_schedule_flags(group: Any, default: Callable[[str], str]) -> None:
 
 
 def add_photo_flags(group: Any, default: Callable[[str], str]) -> None:
-    """--photos-per-epoch, --no-degrade-photos and --no-cache-crops, into the data group."""
+    """--photos-per-epoch, --frames-per-clip, --no-degrade-photos and --no-cache-crops, into the data group."""
     group.add_argument(
         "--photos-per-epoch",
         type=int,
         metavar="N",
         help="draw N of the --extra-train photo faces afresh each epoch, each with its self-blended twin (every "
         f"video clip is in every epoch; default {default('photos_per_epoch')}: every photo face, every epoch)",
+    )
+    group.add_argument(
+        "--frames-per-clip",
+        type=int,
+        metavar="K",
+        help="a frame model trains on K frames of each video clip an epoch, one from each of K equal stretches of "
+        f"the clip (photo faces have one; default {default('frames_per_clip')})",
     )
     group.add_argument(
         "--no-degrade-photos",

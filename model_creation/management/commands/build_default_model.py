@@ -82,6 +82,13 @@ class Command(BuildCommand):
             "self-blended copies, also train the frame models (default: every one; 0: none)",
         )
         recipe.add_argument(
+            "--frames-per-clip",
+            type=int,
+            metavar="K",
+            help="frames of each video clip a frame model trains on an epoch, one from each of K stretches of the "
+            "clip (default: each candidate's own, models/README.md)",
+        )
+        recipe.add_argument(
             "--pack",
             metavar="FILE",
             help="train from a pack_crops file instead of preprocessing DATA (for a lent GPU, with --device cuda): "
