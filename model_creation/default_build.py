@@ -21,6 +21,7 @@ from django.core.management.base import CommandError
 
 from model_creation.build_commands import BuildCommand
 from model_creation.default_steps import RecipeSteps
+from model_creation.training.config import TrainError, check_frames_per_clip
 from model_creation.training.default_card import card_tables
 from model_creation.training.default_choice import choose_default, ensembles
 from model_creation.training.default_data import dataset_rows, write_dataset_csv
@@ -108,8 +109,10 @@ class RecipeThree(RecipeSteps):
         frames = self.options.get("frames_per_clip")
         if frames is None:
             return backbones
-        if frames < 1:
-            raise CommandError(f"--frames-per-clip must be at least 1, not {frames}.")
+        try:
+            check_frames_per_clip(frames)
+        except TrainError as exc:
+            raise CommandError(str(exc)) from exc
         return [replace(c, frames_per_clip=frames) for c in backbones]
 
     def _screen(

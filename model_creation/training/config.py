@@ -45,6 +45,12 @@ class TrainError(ValueError):
     """A training run that cannot start or continue; the message says why."""
 
 
+def check_frames_per_clip(frames: int) -> None:
+    """TrainError unless ``--frames-per-clip`` is a count of frames (also checked by a build before any work)."""
+    if frames < 1:
+        raise TrainError(f"--frames-per-clip must be at least 1, not {frames}.")
+
+
 @dataclass
 class TrainConfig:
     manifest: str
@@ -147,11 +153,11 @@ class TrainConfig:
             raise TrainError(f"Fold {self.fold} does not exist: there are {self.folds} folds.")
 
     def _settle_frame_model(self) -> None:
-        """``--sequence-length 1`` means a frame model and a frame model means length 1; LSTM settings refused."""
+        """``--sequence-length 1`` means a frame model and a frame model means length 1; LSTM settings, and more
+        than one frame of each clip for a sequence model, refused."""
         if self.sequence_length == 1:
             self.frame_model = True
-        if self.frames_per_clip < 1:
-            raise TrainError("--frames-per-clip must be at least 1.")
+        check_frames_per_clip(self.frames_per_clip)
         if not self.frame_model:
             if self.frames_per_clip != 1:
                 raise TrainError(
