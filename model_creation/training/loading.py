@@ -228,7 +228,7 @@ def load_training_data(config: TrainConfig, dist: Distributed, say: Callable[[st
             f"are {manifest.preprocessing.mean}, {manifest.preprocessing.std}); the checkpoints record it."
         )
     augment = AugmentSettings.for_training(config.augment, config.reencode)
-    random_start = True if config.frame_model else None  # a frame model: one random frame per clip and epoch
+    random_start = True if config.frame_model else None  # a frame model: a random frame of each clip (or stretch)
     degrade = degrade_settings(config, manifest, items[TRAIN], say)
     train_items = frames_of_each_clip(items[TRAIN], config.frames_per_clip)
     if config.frames_per_clip > 1:
